@@ -1,0 +1,2 @@
+//! Bunker's Lightning wallet (work in progress).
+#![deny(missing_docs)]
