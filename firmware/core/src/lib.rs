@@ -5,4 +5,8 @@
 //! identity and the same stored bytes can always be read back.
 #![deny(missing_docs)]
 
+pub mod keys;
 pub mod seed;
+
+pub use keys::{FileId, FileMasterKey, Keys, ManifestKey, ReplicaKey};
+pub use seed::{Seed, SeedError};
