@@ -1,0 +1,66 @@
+//! `bunker`: the command line for a running Bunker box.
+//!
+//! It talks to bunkerd over the local API socket in the box's data
+//! directory, so it works for the daemon's own user (or root) only.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bunker_web::NodeStatus;
+use bunkerd::data_dir::SOCKET_FILE;
+use bunkerd::local_api;
+use clap::{Parser, Subcommand};
+
+/// Command line for a running Bunker box.
+#[derive(Debug, Parser)]
+#[command(name = "bunker", version, about)]
+struct Cli {
+    /// The box's data directory (where bunkerd keeps its socket).
+    #[arg(long, value_name = "DIR", env = "BUNKER_DATA_DIR", default_value = "/var/lib/bunker", global = true)]
+    data_dir: PathBuf,
+    /// The local API socket, if not in the data directory.
+    #[arg(long, value_name = "PATH", env = "BUNKER_SOCKET", global = true)]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Shows whether the box is running, and its identity.
+    Status {
+        /// Prints the raw JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let socket = cli.socket.unwrap_or_else(|| cli.data_dir.join(SOCKET_FILE));
+    match cli.command {
+        Command::Status { json } => match local_api::get_json::<NodeStatus>(&socket, "/api/status").await {
+            Ok(st) if json => match serde_json::to_string_pretty(&st) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            },
+            Ok(st) => {
+                println!("state:    {}", st.state);
+                println!("version:  {}", st.version);
+                println!("uptime:   {}s", st.uptime_secs);
+                println!("peer id:  {}", st.peer_id.as_deref().unwrap_or("not known yet"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("bunker: {e}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,600 @@
+//! The daemon's configuration: one TOML file, every key also settable by
+//! environment variable or flag.
+//!
+//! Precedence, lowest first: built-in defaults, the config file, `BUNKER_*`
+//! environment variables, flags. Every key has a default so that a box with
+//! no config file at all runs. The environment name of a key is its dotted
+//! path upper-cased with `_` for `.`: `web.addr` is `BUNKER_WEB_ADDR`.
+//!
+//! Errors name the key and where its value came from, in one line, because
+//! the person reading them is looking at a box that did not start.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use multiaddr::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of one box.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the box keeps its seed, MANIFEST.db, Lightning state and local
+    /// API socket. On the appliance this is on the SD card; bulk data lives
+    /// on the USB disks, never here.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Log filter in `tracing`'s env-filter syntax (`info`,
+    /// `bunkerd=debug,info`, ...). `RUST_LOG` overrides it when set.
+    #[serde(default = "default_log")]
+    pub log: String,
+    /// The web admin page.
+    #[serde(default)]
+    pub web: WebConfig,
+    /// Peer-to-peer networking.
+    #[serde(default)]
+    pub net: NetConfig,
+    /// How often background work runs.
+    #[serde(default)]
+    pub intervals: Intervals,
+    /// Space kept back from what is offered to peers.
+    #[serde(default)]
+    pub reserves: Reserves,
+}
+
+/// The web admin page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address and port of the admin page. Loopback by default until the
+    /// page has a login; set `0.0.0.0:8080` to reach it from a phone.
+    #[serde(default = "default_web_addr")]
+    pub addr: SocketAddr,
+}
+
+/// Peer-to-peer networking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    /// libp2p listen addresses (TCP and QUIC on port 4001 by default).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<Multiaddr>,
+    /// Peers to contact first, with their `/p2p/<PeerId>` suffix.
+    #[serde(default)]
+    pub bootstrap: Vec<Multiaddr>,
+}
+
+/// How often background work runs. Each interval is randomised per object
+/// around this value so that peers cannot predict when they are checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intervals {
+    /// Challenge each host for one random segment about this often.
+    #[serde(default = "default_audit", with = "duration")]
+    pub audit: Duration,
+    /// Download and verify each whole replica about this often.
+    #[serde(default = "default_full_check", with = "duration")]
+    pub full_check: Duration,
+    /// Wait this long after the last manifest change before replicating it.
+    #[serde(default = "default_manifest_debounce", with = "duration")]
+    pub manifest_debounce: Duration,
+}
+
+/// Space kept back from what is offered to peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserves {
+    /// Free space kept on every data disk, beyond the owner's own files.
+    #[serde(default = "default_safety_margin")]
+    pub safety_margin: ByteSize,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/bunker")
+}
+fn default_log() -> String {
+    "info".into()
+}
+fn default_web_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_listen() -> Vec<Multiaddr> {
+    ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
+        .iter()
+        .map(|a| a.parse().expect("built-in listen address parses"))
+        .collect()
+}
+fn default_audit() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_full_check() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_manifest_debounce() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_safety_margin() -> ByteSize {
+    ByteSize(2 << 30)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            log: default_log(),
+            web: WebConfig::default(),
+            net: NetConfig::default(),
+            intervals: Intervals::default(),
+            reserves: Reserves::default(),
+        }
+    }
+}
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { addr: default_web_addr() }
+    }
+}
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig { listen: default_listen(), bootstrap: Vec::new() }
+    }
+}
+impl Default for Intervals {
+    fn default() -> Self {
+        Intervals {
+            audit: default_audit(),
+            full_check: default_full_check(),
+            manifest_debounce: default_manifest_debounce(),
+        }
+    }
+}
+impl Default for Reserves {
+    fn default() -> Self {
+        Reserves { safety_margin: default_safety_margin() }
+    }
+}
+
+/// Where a configuration value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in default.
+    Default,
+    /// The config file.
+    File(PathBuf),
+    /// An environment variable, by name.
+    Env(String),
+    /// A command-line flag, as typed.
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("built-in default"),
+            Origin::File(p) => write!(f, "config file {}", p.display()),
+            Origin::Env(name) => write!(f, "environment variable {name}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded. Each message is one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("config file {path} line {line}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key that no version of Bunker knows.
+    #[error("unknown config key `{key}` in {origin}")]
+    UnknownKey {
+        /// Dotted path of the key.
+        key: String,
+        /// Where it was set.
+        origin: Origin,
+    },
+    /// A flag `--set` without `=`.
+    #[error("--set takes KEY=VALUE, got {0:?}")]
+    BadSetFlag(String),
+    /// A key whose value has the wrong type or form.
+    #[error("config key `{key}` ({origin}): {message}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// Where the bad value came from.
+        origin: Origin,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// Values that override the file: environment variables and flags.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    entries: Vec<(String, String, Origin)>,
+}
+
+impl Overrides {
+    /// Sets `key` (dotted path) to `raw`, written as TOML or as a bare string.
+    pub fn set(&mut self, key: impl Into<String>, raw: impl Into<String>, origin: Origin) {
+        self.entries.push((key.into(), raw.into(), origin));
+    }
+
+    /// Adds a `--set KEY=VALUE` flag.
+    pub fn set_flag(&mut self, pair: &str) -> Result<(), ConfigError> {
+        let (key, value) = pair.split_once('=').ok_or_else(|| ConfigError::BadSetFlag(pair.into()))?;
+        let key = key.trim();
+        self.set(key, value.trim(), Origin::Flag(format!("--set {key}")));
+        Ok(())
+    }
+}
+
+/// Loads the configuration from defaults, an optional file, the `BUNKER_*`
+/// variables in `env`, and `overrides` (flags), in that order.
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: &Overrides,
+) -> Result<Config, ConfigError> {
+    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
+    let known = leaf_keys(&defaults);
+    let mut table = defaults.clone();
+    let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let parsed: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: path.to_owned(),
+            line: e.span().map_or(1, |s| line_of(&text, s.start)),
+            message: e.message().trim().to_string(),
+        })?;
+        let origin = Origin::File(path.to_owned());
+        for (key, value) in flatten(&parsed) {
+            if !known.contains(&key) && !is_known_table(&defaults, &key) {
+                return Err(ConfigError::UnknownKey { key, origin });
+            }
+            set_path(&mut table, &key, value);
+            origins.insert(key, origin.clone());
+        }
+    }
+
+    let env: BTreeMap<String, String> = env.into_iter().collect();
+    for key in &known {
+        let name = env_name(key);
+        if let Some(raw) = env.get(&name) {
+            set_path(&mut table, key, raw_value(raw));
+            origins.insert(key.clone(), Origin::Env(name));
+        }
+    }
+
+    for (key, raw, origin) in &overrides.entries {
+        if !known.contains(key) {
+            return Err(ConfigError::UnknownKey { key: key.clone(), origin: origin.clone() });
+        }
+        set_path(&mut table, key, raw_value(raw));
+        origins.insert(key.clone(), origin.clone());
+    }
+
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        let origin = origins
+            .iter()
+            .find(|(k, _)| **k == key || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")))
+            .map(|(_, o)| o.clone())
+            .unwrap_or(Origin::Default);
+        ConfigError::Invalid { key, origin, message: e.into_inner().message().trim().to_string() }
+    })
+}
+
+/// The environment variable that sets `key`.
+pub fn env_name(key: &str) -> String {
+    format!("BUNKER_{}", key.to_uppercase().replace(['.', '-'], "_"))
+}
+
+/// Every dotted leaf key of the built-in configuration, for `--help` and docs.
+pub fn known_keys() -> Vec<String> {
+    leaf_keys(&toml::Table::try_from(Config::default()).expect("defaults serialise"))
+}
+
+/// A value from the environment or a flag: TOML if it parses as a TOML value
+/// (numbers, booleans, arrays), else the text itself as a string, so that
+/// `BUNKER_WEB_ADDR=0.0.0.0:8080` needs no quotes.
+fn raw_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn leaf_keys(table: &toml::Table) -> Vec<String> {
+    flatten(table).into_iter().map(|(k, _)| k).collect()
+}
+
+/// Dotted leaf paths and their values. Arrays are leaves.
+fn flatten(table: &toml::Table) -> Vec<(String, toml::Value)> {
+    let mut out = Vec::new();
+    for (k, v) in table {
+        match v {
+            toml::Value::Table(inner) => {
+                for (ik, iv) in flatten(inner) {
+                    out.push((format!("{k}.{ik}"), iv));
+                }
+            }
+            other => out.push((k.clone(), other.clone())),
+        }
+    }
+    out
+}
+
+/// True when `key` names a table of the defaults (an empty `[web]` section).
+fn is_known_table(defaults: &toml::Table, key: &str) -> bool {
+    let mut cur = defaults;
+    for part in key.split('.') {
+        match cur.get(part) {
+            Some(toml::Value::Table(t)) => cur = t,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().unwrap_or(key);
+    let mut cur = table;
+    for part in parts {
+        let entry = cur.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(Default::default());
+        }
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => unreachable!("made a table above"),
+        };
+    }
+    cur.insert(last.to_string(), value);
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// A number of bytes, written in config as `"2 GiB"`, `"500 MB"` or a bare
+/// integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| format!("expected a size such as \"2 GiB\", got {s:?}"))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "TiB" => 1 << 40,
+            other => return Err(format!("unknown size unit {other:?} (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)")),
+        };
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+        for (name, size) in UNITS {
+            if self.0 >= size && self.0 % size == 0 {
+                return write!(f, "{} {name}", self.0 / size);
+            }
+        }
+        write!(f, "{} B", self.0)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a size such as \"2 GiB\" or a number of bytes")
+        })? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Durations written as `"90s"`, `"1h"`, `"30d"`, `"1h 30m"`.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a duration such as \"90s\", \"1h\" or \"30d\"")
+        })?;
+        let parsed = humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}); write e.g. \"90s\", \"1h\" or \"30d\""
+            ))
+        })?;
+        if parsed.is_zero() {
+            return Err(serde::de::Error::custom("a zero interval would spin: use at least \"1s\""));
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bunker.toml");
+        std::fs::write(&path, text).unwrap();
+        load(Some(&path), [], &Overrides::default())
+    }
+
+    #[test]
+    fn no_file_gives_documented_defaults() {
+        let cfg = load(None, [], &Overrides::default()).unwrap();
+        assert_eq!(cfg, Config::default());
+        assert_eq!(cfg.web.addr.port(), 8080);
+        assert_eq!(cfg.intervals.audit, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn example_file_is_the_defaults() {
+        // The annotated example shipped with the daemon must not drift from the code.
+        let text = include_str!("../bunker.example.toml");
+        assert_eq!(load_text(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn file_values_are_read() {
+        let cfg = load_text(
+            "data_dir = \"/srv/b\"\n[web]\naddr = \"0.0.0.0:9000\"\n[intervals]\naudit = \"30s\"\n[reserves]\nsafety_margin = \"500 MB\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/srv/b"));
+        assert_eq!(cfg.web.addr, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(cfg.intervals.audit, Duration::from_secs(30));
+        assert_eq!(cfg.reserves.safety_margin, ByteSize(500_000_000));
+        // Keys the file does not name keep their defaults.
+        assert_eq!(cfg.intervals.full_check, default_full_check());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load_text("[web]\nport = 80\n").unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownKey { ref key, .. } if key == "web.port"), "{err}");
+        assert!(err.to_string().contains("web.port"), "{err}");
+        let err = load_text("colour = \"blue\"\n").unwrap_err();
+        assert!(err.to_string().contains("`colour`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_and_the_file() {
+        let err = load_text("[intervals]\naudit = 5\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`intervals.audit`"), "{msg}");
+        assert!(msg.contains("bunker.toml"), "{msg}");
+        assert!(msg.contains("duration"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+
+        let msg = load_text("[web]\naddr = \"localhost\"\n").unwrap_err().to_string();
+        assert!(msg.contains("`web.addr`"), "{msg}");
+
+        let msg = load_text("[net]\nlisten = [\"not an address\"]\n").unwrap_err().to_string();
+        assert!(msg.contains("`net.listen"), "{msg}");
+
+        let msg = load_text("[reserves]\nsafety_margin = \"3 parsecs\"\n").unwrap_err().to_string();
+        assert!(msg.contains("`reserves.safety_margin`") && msg.contains("unit"), "{msg}");
+
+        let msg = load_text("[intervals]\naudit = \"0s\"\n").unwrap_err().to_string();
+        assert!(msg.contains("zero"), "{msg}");
+    }
+
+    #[test]
+    fn syntax_error_gives_the_line() {
+        let err = load_text("log = \"info\"\n[web\naddr = 1\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { line: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bunker.toml");
+        std::fs::write(&path, "[web]\naddr = \"127.0.0.1:1000\"\n").unwrap();
+        let env = [
+            ("BUNKER_WEB_ADDR".to_string(), "127.0.0.1:2000".to_string()),
+            ("BUNKER_INTERVALS_FULL_CHECK".to_string(), "7d".to_string()),
+            ("BUNKER_UNRELATED".to_string(), "ignored".to_string()),
+        ];
+        let cfg = load(Some(&path), env.clone(), &Overrides::default()).unwrap();
+        assert_eq!(cfg.web.addr.port(), 2000);
+        assert_eq!(cfg.intervals.full_check, Duration::from_secs(7 * 86400));
+
+        let mut flags = Overrides::default();
+        flags.set("web.addr", "127.0.0.1:3000", Origin::Flag("--web-addr".into()));
+        flags.set_flag("net.bootstrap=[\"/ip4/127.0.0.1/tcp/4001\"]").unwrap();
+        let cfg = load(Some(&path), env, &flags).unwrap();
+        assert_eq!(cfg.web.addr.port(), 3000);
+        assert_eq!(cfg.net.bootstrap.len(), 1);
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let env = [("BUNKER_WEB_ADDR".to_string(), "nowhere".to_string())];
+        let msg = load(None, env, &Overrides::default()).unwrap_err().to_string();
+        assert!(msg.contains("`web.addr`") && msg.contains("BUNKER_WEB_ADDR"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_set_flag_is_refused() {
+        let mut flags = Overrides::default();
+        flags.set_flag("web.prot=80").unwrap();
+        let msg = load(None, [], &flags).unwrap_err().to_string();
+        assert!(msg.contains("`web.prot`") && msg.contains("--set"), "{msg}");
+        assert!(Overrides::default().set_flag("novalue").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_and_print() {
+        assert_eq!("2 GiB".parse::<ByteSize>().unwrap(), ByteSize(2 << 30));
+        assert_eq!("10".parse::<ByteSize>().unwrap(), ByteSize(10));
+        assert_eq!(ByteSize(2 << 30).to_string(), "2 GiB");
+        assert!("99999999999999 TiB".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn env_names_follow_the_keys() {
+        assert_eq!(env_name("data_dir"), "BUNKER_DATA_DIR");
+        assert_eq!(env_name("web.addr"), "BUNKER_WEB_ADDR");
+        assert!(known_keys().contains(&"intervals.manifest_debounce".to_string()));
+    }
+}

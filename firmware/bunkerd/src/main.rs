@@ -1,0 +1,220 @@
+//! `bunkerd`: the Bunker daemon.
+//!
+//! Start-up order matters for the person watching a box boot: everything
+//! that can be wrong with the configuration or the data directory is found
+//! before anything listens, and reported as one line with a non-zero exit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bunker_web::{NodeStatus, StatusSource};
+use bunkerd::config::{self, Config, Origin, Overrides};
+use bunkerd::data_dir::{DataDir, SeedOrigin};
+use bunkerd::logging;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use tokio::sync::watch;
+
+/// How long a clean shutdown may take before the daemon stops waiting for
+/// open connections (systemd's own stop timeout is longer).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// The Bunker daemon: keeps your files on your disks and, encrypted, on
+/// other people's boxes.
+///
+/// Every configuration key can be set in the config file, by an environment
+/// variable BUNKER_<KEY> (dotted key in capitals, `.` as `_`, e.g.
+/// BUNKER_INTERVALS_AUDIT) or by --set KEY=VALUE. Flags win over the
+/// environment, which wins over the file. `bunkerd --print-config` shows the
+/// result.
+#[derive(Debug, Parser)]
+#[command(name = "bunkerd", version, about, long_about)]
+struct Args {
+    /// Config file (TOML). Without one, built-in defaults apply.
+    #[arg(long, short = 'c', value_name = "FILE", env = "BUNKER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: seed, MANIFEST.db, Lightning state, local API socket.
+    #[arg(long, value_name = "DIR", env = "BUNKER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the web admin page.
+    #[arg(long, value_name = "HOST:PORT", env = "BUNKER_WEB_ADDR")]
+    web_addr: Option<String>,
+    /// Sets any config key, e.g. --set intervals.audit=30s. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Prints the effective configuration as TOML and exits.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> ExitCode {
+    let matches = Args::command().get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
+    let from_flag = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+
+    let mut overrides = Overrides::default();
+    if let (Some(dir), true) = (&args.data_dir, from_flag("data_dir")) {
+        overrides.set("data_dir", toml_string(&dir.to_string_lossy()), Origin::Flag("--data-dir".into()));
+    }
+    if let (Some(addr), true) = (&args.web_addr, from_flag("web_addr")) {
+        overrides.set("web.addr", toml_string(addr), Origin::Flag("--web-addr".into()));
+    }
+    for pair in &args.set {
+        if let Err(e) = overrides.set_flag(pair) {
+            eprintln!("bunkerd: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let cfg = match config::load(args.config.as_deref(), std::env::vars(), &overrides) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("bunkerd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = match logging::parse_filter(&cfg.log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("bunkerd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.print_config {
+        match toml::to_string(&cfg) {
+            Ok(text) => {
+                print!("{text}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("bunkerd: cannot print config: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    logging::init(filter);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bunkerd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bunkerd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A flag's text as a TOML string, so that the config loader never mistakes
+/// a path or address for another TOML type.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// What the daemon knows about itself, for the admin page and the CLI.
+struct DaemonStatus {
+    started: Instant,
+    peer_id: Option<String>,
+}
+
+impl StatusSource for DaemonStatus {
+    fn status(&self) -> NodeStatus {
+        NodeStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            state: "running".to_string(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            peer_id: self.peer_id.clone(),
+        }
+    }
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let dir = DataDir::open(&cfg.data_dir)?;
+    let (_seed, seed_origin) = dir.load_or_create_seed()?;
+    match seed_origin {
+        SeedOrigin::Created => tracing::info!(
+            data_dir = %dir.path().display(),
+            "first start: created this box's 24-word seed; the words are its whole identity, write them down"
+        ),
+        SeedOrigin::Loaded => tracing::info!(data_dir = %dir.path().display(), "loaded this box's seed"),
+    }
+
+    let status: Arc<dyn StatusSource> = Arc::new(DaemonStatus { started, peer_id: None });
+
+    let web = tokio::net::TcpListener::bind(cfg.web.addr)
+        .await
+        .with_context(|| format!("cannot listen on web.addr {}", cfg.web.addr))?;
+    let web_addr = web.local_addr().context("web listener has no address")?;
+
+    let socket_path = dir.socket_path();
+    // We hold the data dir's lock, so a socket file left here is stale.
+    let _ = std::fs::remove_file(&socket_path);
+    let local = tokio::net::UnixListener::bind(&socket_path)
+        .with_context(|| format!("cannot create the local API socket {}", socket_path.display()))?;
+    restrict_to_owner(&socket_path)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let web_server = tokio::spawn(serve(web, bunker_web::admin_router(status.clone()), stop_rx.clone()));
+    let local_server = tokio::spawn(serve(local, bunker_web::local_api_router(status.clone()), stop_rx.clone()));
+
+    tracing::info!(url = %format!("http://{web_addr}"), socket = %socket_path.display(), version = env!("CARGO_PKG_VERSION"), "bunkerd is ready");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+    let signal = wait_for_signal().await?;
+    tracing::info!(signal, "stopping");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = web_server.await;
+        let _ = local_server.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("open connections did not close within {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+    let _ = std::fs::remove_file(&socket_path);
+    tracing::info!(uptime_secs = started.elapsed().as_secs(), "stopped cleanly");
+    Ok(())
+}
+
+/// Serves `router` on `listener` until `stop` turns true.
+async fn serve<L>(listener: L, router: bunker_web::Router, mut stop: watch::Receiver<bool>)
+where
+    L: bunker_web::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = bunker_web::serve(listener, router, shutdown).await {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+fn restrict_to_owner(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {} to its owner", path.display()))
+}
+
+/// Waits for SIGTERM (systemd, `kill`) or SIGINT (Ctrl-C).
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
