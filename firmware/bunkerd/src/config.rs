@@ -296,9 +296,11 @@ pub fn load(
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
+        // `net.listen[0]` was set as `net.listen`.
+        let leaf = key.split('[').next().unwrap_or(&key);
         let origin = origins
             .iter()
-            .find(|(k, _)| **k == key || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")))
+            .find(|(k, _)| *k == leaf || leaf.starts_with(&format!("{k}.")) || k.starts_with(&format!("{leaf}.")))
             .map(|(_, o)| o.clone())
             .unwrap_or(Origin::Default);
         ConfigError::Invalid { key, origin, message: e.into_inner().message().trim().to_string() }
@@ -530,7 +532,7 @@ mod tests {
         assert!(msg.contains("`web.addr`"), "{msg}");
 
         let msg = load_text("[net]\nlisten = [\"not an address\"]\n").unwrap_err().to_string();
-        assert!(msg.contains("`net.listen"), "{msg}");
+        assert!(msg.contains("`net.listen[0]`") && msg.contains("bunker.toml"), "{msg}");
 
         let msg = load_text("[reserves]\nsafety_margin = \"3 parsecs\"\n").unwrap_err().to_string();
         assert!(msg.contains("`reserves.safety_margin`") && msg.contains("unit"), "{msg}");

@@ -141,7 +141,9 @@ impl StatusSource for DaemonStatus {
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let dir = DataDir::open(&cfg.data_dir)?;
-    let (_seed, seed_origin) = dir.load_or_create_seed()?;
+    let (seed, seed_origin) = dir.load_or_create_seed()?;
+    let keys = bunker_core::keys::Keys::from_seed(&seed);
+    let peer_id = keys.peer_id().to_string();
     match seed_origin {
         SeedOrigin::Created => tracing::info!(
             data_dir = %dir.path().display(),
@@ -149,8 +151,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         ),
         SeedOrigin::Loaded => tracing::info!(data_dir = %dir.path().display(), "loaded this box's seed"),
     }
+    tracing::info!(%peer_id, "identity");
 
-    let status: Arc<dyn StatusSource> = Arc::new(DaemonStatus { started, peer_id: None });
+    let status: Arc<dyn StatusSource> = Arc::new(DaemonStatus { started, peer_id: Some(peer_id) });
 
     let web = tokio::net::TcpListener::bind(cfg.web.addr)
         .await

@@ -1,0 +1,190 @@
+//! Harness for end-to-end tests: starts real `bunkerd` processes with their
+//! own data dirs and ports, talks to them over HTTP and their CLI, and stops
+//! them with real signals.
+//!
+//! The binaries are the workspace's own build: `target/<profile>/bunkerd`
+//! next to the test executable, built on demand if a test runs first.
+#![deny(missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// How long a box may take to answer `/healthz` after it is started.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of a workspace binary (`bunkerd` or `bunker`), building it first if
+/// this test run has not.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let path = dir.join(name);
+    BUILD.call_once(|| {
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "bunkerd", "--bins"]);
+        if release {
+            cmd.arg("--release");
+        }
+        if let Some(target) = dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        let status = cmd.status().expect("run cargo build -p bunkerd");
+        assert!(status.success(), "cargo build -p bunkerd failed");
+    });
+    assert!(path.exists(), "{} missing after build", path.display());
+    path
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests
+/// that start their daemon right away).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A running `bunkerd`.
+pub struct BoxProcess {
+    child: Child,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Where its admin page listens.
+    pub web_addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl BoxProcess {
+    /// Starts `bunkerd --data-dir DIR --web-addr 127.0.0.1:<free>` plus
+    /// `extra` args, and waits until `/healthz` answers.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> BoxProcess {
+        let web_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let mut child = Command::new(bin("bunkerd"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--web-addr")
+            .arg(web_addr.to_string())
+            .args(extra)
+            .env_remove("BUNKER_CONFIG")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn bunkerd");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr piped");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().expect("log lock").push_str(&(line + "\n"));
+            }
+        });
+        let mut proc = BoxProcess { child, data_dir: data_dir.to_owned(), web_addr, stderr };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok((200, _)) = proc.get("/healthz") {
+                return proc;
+            }
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!("bunkerd exited with {status} before it was ready:\n{}", proc.log());
+            }
+            assert!(Instant::now() < deadline, "bunkerd not ready within {START_TIMEOUT:?}:\n{}", proc.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `GET path` on the admin page: status code and body.
+    pub fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        http_get(self.web_addr, path)
+    }
+
+    /// The JSON of `/api/status`.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = self.get("/api/status").expect("GET /api/status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("status JSON")
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().expect("log lock").clone()
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: Signal) {
+        nix::sys::signal::kill(Pid::from_raw(self.child.id() as i32), signal).expect("kill");
+    }
+
+    /// Waits up to `timeout` for the daemon to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Stops the daemon with SIGTERM and returns its exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(Signal::SIGTERM);
+        self.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("bunkerd did not stop:\n{}", self.log()))
+    }
+}
+
+impl Drop for BoxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a workspace binary to completion (with a 30 s limit).
+pub fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(bin(name))
+        .args(args)
+        .env_remove("BUNKER_CONFIG")
+        .env_remove("BUNKER_DATA_DIR")
+        .env_remove("BUNKER_WEB_ADDR")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{name} {args:?} did not finish within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A minimal HTTP/1.1 GET: enough for `/healthz` and JSON APIs, without a
+/// client library that would hide what the daemon really sends.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head:?}")))?;
+    Ok((code, body.to_string()))
+}
