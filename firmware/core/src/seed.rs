@@ -68,7 +68,10 @@ impl Seed {
         let list = bip39::Language::English;
         for (i, word) in words.iter().enumerate() {
             if list.find_word(word).is_none() {
-                return Err(SeedError::UnknownWord { position: i + 1, word: word.clone() });
+                return Err(SeedError::UnknownWord {
+                    position: i + 1,
+                    word: word.clone(),
+                });
             }
         }
         let normalized = Zeroizing::new(words.join(" "));
@@ -155,20 +158,34 @@ mod tests {
     #[test]
     fn case_and_spacing_do_not_matter() {
         let messy = ABANDON.to_uppercase().replace(' ', "  \n");
-        assert_eq!(Seed::from_phrase(&messy).unwrap(), Seed::from_phrase(ABANDON).unwrap());
+        assert_eq!(
+            Seed::from_phrase(&messy).unwrap(),
+            Seed::from_phrase(ABANDON).unwrap()
+        );
     }
 
     #[test]
     fn bad_word_is_named_with_its_position() {
-        let phrase = ABANDON.replacen("abandon", "abandonn", 3).replacen("abandonn", "abandon", 2);
+        let phrase = ABANDON
+            .replacen("abandon", "abandonn", 3)
+            .replacen("abandonn", "abandon", 2);
         let err = Seed::from_phrase(&phrase).unwrap_err();
-        assert_eq!(err, SeedError::UnknownWord { position: 3, word: "abandonn".into() });
+        assert_eq!(
+            err,
+            SeedError::UnknownWord {
+                position: 3,
+                word: "abandonn".into()
+            }
+        );
         assert!(err.to_string().contains("word 3"), "{err}");
     }
 
     #[test]
     fn wrong_count_and_checksum_are_told_apart() {
-        assert_eq!(Seed::from_phrase("abandon abandon"), Err(SeedError::WordCount(2)));
+        assert_eq!(
+            Seed::from_phrase("abandon abandon"),
+            Err(SeedError::WordCount(2))
+        );
         let bad_checksum = ABANDON.replace(" art", " zoo");
         assert_eq!(Seed::from_phrase(&bad_checksum), Err(SeedError::Checksum));
     }
