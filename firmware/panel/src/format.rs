@@ -125,7 +125,10 @@ mod tests {
 
     #[test]
     fn wrap_breaks_words_and_urls() {
-        assert_eq!(wrap("Disk sda missing now", 10), vec!["Disk sda", "missing", "now"]);
+        assert_eq!(
+            wrap("Disk sda missing now", 10),
+            vec!["Disk sda", "missing", "now"]
+        );
         assert_eq!(
             wrap("http://bunker.local:8080/", 10),
             vec!["http://bun", "ker.local:", "8080/"]

@@ -238,14 +238,23 @@ mod tests {
         let png = Frame::new().to_png(4, 255).unwrap();
         assert!(matches!(
             Frame::from_png(&png),
-            Err(PngError::WrongSize { width: 512, height: 256 })
+            Err(PngError::WrongSize {
+                width: 512,
+                height: 256
+            })
         ));
-        assert!(matches!(Frame::new().to_png(0, 255), Err(PngError::BadScale(0))));
+        assert!(matches!(
+            Frame::new().to_png(0, 255),
+            Err(PngError::BadScale(0))
+        ));
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(matches!(Frame::from_png(b"not a png"), Err(PngError::Decode(_))));
+        assert!(matches!(
+            Frame::from_png(b"not a png"),
+            Err(PngError::Decode(_))
+        ));
     }
 
     #[test]

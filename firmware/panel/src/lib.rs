@@ -14,14 +14,18 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod buttons;
 pub mod format;
 pub mod frame;
+pub mod led;
 pub mod qr;
 pub mod screens;
 pub mod status;
+pub mod ui;
 
 pub use frame::Frame;
 pub use status::{
     Alert, BoxState, DiskStatus, NetworkInfo, PanelStatus, RecoveryPhase, RecoveryProgress,
     SetupInfo,
 };
+pub use ui::{Panel, PanelAction, PanelConfig, ScreenPower};

@@ -79,7 +79,11 @@ impl QrImage {
             for quiet_modules in (1..=4u32).rev() {
                 if (size + 2 * quiet_modules) * module_px <= max_side {
                     // Prefer 2-pixel modules with a thin quiet zone over 1-pixel modules.
-                    return Ok(QrImage { code, module_px, quiet_modules });
+                    return Ok(QrImage {
+                        code,
+                        module_px,
+                        quiet_modules,
+                    });
                 }
             }
         }
@@ -153,7 +157,10 @@ mod tests {
     #[test]
     fn too_long_is_an_error() {
         let url = format!("http://x/{}", "a".repeat(400));
-        assert_eq!(QrImage::for_url(&url, 64).unwrap_err(), QrError::TooLong { len: url.len() });
+        assert_eq!(
+            QrImage::for_url(&url, 64).unwrap_err(),
+            QrError::TooLong { len: url.len() }
+        );
         assert_eq!(QrImage::for_url("", 64).unwrap_err(), QrError::Empty);
     }
 }

@@ -25,21 +25,30 @@ fn every_screen_matches_its_golden_png() {
     let cases = fixtures::cases();
     for (name, status, view) in &cases {
         let frame = render(view, status);
-        assert!(frame.lit_count() > 50, "{name} renders an almost blank screen:\n{frame:?}");
+        assert!(
+            frame.lit_count() > 50,
+            "{name} renders an almost blank screen:\n{frame:?}"
+        );
         let path = golden.join(format!("{name}.png"));
         let actual_path = golden.join(format!("{name}.actual.png"));
         if update {
             std::fs::write(&path, frame.to_png(1, 255).unwrap()).unwrap();
             std::fs::create_dir_all(&docs).unwrap();
-            std::fs::write(docs.join(format!("{name}.png")), frame.to_png(4, 255).unwrap())
-                .unwrap();
+            std::fs::write(
+                docs.join(format!("{name}.png")),
+                frame.to_png(4, 255).unwrap(),
+            )
+            .unwrap();
             let _ = std::fs::remove_file(&actual_path);
             continue;
         }
         let expected = match std::fs::read(&path) {
             Ok(bytes) => Frame::from_png(&bytes).unwrap(),
             Err(e) => {
-                failures.push(format!("{name}: no golden image at {} ({e})", path.display()));
+                failures.push(format!(
+                    "{name}: no golden image at {} ({e})",
+                    path.display()
+                ));
                 continue;
             }
         };

@@ -11,7 +11,11 @@ fn scan(frame: &Frame, scale: u32) -> Vec<String> {
     let (w, h) = (128 * scale as usize, 64 * scale as usize);
     // A margin of dark panel border around the glass, as the camera sees it.
     let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
-        if frame.pixel(x as u32 / scale, y as u32 / scale) { 255 } else { 0 }
+        if frame.pixel(x as u32 / scale, y as u32 / scale) {
+            255
+        } else {
+            0
+        }
     });
     img.detect_grids()
         .into_iter()
@@ -21,10 +25,17 @@ fn scan(frame: &Frame, scale: u32) -> Vec<String> {
 
 fn assert_opens(url: &str, ip: &str) {
     let mut status = fixtures::healthy();
-    status.network = Some(NetworkInfo { ip: ip.to_owned(), admin_url: url.to_owned() });
+    status.network = Some(NetworkInfo {
+        ip: ip.to_owned(),
+        admin_url: url.to_owned(),
+    });
     let frame = render(&View::of(Screen::Network), &status);
     let found = scan(&frame, 4);
-    assert_eq!(found.len(), 1, "{url}: expected one readable code, got {found:?}\n{frame:?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "{url}: expected one readable code, got {found:?}\n{frame:?}"
+    );
     // Scheme and host are case-insensitive; a path keeps its case (checked in qr.rs).
     assert!(
         found[0].eq_ignore_ascii_case(url),
@@ -44,7 +55,10 @@ fn phone_reads_the_admin_url_off_the_network_screen() {
 fn url_with_a_path_keeps_its_case() {
     let url = "http://192.168.1.23:8080/pair?c=Xy7";
     let mut status = fixtures::healthy();
-    status.network = Some(NetworkInfo { ip: "192.168.1.23".into(), admin_url: url.into() });
+    status.network = Some(NetworkInfo {
+        ip: "192.168.1.23".into(),
+        admin_url: url.into(),
+    });
     let found = scan(&render(&View::of(Screen::Network), &status), 4);
     assert_eq!(found, vec![url.to_owned()]);
 }

@@ -16,7 +16,10 @@ pub(super) fn pages(status: &PanelStatus) -> Vec<Vec<(bool, String)>> {
     let mut page: Vec<(bool, String)> = Vec::new();
     for alert in &status.alerts {
         // At most one full page per alert: an engine-worded text must not flood the panel.
-        let lines: Vec<String> = format::wrap(&alert.text(), cols).into_iter().take(LINES).collect();
+        let lines: Vec<String> = format::wrap(&alert.text(), cols)
+            .into_iter()
+            .take(LINES)
+            .collect();
         if page.len() + lines.len() > LINES && !page.is_empty() {
             pages.push(std::mem::take(&mut page));
         }

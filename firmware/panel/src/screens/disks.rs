@@ -32,7 +32,13 @@ pub(super) fn render(
         return;
     }
     let (bar_x, bar_w) = (29, 74u32);
-    for (i, disk) in status.disks.iter().skip(page * PER_PAGE).take(PER_PAGE).enumerate() {
+    for (i, disk) in status
+        .disks
+        .iter()
+        .skip(page * PER_PAGE)
+        .take(PER_PAGE)
+        .enumerate()
+    {
         let y = 14 + 13 * i as i32;
         draw::text(frame, &format::truncate(&disk.name, 5), 0, y + 1, SMALL);
         if disk.missing {

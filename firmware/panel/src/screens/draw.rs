@@ -58,7 +58,11 @@ pub fn text_centered(frame: &mut Frame, s: &str, y: i32, font: &MonoFont<'_>) {
 
 /// Fills a rectangle with lit or dark pixels.
 pub fn fill(frame: &mut Frame, x: i32, y: i32, w: u32, h: u32, on: bool) {
-    let color = if on { BinaryColor::On } else { BinaryColor::Off };
+    let color = if on {
+        BinaryColor::On
+    } else {
+        BinaryColor::Off
+    };
     let _ = Rectangle::new(Point::new(x, y), Size::new(w, h))
         .into_styled(PrimitiveStyle::with_fill(color))
         .draw(frame);
@@ -76,7 +80,13 @@ pub fn outline(frame: &mut Frame, x: i32, y: i32, w: u32, h: u32) {
 pub fn header(frame: &mut Frame, title: &str, position: Option<(usize, usize)>) {
     text(frame, title, 0, 0, BODY);
     if let Some((index, count)) = position {
-        text_right(frame, &format!("{}/{}", index + 1, count), WIDTH as i32, 1, SMALL);
+        text_right(
+            frame,
+            &format!("{}/{}", index + 1, count),
+            WIDTH as i32,
+            1,
+            SMALL,
+        );
     }
     let _ = Line::new(Point::new(0, 10), Point::new(WIDTH as i32 - 1, 10))
         .into_styled(PrimitiveStyle::with_stroke(BinaryColor::On, 1))

@@ -102,7 +102,11 @@ pub struct View {
 impl View {
     /// The first page of `screen`, with no dialogue open.
     pub fn of(screen: Screen) -> View {
-        View { screen, page: 0, shutdown: ShutdownStage::Idle }
+        View {
+            screen,
+            page: 0,
+            shutdown: ShutdownStage::Idle,
+        }
     }
 }
 
@@ -120,7 +124,11 @@ pub enum ShutdownStage {
 pub fn render(view: &View, status: &PanelStatus) -> Frame {
     let mut frame = Frame::new();
     // While stopping, the shutdown screen is the only truthful one.
-    let screen = if status.shutting_down { Screen::Shutdown } else { view.screen };
+    let screen = if status.shutting_down {
+        Screen::Shutdown
+    } else {
+        view.screen
+    };
     let cycle = Screen::cycle(status);
     let position = cycle
         .iter()

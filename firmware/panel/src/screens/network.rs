@@ -39,7 +39,11 @@ pub(super) fn render(frame: &mut Frame, status: &PanelStatus, position: Option<(
     draw::text(frame, "NETWORK", 0, 0, BODY);
     let mut y = 14;
     for line in ip_lines(&net.ip, col_w) {
-        let font = if draw::text_width(&line, BODY) <= col_w { BODY } else { TINY };
+        let font = if draw::text_width(&line, BODY) <= col_w {
+            BODY
+        } else {
+            TINY
+        };
         draw::text(frame, &line, 0, y, font);
         y += font.character_size.height as i32 + 1;
     }
@@ -47,8 +51,13 @@ pub(super) fn render(frame: &mut Frame, status: &PanelStatus, position: Option<(
     draw::text(frame, "Scan, or open", 0, y, TINY);
     y += 8;
     // When the URL only adds a port to the address shown above, say just that.
-    let url = net.admin_url.strip_prefix("http://").unwrap_or(&net.admin_url);
-    let rest = url.strip_prefix(net.ip.as_str()).map(|r| r.trim_end_matches('/'));
+    let url = net
+        .admin_url
+        .strip_prefix("http://")
+        .unwrap_or(&net.admin_url);
+    let rest = url
+        .strip_prefix(net.ip.as_str())
+        .map(|r| r.trim_end_matches('/'));
     match rest.and_then(|r| r.strip_prefix(':')) {
         Some(port) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => {
             draw::text(frame, &format!("port {port}"), 0, y, BODY);
@@ -78,5 +87,8 @@ fn ip_lines(ip: &str, col_w: u32) -> Vec<String> {
             return vec![a.to_owned(), b.to_owned()];
         }
     }
-    format::wrap(ip, draw::columns(col_w, TINY)).into_iter().take(4).collect()
+    format::wrap(ip, draw::columns(col_w, TINY))
+        .into_iter()
+        .take(4)
+        .collect()
 }

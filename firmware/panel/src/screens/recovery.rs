@@ -23,13 +23,27 @@ pub(super) fn render(frame: &mut Frame, status: &PanelStatus, position: Option<(
         }
     }
     let files = if rec.files_total > 0 {
-        format!("{} of {} files", format::grouped(rec.files_done), format::grouped(rec.files_total))
+        format!(
+            "{} of {} files",
+            format::grouped(rec.files_done),
+            format::grouped(rec.files_total)
+        )
     } else {
         format!("{} files", format::grouped(rec.files_done))
     };
-    draw::text(frame, &format::truncate(&files, draw::columns(WIDTH, SMALL)), 0, 42, SMALL);
+    draw::text(
+        frame,
+        &format::truncate(&files, draw::columns(WIDTH, SMALL)),
+        0,
+        42,
+        SMALL,
+    );
     let bytes = if rec.bytes_total > 0 {
-        format!("{} of {}", format::bytes(rec.bytes_done), format::bytes(rec.bytes_total))
+        format!(
+            "{} of {}",
+            format::bytes(rec.bytes_done),
+            format::bytes(rec.bytes_total)
+        )
     } else {
         format::bytes(rec.bytes_done)
     };

@@ -15,12 +15,23 @@ pub(super) fn render(frame: &mut Frame, status: &PanelStatus, position: Option<(
     let code = format::truncate(&setup.pairing_code, draw::columns(WIDTH, HUGE));
     draw::text_centered(frame, &code, 26, HUGE);
     let hint = match &status.network {
-        Some(net) => format!("Open {}", net.admin_url.strip_prefix("http://").unwrap_or(&net.admin_url)),
+        Some(net) => format!(
+            "Open {}",
+            net.admin_url
+                .strip_prefix("http://")
+                .unwrap_or(&net.admin_url)
+        ),
         None => "Open the admin page".to_owned(),
     };
     if draw::text_width(&hint, SMALL) <= WIDTH {
         draw::text(frame, &hint, 0, 55, SMALL);
     } else {
-        draw::text(frame, &format::truncate(&hint, draw::columns(WIDTH, TINY)), 0, 57, TINY);
+        draw::text(
+            frame,
+            &format::truncate(&hint, draw::columns(WIDTH, TINY)),
+            0,
+            57,
+            TINY,
+        );
     }
 }

@@ -14,7 +14,9 @@ pub(super) fn render(frame: &mut Frame, status: &PanelStatus) {
     // Alerts get an inverted "!N" beside the state word; the peer count keeps the right edge
     // and drops its unit when the row is too full for both.
     let mark = (!status.alerts.is_empty()).then(|| format!("!{}", status.alerts.len()));
-    let mark_w = mark.as_deref().map_or(0, |m| draw::text_width(m, BODY) as i32 + 5);
+    let mark_w = mark
+        .as_deref()
+        .map_or(0, |m| draw::text_width(m, BODY) as i32 + 5);
     let mut peers = match status.peers {
         1 => "1 peer".to_owned(),
         n => format!("{n} peers"),

@@ -55,11 +55,22 @@ pub fn warning() -> PanelStatus {
         }),
         disks: vec![disk("sda", 1_960, 2_000), missing, disk("sdc", 0, 500)],
         alerts: vec![
-            Alert::DiskMissing { disk: "backup".to_owned() },
-            Alert::DiskFull { disk: "sda".to_owned(), percent: 98 },
-            Alert::AuditsFailing { failed: 4, total: 14 },
+            Alert::DiskMissing {
+                disk: "backup".to_owned(),
+            },
+            Alert::DiskFull {
+                disk: "sda".to_owned(),
+                percent: 98,
+            },
+            Alert::AuditsFailing {
+                failed: 4,
+                total: 14,
+            },
             Alert::LightningOffline,
-            Alert::ManifestNotReplicated { copies: 2, wanted: 5 },
+            Alert::ManifestNotReplicated {
+                copies: 2,
+                wanted: 5,
+            },
             Alert::Other("Peer 12D3KooWQx offered storage at 3x the usual price".to_owned()),
         ],
         ..Default::default()
@@ -81,7 +92,9 @@ pub fn setup() -> PanelStatus {
     PanelStatus {
         state: BoxState::Setup,
         network: lan(),
-        setup: Some(SetupInfo { pairing_code: "482-913".to_owned() }),
+        setup: Some(SetupInfo {
+            pairing_code: "482-913".to_owned(),
+        }),
         ..Default::default()
     }
 }
@@ -105,7 +118,15 @@ pub fn recovery() -> PanelStatus {
 
 pub fn many_disks() -> PanelStatus {
     let mut s = healthy();
-    s.disks = (0..6).map(|i| disk(&format!("sd{}", (b'a' + i) as char), 100 * u64::from(i), 1_000)).collect();
+    s.disks = (0..6)
+        .map(|i| {
+            disk(
+                &format!("sd{}", (b'a' + i) as char),
+                100 * u64::from(i),
+                1_000,
+            )
+        })
+        .collect();
     s
 }
 
@@ -130,14 +151,32 @@ pub fn cases() -> Vec<(String, PanelStatus, View)> {
         out.push((name, status.clone(), view));
     };
     let healthy = healthy();
-    for screen in [Screen::Status, Screen::Network, Screen::Disks, Screen::Alerts, Screen::Shutdown] {
+    for screen in [
+        Screen::Status,
+        Screen::Network,
+        Screen::Disks,
+        Screen::Alerts,
+        Screen::Shutdown,
+    ] {
         add("healthy", &healthy, View::of(screen));
     }
     let warning = warning();
-    for screen in [Screen::Status, Screen::Network, Screen::Disks, Screen::Alerts] {
+    for screen in [
+        Screen::Status,
+        Screen::Network,
+        Screen::Disks,
+        Screen::Alerts,
+    ] {
         add("warning", &warning, View::of(screen));
     }
-    add("warning", &warning, View { page: 1, ..View::of(Screen::Alerts) });
+    add(
+        "warning",
+        &warning,
+        View {
+            page: 1,
+            ..View::of(Screen::Alerts)
+        },
+    );
     let offline = offline();
     for screen in [Screen::Status, Screen::Network, Screen::Disks] {
         add("offline", &offline, View::of(screen));
@@ -147,11 +186,21 @@ pub fn cases() -> Vec<(String, PanelStatus, View)> {
     add("recovery", &recovery(), View::of(Screen::Recovery));
     add("recovery", &recovery(), View::of(Screen::Status));
     add("many", &many_disks(), View::of(Screen::Disks));
-    add("many", &many_disks(), View { page: 1, ..View::of(Screen::Disks) });
+    add(
+        "many",
+        &many_disks(),
+        View {
+            page: 1,
+            ..View::of(Screen::Disks)
+        },
+    );
     add(
         "healthy",
         &healthy,
-        View { shutdown: ShutdownStage::Confirming, ..View::of(Screen::Shutdown) },
+        View {
+            shutdown: ShutdownStage::Confirming,
+            ..View::of(Screen::Shutdown)
+        },
     );
     add("stopping", &stopping(), View::of(Screen::Status));
     out
