@@ -1,0 +1,655 @@
+//! Files, their folders, their replicas and the audits of those replicas.
+
+use std::collections::{HashMap, HashSet};
+
+use libp2p_identity::PeerId;
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+
+use crate::db::{
+    hash32, is_unique_violation, parse_enum, parse_peer, sql, to_i64, to_u64, Manifest,
+};
+use crate::error::QueryError;
+use crate::path::{FilePath, FolderPath};
+use crate::types::{
+    AuditId, AuditKind, AuditOutcome, AuditRecord, AuditReport, ContractId, DiskId, DueReplica,
+    FileEntry, FileId, FileRecord, FolderListing, LocalCopy, NewFile, NewReplica, Replica,
+    ReplicaId, ReplicaState, UnixSecs,
+};
+
+/// Columns of a replica row joined with its contract id, in `replica_from_row` order.
+const REPLICA_COLUMNS: &str = "r.id, r.file_id, r.replica_index, r.host_peer_id, r.root, \
+     r.stored_size, c.contract_id, r.state, r.next_audit_at, r.last_audit_at, \
+     r.last_full_check_at, r.consecutive_failures, r.created_at";
+
+/// Per-transaction memo of folder ids and known peers, so a bulk insert does
+/// not repeat the same lookups a million times.
+#[derive(Default)]
+struct InsertCache {
+    folders: HashMap<String, i64>,
+    peers: HashSet<PeerId>,
+}
+
+impl Manifest {
+    /// Records one file and its replicas atomically. Fails with
+    /// [`QueryError::AlreadyExists`] when the path is taken: replacing a file
+    /// is a remove (which hands back the replicas to release) then a put.
+    pub fn put_file(&mut self, file: &NewFile, replicas: &[NewReplica]) -> Result<FileId, QueryError> {
+        let tx = self.conn.transaction().map_err(sql("begin put_file"))?;
+        let mut cache = InsertCache::default();
+        let id = insert_file(&tx, &mut cache, file, replicas)?;
+        tx.commit().map_err(sql(format!("commit file {}", file.path)))?;
+        Ok(id)
+    }
+
+    /// Records many files in one transaction (import, first scan): all or none.
+    pub fn put_files<'a, I>(&mut self, files: I) -> Result<Vec<FileId>, QueryError>
+    where
+        I: IntoIterator<Item = (&'a NewFile, &'a [NewReplica])>,
+    {
+        let tx = self.conn.transaction().map_err(sql("begin put_files"))?;
+        let mut cache = InsertCache::default();
+        let mut ids = Vec::new();
+        for (file, replicas) in files {
+            ids.push(insert_file(&tx, &mut cache, file, replicas)?);
+        }
+        tx.commit().map_err(sql("commit put_files"))?;
+        Ok(ids)
+    }
+
+    /// The file at `path`, if recorded.
+    pub fn file(&self, path: &FilePath) -> Result<Option<FileRecord>, QueryError> {
+        let what = format!("file {path}");
+        let Some(folder_id) = folder_id(&self.conn, path.folder(), &what)? else {
+            return Ok(None);
+        };
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT id, size, plaintext_blake3, segment_size, keep_local, redundancy, \
+                 local_disk_id, local_path, created_at, modified_at \
+                 FROM files WHERE folder_id = ?1 AND name = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![folder_id, path.name()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, bool>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                        r.get::<_, i64>(8)?,
+                        r.get::<_, i64>(9)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(sql(format!("read {what}")))?;
+        let Some((id, size, b3, seg, keep_local, red, disk, local_path, created, modified)) = row
+        else {
+            return Ok(None);
+        };
+        let local = match (disk, local_path) {
+            (Some(d), Some(p)) => Some(LocalCopy { disk: DiskId(d), rel_path: p }),
+            _ => None,
+        };
+        Ok(Some(FileRecord {
+            id: FileId(id),
+            path: path.to_path_string(),
+            size: to_u64(&what, "size", size)?,
+            plaintext_blake3: hash32(&what, "plaintext_blake3", b3)?,
+            segment_size: u32::try_from(seg).map_err(|_| corrupt(&what, "segment_size", seg))?,
+            keep_local,
+            redundancy: u8::try_from(red).map_err(|_| corrupt(&what, "redundancy", red))?,
+            local,
+            created_at: created,
+            modified_at: modified,
+        }))
+    }
+
+    /// Sub-folders and files directly inside `folder`, both sorted by name.
+    /// An unknown folder lists as empty, like an empty directory.
+    pub fn list_folder(&self, folder: &FolderPath) -> Result<FolderListing, QueryError> {
+        let what = format!("folder {folder}");
+        let Some(fid) = folder_id(&self.conn, folder.as_str(), &what)? else {
+            return Ok(FolderListing::default());
+        };
+        let mut listing = FolderListing::default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM folders WHERE parent_id = ?1 ORDER BY name")
+            .map_err(sql(format!("list {what}")))?;
+        let names = stmt
+            .query_map([fid], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sql(format!("list {what}")))?;
+        listing.folders = names;
+        let mut stmt = self
+            .conn
+            .prepare_cached(LIST_FILES_QUERY)
+            .map_err(sql(format!("list {what}")))?;
+        let mut rows = stmt.query([fid]).map_err(sql(format!("list {what}")))?;
+        while let Some(r) = rows.next().map_err(sql(format!("list {what}")))? {
+            let entry = (|| -> rusqlite::Result<_> {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })()
+            .map_err(sql(format!("list {what}")))?;
+            let (id, name, size, modified_at, keep_local, has_local, red, active) = entry;
+            listing.files.push(FileEntry {
+                id: FileId(id),
+                size: to_u64(&name, "size", size)?,
+                redundancy: u8::try_from(red).map_err(|_| corrupt(&name, "redundancy", red))?,
+                name,
+                modified_at,
+                keep_local,
+                has_local,
+                active_replicas: active as u32,
+            });
+        }
+        Ok(listing)
+    }
+
+    /// Removes the file at `path` with its replicas and their audit history,
+    /// and returns the replicas so the engine can release their contracts.
+    pub fn remove_file(&mut self, path: &FilePath) -> Result<Vec<Replica>, QueryError> {
+        let what = format!("file {path}");
+        let file = self.file(path)?.ok_or_else(|| QueryError::NotFound { what: what.clone() })?;
+        let replicas = self.replicas_of(file.id)?;
+        let tx = self.conn.transaction().map_err(sql("begin remove_file"))?;
+        tx.execute("DELETE FROM files WHERE id = ?1", [file.id.0])
+            .map_err(sql(format!("delete {what}")))?;
+        tx.commit().map_err(sql(format!("commit delete {what}")))?;
+        Ok(replicas)
+    }
+
+    /// Records (or clears) where the local copy of a file lives.
+    pub fn set_local_copy(&mut self, file: FileId, local: Option<&LocalCopy>) -> Result<(), QueryError> {
+        let what = format!("file #{}", file.0);
+        let n = self
+            .conn
+            .execute(
+                "UPDATE files SET local_disk_id = ?2, local_path = ?3 WHERE id = ?1",
+                params![file.0, local.map(|l| l.disk.0), local.map(|l| l.rel_path.as_str())],
+            )
+            .map_err(|e| fk_or_sql(e, "disk of the local copy", format!("set local copy of {what}")))?;
+        if n == 0 {
+            return Err(QueryError::NotFound { what });
+        }
+        Ok(())
+    }
+
+    /// Every replica of a file, by index.
+    pub fn replicas_of(&self, file: FileId) -> Result<Vec<Replica>, QueryError> {
+        let q = format!(
+            "SELECT {REPLICA_COLUMNS} FROM replicas r LEFT JOIN contracts c ON c.id = r.contract_id \
+             WHERE r.file_id = ?1 ORDER BY r.replica_index"
+        );
+        query_replicas(self, &q, [file.0], &format!("replicas of file #{}", file.0))
+    }
+
+    /// Every replica held by `host`, for diversity checks and when a peer disappears.
+    pub fn replicas_on_host(&self, host: &PeerId) -> Result<Vec<Replica>, QueryError> {
+        let q = format!(
+            "SELECT {REPLICA_COLUMNS} FROM replicas r LEFT JOIN contracts c ON c.id = r.contract_id \
+             WHERE r.host_peer_id = ?1 ORDER BY r.id"
+        );
+        query_replicas(self, &q, [host.to_base58()], &format!("replicas on {host}"))
+    }
+
+    /// One replica.
+    pub fn replica(&self, id: ReplicaId) -> Result<Replica, QueryError> {
+        let q = format!(
+            "SELECT {REPLICA_COLUMNS} FROM replicas r LEFT JOIN contracts c ON c.id = r.contract_id \
+             WHERE r.id = ?1"
+        );
+        let what = format!("replica #{}", id.0);
+        query_replicas(self, &q, [id.0], &what)?
+            .pop()
+            .ok_or(QueryError::NotFound { what })
+    }
+
+    /// Adds a replica to an existing file (repair, raised redundancy).
+    pub fn add_replica(&mut self, file: FileId, replica: &NewReplica) -> Result<ReplicaId, QueryError> {
+        let tx = self.conn.transaction().map_err(sql("begin add_replica"))?;
+        let mut cache = InsertCache::default();
+        let id = insert_replica(&tx, &mut cache, file, replica, &format!("file #{}", file.0))?;
+        tx.commit().map_err(sql("commit add_replica"))?;
+        Ok(id)
+    }
+
+    /// Moves a replica to `state` (active after upload, lost after K failures, released).
+    pub fn set_replica_state(&mut self, id: ReplicaId, state: ReplicaState) -> Result<(), QueryError> {
+        let what = format!("replica #{}", id.0);
+        let n = self
+            .conn
+            .execute("UPDATE replicas SET state = ?2 WHERE id = ?1", params![id.0, state.as_str()])
+            .map_err(sql(format!("set state of {what}")))?;
+        if n == 0 {
+            return Err(QueryError::NotFound { what });
+        }
+        Ok(())
+    }
+
+    /// Attaches the contract that now covers a replica.
+    pub fn set_replica_contract(&mut self, id: ReplicaId, contract: &ContractId) -> Result<(), QueryError> {
+        let what = format!("replica #{}", id.0);
+        let cid = contract_row(&self.conn, contract)?;
+        let n = self
+            .conn
+            .execute("UPDATE replicas SET contract_id = ?2 WHERE id = ?1", params![id.0, cid])
+            .map_err(sql(format!("set contract of {what}")))?;
+        if n == 0 {
+            return Err(QueryError::NotFound { what });
+        }
+        Ok(())
+    }
+
+    /// Active replicas whose audit is due at `now`, oldest due first, at most `limit`.
+    /// Served by the partial index `replicas_due`, not a scan.
+    pub fn replicas_due_for_audit(&self, now: UnixSecs, limit: u32) -> Result<Vec<DueReplica>, QueryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(DUE_QUERY)
+            .map_err(sql("prepare due-audit query"))?;
+        let mut rows = stmt.query(params![now, limit]).map_err(sql("query due audits"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(sql("read due audits"))? {
+            let raw = (|| -> rusqlite::Result<_> {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<Vec<u8>>>(7)?,
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, i64>(9)?,
+                ))
+            })()
+            .map_err(sql("read due audits"))?;
+            let (id, file, index, host, root, size, seg, contract, failures, due) = raw;
+            let what = format!("replica #{id}");
+            out.push(DueReplica {
+                replica: ReplicaId(id),
+                file: FileId(file),
+                index: u32::try_from(index).map_err(|_| corrupt(&what, "replica_index", index))?,
+                host: parse_peer(&what, "host_peer_id", &host)?,
+                root: hash32(&what, "root", root)?,
+                stored_size: to_u64(&what, "stored_size", size)?,
+                segment_size: u32::try_from(seg).map_err(|_| corrupt(&what, "segment_size", seg))?,
+                contract: contract
+                    .map(|c| hash32(&what, "contract_id", c).map(ContractId))
+                    .transpose()?,
+                consecutive_failures: failures as u32,
+                next_audit_at: due,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records an audit and updates the replica in one transaction: a pass
+    /// resets the consecutive-failure count, anything else increments it.
+    /// Returns the count after this audit, which the engine compares with K.
+    pub fn record_audit(&mut self, report: &AuditReport) -> Result<u32, QueryError> {
+        let what = format!("replica #{}", report.replica.0);
+        let latency = to_i64("latency_ms", report.latency_ms)?;
+        let segment = report.segment.map(|s| to_i64("segment", s)).transpose()?;
+        let tx = self.conn.transaction().map_err(sql("begin record_audit"))?;
+        let failures: Option<i64> = tx
+            .query_row(
+                "SELECT consecutive_failures FROM replicas WHERE id = ?1",
+                [report.replica.0],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql(format!("read {what}")))?;
+        let Some(failures) = failures else {
+            return Err(QueryError::NotFound { what });
+        };
+        let failures = if report.outcome.is_pass() { 0 } else { failures + 1 };
+        tx.execute(
+            "INSERT INTO audits (replica_id, at, kind, segment, outcome, latency_ms, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                report.replica.0,
+                report.at,
+                report.kind.as_str(),
+                segment,
+                report.outcome.as_str(),
+                latency,
+                report.detail
+            ],
+        )
+        .map_err(sql(format!("insert audit of {what}")))?;
+        let full = matches!(report.kind, AuditKind::Full);
+        tx.execute(
+            "UPDATE replicas SET consecutive_failures = ?2, \
+             last_audit_at = CASE WHEN ?3 THEN last_audit_at ELSE ?4 END, \
+             last_full_check_at = CASE WHEN ?3 THEN ?4 ELSE last_full_check_at END, \
+             next_audit_at = coalesce(?5, next_audit_at) WHERE id = ?1",
+            params![report.replica.0, failures, full, report.at, report.next_audit_at],
+        )
+        .map_err(sql(format!("update {what} after audit")))?;
+        tx.commit().map_err(sql(format!("commit audit of {what}")))?;
+        Ok(failures as u32)
+    }
+
+    /// Audits of one replica, newest first.
+    pub fn audits_of_replica(&self, replica: ReplicaId, limit: u32) -> Result<Vec<AuditRecord>, QueryError> {
+        self.query_audits(
+            "SELECT id, replica_id, at, kind, segment, outcome, latency_ms, detail FROM audits \
+             WHERE replica_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+            params![replica.0, limit],
+        )
+    }
+
+    /// The most recent audits of all replicas, newest first (admin page).
+    pub fn recent_audits(&self, limit: u32) -> Result<Vec<AuditRecord>, QueryError> {
+        self.query_audits(
+            "SELECT id, replica_id, at, kind, segment, outcome, latency_ms, detail FROM audits \
+             ORDER BY at DESC, id DESC LIMIT ?1",
+            params![limit],
+        )
+    }
+
+    fn query_audits(&self, q: &str, p: impl rusqlite::Params) -> Result<Vec<AuditRecord>, QueryError> {
+        let mut stmt = self.conn.prepare_cached(q).map_err(sql("prepare audit query"))?;
+        let mut rows = stmt.query(p).map_err(sql("query audits"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(sql("read audits"))? {
+            let raw = (|| -> rusqlite::Result<_> {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
+                ))
+            })()
+            .map_err(sql("read audits"))?;
+            let (id, replica, at, kind, segment, outcome, latency, detail) = raw;
+            let what = format!("audit #{id}");
+            out.push(AuditRecord {
+                id: AuditId(id),
+                replica: ReplicaId(replica),
+                at,
+                kind: parse_enum(&what, "kind", &kind, AuditKind::parse)?,
+                segment: segment.map(|s| to_u64(&what, "segment", s)).transpose()?,
+                outcome: parse_enum(&what, "outcome", &outcome, AuditOutcome::parse)?,
+                latency_ms: to_u64(&what, "latency_ms", latency)?,
+                detail,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Files of one folder with their active replica count, kept as a constant so a test can EXPLAIN it.
+const LIST_FILES_QUERY: &str = "SELECT f.id, f.name, f.size, f.modified_at, f.keep_local, \
+     f.local_disk_id IS NOT NULL, f.redundancy, \
+     (SELECT count(*) FROM replicas r WHERE r.file_id = f.id AND r.state = 'active') \
+     FROM files f WHERE f.folder_id = ?1 ORDER BY f.name";
+
+/// The due-audit query, kept as a constant so a test can EXPLAIN it.
+pub(crate) const DUE_QUERY: &str = "SELECT r.id, r.file_id, r.replica_index, r.host_peer_id, \
+     r.root, r.stored_size, f.segment_size, c.contract_id, r.consecutive_failures, r.next_audit_at \
+     FROM replicas r INDEXED BY replicas_due \
+     JOIN files f ON f.id = r.file_id \
+     LEFT JOIN contracts c ON c.id = r.contract_id \
+     WHERE r.state = 'active' AND r.next_audit_at <= ?1 \
+     ORDER BY r.next_audit_at LIMIT ?2";
+
+fn corrupt(what: &str, column: &'static str, v: i64) -> QueryError {
+    QueryError::Corrupt { what: what.to_owned(), column, reason: format!("value {v} out of range") }
+}
+
+fn fk_or_sql(e: rusqlite::Error, referenced: &str, what: String) -> QueryError {
+    if crate::db::is_fk_violation(&e) {
+        QueryError::NotFound { what: referenced.to_owned() }
+    } else {
+        QueryError::Sqlite { what, source: e }
+    }
+}
+
+pub(crate) fn folder_id(
+    conn: &rusqlite::Connection,
+    folder: &str,
+    what: &str,
+) -> Result<Option<i64>, QueryError> {
+    conn.prepare_cached("SELECT id FROM folders WHERE path = ?1")
+        .and_then(|mut s| s.query_row([folder], |r| r.get(0)).optional())
+        .map_err(sql(format!("look up folder of {what}")))
+}
+
+pub(crate) fn contract_row(conn: &rusqlite::Connection, id: &ContractId) -> Result<i64, QueryError> {
+    conn.prepare_cached("SELECT id FROM contracts WHERE contract_id = ?1")
+        .and_then(|mut s| s.query_row([&id.0[..]], |r| r.get(0)).optional())
+        .map_err(sql("look up contract"))?
+        .ok_or_else(|| QueryError::NotFound { what: format!("contract {}", hex32(&id.0)) })
+}
+
+pub(crate) fn hex32(b: &[u8; 32]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Makes sure a peer row exists so replicas and contracts can reference it.
+pub(crate) fn ensure_peer(tx: &Transaction<'_>, peer: &PeerId, at: UnixSecs) -> Result<(), QueryError> {
+    tx.prepare_cached(
+        "INSERT INTO peers (peer_id, first_seen_at, last_seen_at) VALUES (?1, ?2, ?2) \
+         ON CONFLICT (peer_id) DO NOTHING",
+    )
+    .and_then(|mut s| s.execute(params![peer.to_base58(), at]))
+    .map_err(sql(format!("record peer {peer}")))?;
+    Ok(())
+}
+
+fn ensure_folder(tx: &Transaction<'_>, cache: &mut InsertCache, folder: &FolderPath) -> Result<i64, QueryError> {
+    if let Some(id) = cache.folders.get(folder.as_str()) {
+        return Ok(*id);
+    }
+    let what = format!("folder {folder}");
+    let id = match folder_id(tx, folder.as_str(), &what)? {
+        Some(id) => id,
+        None => {
+            // The root always exists (created by the schema), so this recursion ends.
+            let (parent, name) = folder.parent_and_name().ok_or_else(|| QueryError::Corrupt {
+                what: "folder /".into(),
+                column: "path",
+                reason: "root folder row is missing".into(),
+            })?;
+            let parent_id = ensure_folder(tx, cache, &parent)?;
+            tx.prepare_cached("INSERT INTO folders (parent_id, path, name) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![parent_id, folder.as_str(), name]))
+                .map_err(sql(format!("create {what}")))?;
+            tx.last_insert_rowid()
+        }
+    };
+    cache.folders.insert(folder.as_str().to_owned(), id);
+    Ok(id)
+}
+
+fn insert_file(
+    tx: &Transaction<'_>,
+    cache: &mut InsertCache,
+    file: &NewFile,
+    replicas: &[NewReplica],
+) -> Result<FileId, QueryError> {
+    let what = format!("file {}", file.path);
+    let folder = FolderPath::parse(file.path.folder())?;
+    let folder_id = ensure_folder(tx, cache, &folder)?;
+    if file.segment_size == 0 {
+        return Err(QueryError::InvalidValue { field: "segment_size", reason: "must be > 0".into() });
+    }
+    let size = to_i64("size", file.size)?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO files (folder_id, name, size, plaintext_blake3, segment_size, keep_local, \
+             redundancy, local_disk_id, local_path, created_at, modified_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                folder_id,
+                file.path.name(),
+                size,
+                &file.plaintext_blake3[..],
+                file.segment_size,
+                file.keep_local,
+                file.redundancy,
+                file.local.as_ref().map(|l| l.disk.0),
+                file.local.as_ref().map(|l| l.rel_path.as_str()),
+                file.created_at,
+                file.modified_at
+            ])
+        });
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(QueryError::AlreadyExists { what }),
+        Err(e) => return Err(fk_or_sql(e, "disk of the local copy", format!("insert {what}"))),
+    }
+    let id = FileId(tx.last_insert_rowid());
+    for replica in replicas {
+        insert_replica(tx, cache, id, replica, &what)?;
+    }
+    Ok(id)
+}
+
+fn insert_replica(
+    tx: &Transaction<'_>,
+    cache: &mut InsertCache,
+    file: FileId,
+    replica: &NewReplica,
+    file_what: &str,
+) -> Result<ReplicaId, QueryError> {
+    if !cache.peers.contains(&replica.host) {
+        ensure_peer(tx, &replica.host, replica.created_at)?;
+        cache.peers.insert(replica.host);
+    }
+    let contract = replica.contract.as_ref().map(|c| contract_row(tx, c)).transpose()?;
+    let stored = to_i64("stored_size", replica.stored_size)?;
+    let res = tx
+        .prepare_cached(
+            "INSERT INTO replicas (file_id, replica_index, host_peer_id, root, stored_size, \
+             contract_id, state, next_audit_at, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                file.0,
+                replica.index,
+                replica.host.to_base58(),
+                &replica.root[..],
+                stored,
+                contract,
+                replica.state.as_str(),
+                replica.next_audit_at,
+                replica.created_at
+            ])
+        });
+    match res {
+        Ok(_) => Ok(ReplicaId(tx.last_insert_rowid())),
+        Err(e) if is_unique_violation(&e) => Err(QueryError::AlreadyExists {
+            what: format!("replica {} of {file_what}", replica.index),
+        }),
+        Err(e) => Err(fk_or_sql(e, file_what, format!("insert replica of {file_what}"))),
+    }
+}
+
+fn query_replicas(
+    m: &Manifest,
+    q: &str,
+    p: impl rusqlite::Params,
+    what: &str,
+) -> Result<Vec<Replica>, QueryError> {
+    let mut stmt = m.conn.prepare_cached(q).map_err(sql(format!("prepare {what}")))?;
+    let mut rows = stmt.query(p).map_err(sql(format!("query {what}")))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sql(format!("read {what}")))? {
+        out.push(replica_from_row(r).map_err(sql(format!("read {what}")))??);
+    }
+    Ok(out)
+}
+
+fn replica_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Replica, QueryError>> {
+    let id: i64 = r.get(0)?;
+    let file: i64 = r.get(1)?;
+    let index: i64 = r.get(2)?;
+    let host: String = r.get(3)?;
+    let root: Vec<u8> = r.get(4)?;
+    let size: i64 = r.get(5)?;
+    let contract: Option<Vec<u8>> = r.get(6)?;
+    let state: String = r.get(7)?;
+    let next: i64 = r.get(8)?;
+    let last: Option<i64> = r.get(9)?;
+    let last_full: Option<i64> = r.get(10)?;
+    let failures: i64 = r.get(11)?;
+    let created: i64 = r.get(12)?;
+    Ok((|| {
+        let what = format!("replica #{id}");
+        Ok(Replica {
+            id: ReplicaId(id),
+            file: FileId(file),
+            index: u32::try_from(index).map_err(|_| corrupt(&what, "replica_index", index))?,
+            host: parse_peer(&what, "host_peer_id", &host)?,
+            root: hash32(&what, "root", root)?,
+            stored_size: to_u64(&what, "stored_size", size)?,
+            contract: contract.map(|c| hash32(&what, "contract_id", c).map(ContractId)).transpose()?,
+            state: parse_enum(&what, "state", &state, ReplicaState::parse)?,
+            next_audit_at: next,
+            last_audit_at: last,
+            last_full_check_at: last_full,
+            consecutive_failures: u32::try_from(failures)
+                .map_err(|_| corrupt(&what, "consecutive_failures", failures))?,
+            created_at: created,
+        })
+    })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(m: &Manifest, q: &str, p: impl rusqlite::Params) -> String {
+        let mut stmt = m.conn.prepare(&format!("EXPLAIN QUERY PLAN {q}")).unwrap();
+        let rows = stmt.query_map(p, |r| r.get::<_, String>(3)).unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn due_audit_query_searches_the_partial_index_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manifest::open(dir.path().join("m.db")).unwrap();
+        let p = plan(&m, DUE_QUERY, params![100, 10]);
+        assert!(p.contains("SEARCH r USING INDEX replicas_due (next_audit_at<?)"), "{p}");
+        assert!(!p.contains("SCAN r"), "due query scans replicas:\n{p}");
+        assert!(!p.contains("TEMP B-TREE"), "due query sorts instead of reading in index order:\n{p}");
+        assert!(p.contains("SEARCH f USING INTEGER PRIMARY KEY"), "{p}");
+    }
+
+    #[test]
+    fn folder_listing_searches_by_folder_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manifest::open(dir.path().join("m.db")).unwrap();
+        let p = plan(&m, LIST_FILES_QUERY, [1]);
+        assert!(p.contains("SEARCH f USING"), "{p}");
+        assert!(p.contains("INDEX sqlite_autoindex_files_1 (folder_id=?)"), "{p}");
+        assert!(p.contains("SEARCH r USING INDEX sqlite_autoindex_replicas_1 (file_id=?)"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
+}

@@ -1,0 +1,195 @@
+//! The schema and its migrations. `PRAGMA user_version` counts the migrations
+//! applied; each one runs in its own transaction, so a crash mid-upgrade leaves
+//! the previous version intact. Migrations are append-only: never edit a shipped one.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::error::OpenError;
+
+/// Schema version 1: everything the box remembers.
+const V1: &str = r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE folders (
+    id        INTEGER PRIMARY KEY,
+    parent_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+    path      TEXT NOT NULL UNIQUE,
+    name      TEXT NOT NULL
+) STRICT;
+CREATE INDEX folders_by_parent ON folders(parent_id, name);
+INSERT INTO folders (id, parent_id, path, name) VALUES (1, NULL, '/', '');
+
+CREATE TABLE disks (
+    id             INTEGER PRIMARY KEY,
+    uuid           TEXT NOT NULL UNIQUE,
+    label          TEXT NOT NULL,
+    mount_path     TEXT NOT NULL,
+    total_bytes    INTEGER NOT NULL CHECK (total_bytes >= 0),
+    free_bytes     INTEGER NOT NULL CHECK (free_bytes >= 0),
+    reserved_bytes INTEGER NOT NULL CHECK (reserved_bytes >= 0),
+    state          TEXT NOT NULL CHECK (state IN ('active', 'missing', 'retired')),
+    added_at       INTEGER NOT NULL,
+    last_seen_at   INTEGER NOT NULL,
+    last_scrub_at  INTEGER
+) STRICT;
+
+CREATE TABLE files (
+    id               INTEGER PRIMARY KEY,
+    folder_id        INTEGER NOT NULL REFERENCES folders(id),
+    name             TEXT NOT NULL,
+    size             INTEGER NOT NULL CHECK (size >= 0),
+    plaintext_blake3 BLOB NOT NULL CHECK (length(plaintext_blake3) = 32),
+    segment_size     INTEGER NOT NULL CHECK (segment_size > 0),
+    keep_local       INTEGER NOT NULL CHECK (keep_local IN (0, 1)),
+    redundancy       INTEGER NOT NULL CHECK (redundancy >= 0),
+    local_disk_id    INTEGER REFERENCES disks(id),
+    local_path       TEXT,
+    created_at       INTEGER NOT NULL,
+    modified_at      INTEGER NOT NULL,
+    UNIQUE (folder_id, name)
+) STRICT;
+CREATE INDEX files_by_local_disk ON files(local_disk_id) WHERE local_disk_id IS NOT NULL;
+
+CREATE TABLE peers (
+    peer_id       TEXT PRIMARY KEY,
+    ln_node_id    TEXT,
+    first_seen_at INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    successes     REAL NOT NULL DEFAULT 0,
+    failures      REAL NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE TABLE peer_addresses (
+    peer_id      TEXT NOT NULL REFERENCES peers(peer_id) ON DELETE CASCADE,
+    address      TEXT NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    PRIMARY KEY (peer_id, address)
+) STRICT;
+
+CREATE TABLE contracts (
+    id                      INTEGER PRIMARY KEY,
+    contract_id             BLOB NOT NULL UNIQUE CHECK (length(contract_id) = 32),
+    direction               TEXT NOT NULL CHECK (direction IN ('ours_on_peer', 'theirs_on_us')),
+    peer_id                 TEXT NOT NULL REFERENCES peers(peer_id),
+    object_root             BLOB NOT NULL CHECK (length(object_root) = 32),
+    size_bytes              INTEGER NOT NULL CHECK (size_bytes >= 0),
+    price_msat_per_gib_day  INTEGER NOT NULL CHECK (price_msat_per_gib_day >= 0),
+    retrieval_price_msat    INTEGER NOT NULL CHECK (retrieval_price_msat >= 0),
+    audit_interval_secs     INTEGER NOT NULL CHECK (audit_interval_secs > 0),
+    full_check_interval_secs INTEGER NOT NULL CHECK (full_check_interval_secs > 0),
+    is_swap                 INTEGER NOT NULL CHECK (is_swap IN (0, 1)),
+    term_start_at           INTEGER NOT NULL,
+    term_end_at             INTEGER NOT NULL,
+    terms                   BLOB NOT NULL,
+    our_signature           BLOB NOT NULL,
+    peer_signature          BLOB NOT NULL,
+    state                   TEXT NOT NULL CHECK (state IN ('active', 'ending', 'ended', 'broken')),
+    owed_msat               INTEGER NOT NULL DEFAULT 0 CHECK (owed_msat >= 0),
+    last_paid_at            INTEGER,
+    created_at              INTEGER NOT NULL,
+    ended_at                INTEGER
+) STRICT;
+CREATE INDEX contracts_by_peer ON contracts(peer_id, direction);
+CREATE INDEX contracts_by_state ON contracts(state, direction);
+
+CREATE TABLE replicas (
+    id                   INTEGER PRIMARY KEY,
+    file_id              INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    replica_index        INTEGER NOT NULL CHECK (replica_index >= 0),
+    host_peer_id         TEXT NOT NULL REFERENCES peers(peer_id),
+    root                 BLOB NOT NULL CHECK (length(root) = 32),
+    stored_size          INTEGER NOT NULL CHECK (stored_size >= 0),
+    contract_id          INTEGER REFERENCES contracts(id),
+    state                TEXT NOT NULL CHECK (state IN ('uploading', 'active', 'lost', 'released')),
+    next_audit_at        INTEGER NOT NULL,
+    last_audit_at        INTEGER,
+    last_full_check_at   INTEGER,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0 CHECK (consecutive_failures >= 0),
+    created_at           INTEGER NOT NULL,
+    UNIQUE (file_id, replica_index)
+) STRICT;
+-- Audit scheduling reads only live replicas in due order: a partial index keeps it a range scan.
+CREATE INDEX replicas_due ON replicas(next_audit_at) WHERE state = 'active';
+CREATE INDEX replicas_by_host ON replicas(host_peer_id, state);
+CREATE INDEX replicas_by_contract ON replicas(contract_id) WHERE contract_id IS NOT NULL;
+
+CREATE TABLE hosted_objects (
+    id          INTEGER PRIMARY KEY,
+    contract_id INTEGER NOT NULL REFERENCES contracts(id),
+    owner_peer_id TEXT NOT NULL REFERENCES peers(peer_id),
+    root        BLOB NOT NULL CHECK (length(root) = 32),
+    disk_id     INTEGER NOT NULL REFERENCES disks(id),
+    rel_path    TEXT NOT NULL,
+    bytes       INTEGER NOT NULL CHECK (bytes >= 0),
+    state       TEXT NOT NULL CHECK (state IN ('receiving', 'stored', 'released')),
+    created_at  INTEGER NOT NULL,
+    UNIQUE (owner_peer_id, root)
+) STRICT;
+CREATE INDEX hosted_by_contract ON hosted_objects(contract_id);
+CREATE INDEX hosted_by_disk ON hosted_objects(disk_id, state);
+
+CREATE TABLE audits (
+    id          INTEGER PRIMARY KEY,
+    replica_id  INTEGER NOT NULL REFERENCES replicas(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('segment', 'full')),
+    segment     INTEGER,
+    outcome     TEXT NOT NULL CHECK (outcome IN ('passed', 'failed', 'timeout', 'unreachable')),
+    latency_ms  INTEGER NOT NULL CHECK (latency_ms >= 0),
+    detail      TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX audits_by_replica ON audits(replica_id, at);
+CREATE INDEX audits_by_time ON audits(at);
+
+CREATE TABLE payments (
+    id           INTEGER PRIMARY KEY,
+    direction    TEXT NOT NULL CHECK (direction IN ('outgoing', 'incoming')),
+    amount_msat  INTEGER NOT NULL CHECK (amount_msat >= 0),
+    fee_msat     INTEGER CHECK (fee_msat >= 0),
+    contract_id  INTEGER REFERENCES contracts(id),
+    payment_hash BLOB CHECK (payment_hash IS NULL OR length(payment_hash) = 32),
+    payment_id   BLOB NOT NULL UNIQUE CHECK (length(payment_id) = 32),
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'succeeded', 'failed')),
+    reason       TEXT NOT NULL DEFAULT '',
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX payments_by_contract ON payments(contract_id, created_at) WHERE contract_id IS NOT NULL;
+CREATE INDEX payments_by_time ON payments(created_at);
+CREATE INDEX payments_pending ON payments(state) WHERE state = 'pending';
+"#;
+
+/// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Reads `user_version`.
+pub(crate) fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], refusing files from a newer firmware.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
+    let sqlite = |source| OpenError::Sqlite { path: path.to_owned(), source };
+    let found = current_version(conn).map_err(sqlite)?;
+    if found > SCHEMA_VERSION {
+        return Err(OpenError::SchemaTooNew { path: path.to_owned(), found, known: SCHEMA_VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        let version = i as i64 + 1;
+        let failed = |source| OpenError::Migration { path: path.to_owned(), version, source };
+        let tx = conn.transaction().map_err(failed)?;
+        tx.execute_batch(sql).map_err(failed)?;
+        tx.pragma_update(None, "user_version", version).map_err(failed)?;
+        tx.commit().map_err(failed)?;
+        tracing::info!(path = %path.display(), version, "manifest schema migrated");
+    }
+    Ok(())
+}
