@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Builds bunkerd for the box (aarch64-unknown-linux-gnu) with Debian's own
+# Rust toolchain for arm64 (rustc-web + libstd-rust-web-dev:arm64), because
+# rustup cannot add targets on machines without internet beyond Debian's
+# mirror. Then runs the result under qemu-user as a smoke test.
+#
+#   cross/build.sh            release build, prints the binary's path and size
+#
+# Installs its own packages when missing (needs root or sudo).
+# Output: $BUNKER_CROSS_TARGET_DIR (default ~/.cache/bunker/target-aarch64)
+#         /aarch64-unknown-linux-gnu/release/bunkerd
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+target=aarch64-unknown-linux-gnu
+
+sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+packages=(rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binutils-aarch64-linux-gnu)
+if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
+    echo "cross: installing ${packages[*]}" >&2
+    dpkg --print-foreign-architectures | grep -qx arm64 || sudo_ dpkg --add-architecture arm64
+    sudo_ apt-get update -qq
+    sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+
+export RUSTC=/usr/bin/rustc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
+export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+export CARGO_TARGET_DIR="${BUNKER_CROSS_TARGET_DIR:-$HOME/.cache/bunker/target-aarch64}"
+
+"$RUSTC" --version >&2
+start=$(date +%s)
+cargo build --manifest-path "$root/Cargo.toml" --release --target "$target" -p bunkerd
+echo "cross: built in $(( $(date +%s) - start )) s" >&2
+
+bin="$CARGO_TARGET_DIR/$target/release/bunkerd"
+if ! readelf -h "$bin" | grep -q 'Machine:.*AArch64'; then
+    echo "cross: $bin is not an aarch64 ELF" >&2
+    exit 1
+fi
+version=$(qemu-aarch64-static -L /usr/aarch64-linux-gnu "$bin" --version)
+echo "cross: qemu-aarch64-static says: $version" >&2
+[ "$version" = "bunkerd $(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)" ] || {
+    echo "cross: unexpected --version output" >&2
+    exit 1
+}
+aarch64-linux-gnu-strip -o "$CARGO_TARGET_DIR/bunkerd.stripped" "$bin"
+echo "cross: $bin"
+echo "cross: stripped size $(stat -c %s "$CARGO_TARGET_DIR/bunkerd.stripped") bytes"
