@@ -20,7 +20,7 @@ pub const KIT_TEXT_PREFIX: &str = "BUNKERKIT1:";
 /// Most holders a kit lists.
 pub const MAX_HOLDERS: usize = 8;
 /// Most addresses per holder.
-pub const MAX_ADDRESSES: usize = 3;
+pub const MAX_ADDRESSES: usize = 2;
 /// Longest address (multiaddr text) in a kit.
 pub const MAX_ADDRESS_LEN: usize = 96;
 const MAGIC: &[u8; 4] = b"BKIT";
