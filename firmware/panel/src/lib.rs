@@ -15,6 +15,8 @@
 #![deny(missing_docs)]
 
 pub mod buttons;
+pub mod display;
+pub mod fake_ssd1306;
 pub mod format;
 pub mod frame;
 pub mod led;
