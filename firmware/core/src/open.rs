@@ -177,7 +177,7 @@ impl Opener {
             }
             tree.push(leaf_hash(&buf[..sealed_len]));
             if !self.open_segment(&layout, index, &mut buf[..sealed_len]) {
-                return Err(self.explain(&layout, root, index, &mut buf[..sealed_len], &mut input));
+                return Err(self.explain(&layout, root, index, &buf[..sealed_len], &mut input));
             }
             let plain = &buf[..sealed_len - TAG_LEN];
             output.write_all(plain).map_err(|source| OpenError::Write {
@@ -235,13 +235,16 @@ impl Opener {
         self.open_segment(layout, index, &mut copy)
     }
 
-    /// Which segment, near `position`, the bytes found there really are.
-    fn identify(&self, layout: &Layout, position: u64, sealed: &[u8]) -> Option<u64> {
+    /// Which segment, near `position`, the bytes found there really are,
+    /// and how many of `sealed`'s bytes it takes (a short last segment
+    /// moved earlier takes fewer than were read).
+    fn identify(&self, layout: &Layout, position: u64, sealed: &[u8]) -> Option<(u64, usize)> {
         let lo = position.saturating_sub(SEARCH_WINDOW);
         let hi = (position + SEARCH_WINDOW).min(layout.segment_count() - 1);
-        (lo..=hi)
-            .filter(|&j| j != position)
-            .find(|&j| self.is_segment(layout, j, sealed))
+        (lo..=hi).filter(|&j| j != position).find_map(|j| {
+            let len = layout.sealed_len(j);
+            (len <= sealed.len() && self.is_segment(layout, j, &sealed[..len])).then_some((j, len))
+        })
     }
 
     /// The bytes at `position` failed authentication: find out why.
@@ -250,44 +253,51 @@ impl Opener {
         layout: &Layout,
         root: Hash,
         position: u64,
-        sealed: &mut [u8],
+        sealed: &[u8],
         input: &mut R,
     ) -> OpenError {
         let count = layout.segment_count();
-        match self.identify(layout, position, sealed) {
+        let stride = layout.segment_size() as usize + TAG_LEN;
+        let mut bytes = sealed.to_vec();
+        let mut found = self.identify(layout, position, &bytes);
+        if found.is_none() && bytes.len() < stride {
+            // The short last position may hold a full-size segment: read
+            // the rest of it and look again.
+            let have = bytes.len();
+            bytes.resize(stride, 0);
+            let got = read_full(input, &mut bytes[have..]).unwrap_or(0);
+            bytes.truncate(have + got);
+            found = self.identify(layout, position, &bytes);
+        }
+        match found {
             None => OpenError::Corrupt {
                 root,
                 index: position,
                 count,
             },
-            Some(found) if found < position => OpenError::Duplicated {
+            Some((found, _)) if found < position => OpenError::Duplicated {
                 root,
                 index: found,
                 position,
             },
-            Some(found) => {
+            Some((found, used)) => {
                 // A later segment is here. If the missing one turns up
                 // further on, the segments were reordered; otherwise dropped.
-                let stride = layout.segment_size() as usize + TAG_LEN;
-                let mut next = vec![0u8; stride];
+                let mut rest = (&bytes[used..]).chain(input);
+                let want = layout.sealed_len(position);
+                let mut next = vec![0u8; want];
                 for ahead in 1..=LOOKAHEAD {
-                    let got = match read_full(input, &mut next) {
-                        Ok(got) => got,
-                        Err(_) => break,
-                    };
-                    if got == 0 {
-                        break;
+                    match read_full(&mut rest, &mut next) {
+                        Ok(got) if got == want => {}
+                        _ => break,
                     }
-                    if self.is_segment(layout, position, &next[..got]) {
+                    if self.is_segment(layout, position, &next) {
                         return OpenError::Reordered {
                             root,
                             index: position,
                             position: position + ahead,
                             found,
                         };
-                    }
-                    if got < stride {
-                        break;
                     }
                 }
                 OpenError::Dropped {
