@@ -12,7 +12,8 @@ use crate::types::{ContractDirection, ContractId, ContractRecord, ContractState,
 /// Largest encoded terms or signature kept; contracts come from peers.
 pub const MAX_TERMS_LEN: usize = 16 * 1024;
 
-const CONTRACT_COLUMNS: &str = "contract_id, direction, peer_id, object_root, size_bytes, \
+const CONTRACT_COLUMNS: &str = "contract_id, direction, \
+     (SELECT peer_id FROM peers WHERE peers.id = contracts.peer), object_root, size_bytes, \
      price_msat_per_gib_day, retrieval_price_msat, audit_interval_secs, full_check_interval_secs, \
      is_swap, term_start_at, term_end_at, terms, our_signature, peer_signature, created_at, \
      state, owed_msat, last_paid_at, ended_at";
@@ -43,9 +44,9 @@ impl Manifest {
             });
         }
         let tx = self.conn.transaction().map_err(sql("begin insert_contract"))?;
-        ensure_peer(&tx, &c.peer, c.created_at)?;
+        let peer = ensure_peer(&tx, &c.peer, c.created_at)?;
         let res = tx.execute(
-            "INSERT INTO contracts (contract_id, direction, peer_id, object_root, size_bytes, \
+            "INSERT INTO contracts (contract_id, direction, peer, object_root, size_bytes, \
              price_msat_per_gib_day, retrieval_price_msat, audit_interval_secs, \
              full_check_interval_secs, is_swap, term_start_at, term_end_at, terms, our_signature, \
              peer_signature, created_at, state) \
@@ -53,7 +54,7 @@ impl Manifest {
             params![
                 &c.id.0[..],
                 c.direction.as_str(),
-                c.peer.to_base58(),
+                peer,
                 &c.object_root[..],
                 to_i64("size_bytes", c.size_bytes)?,
                 to_i64("price_msat_per_gib_day", c.price_msat_per_gib_day)?,
@@ -99,7 +100,10 @@ impl Manifest {
 
     /// Every contract with one peer, both directions (swap balance, peer page).
     pub fn contracts_with_peer(&self, peer: &PeerId) -> Result<Vec<ContractRecord>, QueryError> {
-        let q = format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE peer_id = ?1 ORDER BY id");
+        let q = format!(
+            "SELECT {CONTRACT_COLUMNS} FROM contracts \
+             WHERE peer = (SELECT id FROM peers WHERE peer_id = ?1) ORDER BY id"
+        );
         self.query_contracts(&q, params![peer.to_base58()])
     }
 
@@ -211,7 +215,7 @@ fn finish_contract(r: RawContract) -> Result<ContractRecord, QueryError> {
         contract: NewContract {
             id: ContractId(id),
             direction: parse_enum(&what, "direction", &r.direction, ContractDirection::parse)?,
-            peer: parse_peer(&what, "peer_id", &r.peer)?,
+            peer: parse_peer(&what, "peer", &r.peer)?,
             object_root: hash32(&what, "object_root", r.root)?,
             size_bytes: to_u64(&what, "size_bytes", r.ints[0])?,
             price_msat_per_gib_day: to_u64(&what, "price_msat_per_gib_day", r.ints[1])?,

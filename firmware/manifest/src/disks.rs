@@ -142,13 +142,13 @@ impl Manifest {
         let what = format!("hosted object {} of {}", hex32(&o.root), o.owner);
         let tx = self.conn.transaction().map_err(sql("begin insert_hosted_object"))?;
         let contract = contract_row(&tx, &o.contract)?;
-        ensure_peer(&tx, &o.owner, o.created_at)?;
+        let owner = ensure_peer(&tx, &o.owner, o.created_at)?;
         let res = tx.execute(
-            "INSERT INTO hosted_objects (contract_id, owner_peer_id, root, disk_id, rel_path, bytes, \
+            "INSERT INTO hosted_objects (contract_id, owner, root, disk_id, rel_path, bytes, \
              state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 contract,
-                o.owner.to_base58(),
+                owner,
                 &o.root[..],
                 o.disk.0,
                 o.rel_path,
@@ -200,7 +200,7 @@ impl Manifest {
     /// The object `owner` stored with root `root`, as an audit or fetch names it.
     pub fn hosted_object(&self, owner: &PeerId, root: &[u8; 32]) -> Result<Option<HostedObject>, QueryError> {
         let mut v = self.query_hosted(
-            "WHERE h.owner_peer_id = ?1 AND h.root = ?2",
+            "WHERE h.owner = (SELECT id FROM peers WHERE peer_id = ?1) AND h.root = ?2",
             params![owner.to_base58(), &root[..]],
         )?;
         Ok(v.pop())
@@ -219,8 +219,9 @@ impl Manifest {
 
     fn query_hosted(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<HostedObject>, QueryError> {
         let q = format!(
-            "SELECT h.id, c.contract_id, h.owner_peer_id, h.root, h.disk_id, h.rel_path, h.bytes, \
+            "SELECT h.id, c.contract_id, p.peer_id, h.root, h.disk_id, h.rel_path, h.bytes, \
              h.state, h.created_at FROM hosted_objects h JOIN contracts c ON c.id = h.contract_id \
+             JOIN peers p ON p.id = h.owner \
              {filter} ORDER BY h.id"
         );
         let mut stmt = self.conn.prepare_cached(&q).map_err(sql("prepare hosted query"))?;
@@ -247,7 +248,7 @@ impl Manifest {
                     id: HostedObjectId(id),
                     object: NewHostedObject {
                         contract: ContractId(hash32(&what, "contract_id", contract)?),
-                        owner: parse_peer(&what, "owner_peer_id", &owner)?,
+                        owner: parse_peer(&what, "owner", &owner)?,
                         root: hash32(&what, "root", root)?,
                         disk: DiskId(disk),
                         rel_path,

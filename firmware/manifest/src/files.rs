@@ -1,6 +1,6 @@
 //! Files, their folders, their replicas and the audits of those replicas.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use libp2p_identity::PeerId;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
@@ -17,16 +17,20 @@ use crate::types::{
 };
 
 /// Columns of a replica row joined with its contract id, in `replica_from_row` order.
-const REPLICA_COLUMNS: &str = "r.id, r.file_id, r.replica_index, r.host_peer_id, r.root, \
+const REPLICA_COLUMNS: &str = "r.id, r.file_id, r.replica_index, p.peer_id, r.root, \
      r.stored_size, c.contract_id, r.state, r.next_audit_at, r.last_audit_at, \
      r.last_full_check_at, r.consecutive_failures, r.created_at";
+
+/// Joins giving a replica row its host's PeerId and its contract's id.
+const REPLICA_JOINS: &str =
+    "JOIN peers p ON p.id = r.host LEFT JOIN contracts c ON c.id = r.contract_id";
 
 /// Per-transaction memo of folder ids and known peers, so a bulk insert does
 /// not repeat the same lookups a million times.
 #[derive(Default)]
 struct InsertCache {
     folders: HashMap<String, i64>,
-    peers: HashSet<PeerId>,
+    peers: HashMap<PeerId, i64>,
 }
 
 impl Manifest {
@@ -192,7 +196,7 @@ impl Manifest {
     /// Every replica of a file, by index.
     pub fn replicas_of(&self, file: FileId) -> Result<Vec<Replica>, QueryError> {
         let q = format!(
-            "SELECT {REPLICA_COLUMNS} FROM replicas r LEFT JOIN contracts c ON c.id = r.contract_id \
+            "SELECT {REPLICA_COLUMNS} FROM replicas r {REPLICA_JOINS} \
              WHERE r.file_id = ?1 ORDER BY r.replica_index"
         );
         query_replicas(self, &q, [file.0], &format!("replicas of file #{}", file.0))
@@ -201,8 +205,8 @@ impl Manifest {
     /// Every replica held by `host`, for diversity checks and when a peer disappears.
     pub fn replicas_on_host(&self, host: &PeerId) -> Result<Vec<Replica>, QueryError> {
         let q = format!(
-            "SELECT {REPLICA_COLUMNS} FROM replicas r LEFT JOIN contracts c ON c.id = r.contract_id \
-             WHERE r.host_peer_id = ?1 ORDER BY r.id"
+            "SELECT {REPLICA_COLUMNS} FROM replicas r {REPLICA_JOINS} \
+             WHERE r.host = (SELECT id FROM peers WHERE peer_id = ?1) ORDER BY r.id"
         );
         query_replicas(self, &q, [host.to_base58()], &format!("replicas on {host}"))
     }
@@ -210,8 +214,7 @@ impl Manifest {
     /// One replica.
     pub fn replica(&self, id: ReplicaId) -> Result<Replica, QueryError> {
         let q = format!(
-            "SELECT {REPLICA_COLUMNS} FROM replicas r LEFT JOIN contracts c ON c.id = r.contract_id \
-             WHERE r.id = ?1"
+            "SELECT {REPLICA_COLUMNS} FROM replicas r {REPLICA_JOINS} WHERE r.id = ?1"
         );
         let what = format!("replica #{}", id.0);
         query_replicas(self, &q, [id.0], &what)?
@@ -286,7 +289,7 @@ impl Manifest {
                 replica: ReplicaId(id),
                 file: FileId(file),
                 index: u32::try_from(index).map_err(|_| corrupt(&what, "replica_index", index))?,
-                host: parse_peer(&what, "host_peer_id", &host)?,
+                host: parse_peer(&what, "host", &host)?,
                 root: hash32(&what, "root", root)?,
                 stored_size: to_u64(&what, "stored_size", size)?,
                 segment_size: u32::try_from(seg).map_err(|_| corrupt(&what, "segment_size", seg))?,
@@ -407,10 +410,11 @@ const LIST_FILES_QUERY: &str = "SELECT f.id, f.name, f.size, f.modified_at, f.ke
      FROM files f WHERE f.folder_id = ?1 ORDER BY f.name";
 
 /// The due-audit query, kept as a constant so a test can EXPLAIN it.
-pub(crate) const DUE_QUERY: &str = "SELECT r.id, r.file_id, r.replica_index, r.host_peer_id, \
+pub(crate) const DUE_QUERY: &str = "SELECT r.id, r.file_id, r.replica_index, p.peer_id, \
      r.root, r.stored_size, f.segment_size, c.contract_id, r.consecutive_failures, r.next_audit_at \
      FROM replicas r INDEXED BY replicas_due \
      JOIN files f ON f.id = r.file_id \
+     JOIN peers p ON p.id = r.host \
      LEFT JOIN contracts c ON c.id = r.contract_id \
      WHERE r.state = 'active' AND r.next_audit_at <= ?1 \
      ORDER BY r.next_audit_at LIMIT ?2";
@@ -448,15 +452,14 @@ pub(crate) fn hex32(b: &[u8; 32]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Makes sure a peer row exists so replicas and contracts can reference it.
-pub(crate) fn ensure_peer(tx: &Transaction<'_>, peer: &PeerId, at: UnixSecs) -> Result<(), QueryError> {
+/// Makes sure a peer row exists so replicas and contracts can reference it; returns its row id.
+pub(crate) fn ensure_peer(tx: &Transaction<'_>, peer: &PeerId, at: UnixSecs) -> Result<i64, QueryError> {
     tx.prepare_cached(
         "INSERT INTO peers (peer_id, first_seen_at, last_seen_at) VALUES (?1, ?2, ?2) \
-         ON CONFLICT (peer_id) DO NOTHING",
+         ON CONFLICT (peer_id) DO UPDATE SET peer_id = excluded.peer_id RETURNING id",
     )
-    .and_then(|mut s| s.execute(params![peer.to_base58(), at]))
-    .map_err(sql(format!("record peer {peer}")))?;
-    Ok(())
+    .and_then(|mut s| s.query_row(params![peer.to_base58(), at], |r| r.get(0)))
+    .map_err(sql(format!("record peer {peer}")))
 }
 
 fn ensure_folder(tx: &Transaction<'_>, cache: &mut InsertCache, folder: &FolderPath) -> Result<i64, QueryError> {
@@ -537,15 +540,19 @@ fn insert_replica(
     replica: &NewReplica,
     file_what: &str,
 ) -> Result<ReplicaId, QueryError> {
-    if !cache.peers.contains(&replica.host) {
-        ensure_peer(tx, &replica.host, replica.created_at)?;
-        cache.peers.insert(replica.host);
-    }
+    let host = match cache.peers.get(&replica.host) {
+        Some(id) => *id,
+        None => {
+            let id = ensure_peer(tx, &replica.host, replica.created_at)?;
+            cache.peers.insert(replica.host, id);
+            id
+        }
+    };
     let contract = replica.contract.as_ref().map(|c| contract_row(tx, c)).transpose()?;
     let stored = to_i64("stored_size", replica.stored_size)?;
     let res = tx
         .prepare_cached(
-            "INSERT INTO replicas (file_id, replica_index, host_peer_id, root, stored_size, \
+            "INSERT INTO replicas (file_id, replica_index, host, root, stored_size, \
              contract_id, state, next_audit_at, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
@@ -553,7 +560,7 @@ fn insert_replica(
             s.execute(params![
                 file.0,
                 replica.index,
-                replica.host.to_base58(),
+                host,
                 &replica.root[..],
                 stored,
                 contract,
@@ -606,7 +613,7 @@ fn replica_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Replica, QueryError>
             id: ReplicaId(id),
             file: FileId(file),
             index: u32::try_from(index).map_err(|_| corrupt(&what, "replica_index", index))?,
-            host: parse_peer(&what, "host_peer_id", &host)?,
+            host: parse_peer(&what, "host", &host)?,
             root: hash32(&what, "root", root)?,
             stored_size: to_u64(&what, "stored_size", size)?,
             contract: contract.map(|c| hash32(&what, "contract_id", c).map(ContractId)).transpose()?,

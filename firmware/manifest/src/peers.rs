@@ -35,28 +35,30 @@ impl Manifest {
         let peer = s.peer.to_base58();
         let what = format!("peer {}", s.peer);
         let tx = self.conn.transaction().map_err(sql("begin upsert_peer"))?;
-        tx.execute(
-            "INSERT INTO peers (peer_id, ln_node_id, first_seen_at, last_seen_at) \
-             VALUES (?1, ?2, ?3, ?3) ON CONFLICT (peer_id) DO UPDATE SET \
-             ln_node_id = coalesce(excluded.ln_node_id, ln_node_id), \
-             last_seen_at = max(last_seen_at, excluded.last_seen_at)",
-            params![peer, s.ln_node_id, s.seen_at],
-        )
-        .map_err(sql(format!("upsert {what}")))?;
+        let row: i64 = tx
+            .query_row(
+                "INSERT INTO peers (peer_id, ln_node_id, first_seen_at, last_seen_at) \
+                 VALUES (?1, ?2, ?3, ?3) ON CONFLICT (peer_id) DO UPDATE SET \
+                 ln_node_id = coalesce(excluded.ln_node_id, ln_node_id), \
+                 last_seen_at = max(last_seen_at, excluded.last_seen_at) RETURNING id",
+                params![peer, s.ln_node_id, s.seen_at],
+                |r| r.get(0),
+            )
+            .map_err(sql(format!("upsert {what}")))?;
         for a in &s.addresses {
             tx.execute(
-                "INSERT INTO peer_addresses (peer_id, address, last_seen_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (peer_id, address) DO UPDATE SET \
+                "INSERT INTO peer_addresses (peer, address, last_seen_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (peer, address) DO UPDATE SET \
                  last_seen_at = max(last_seen_at, excluded.last_seen_at)",
-                params![peer, a, s.seen_at],
+                params![row, a, s.seen_at],
             )
             .map_err(sql(format!("record address of {what}")))?;
         }
         tx.execute(
-            "DELETE FROM peer_addresses WHERE peer_id = ?1 AND address NOT IN \
-             (SELECT address FROM peer_addresses WHERE peer_id = ?1 \
+            "DELETE FROM peer_addresses WHERE peer = ?1 AND address NOT IN \
+             (SELECT address FROM peer_addresses WHERE peer = ?1 \
               ORDER BY last_seen_at DESC, address LIMIT ?2)",
-            params![peer, MAX_ADDRESSES_PER_PEER as i64],
+            params![row, MAX_ADDRESSES_PER_PEER as i64],
         )
         .map_err(sql(format!("trim addresses of {what}")))?;
         tx.commit().map_err(sql(format!("commit {what}")))?;
@@ -119,8 +121,8 @@ impl Manifest {
         let addresses = self
             .conn
             .prepare_cached(
-                "SELECT address FROM peer_addresses WHERE peer_id = ?1 \
-                 ORDER BY last_seen_at DESC, address",
+                "SELECT a.address FROM peer_addresses a JOIN peers p ON p.id = a.peer \
+                 WHERE p.peer_id = ?1 ORDER BY a.last_seen_at DESC, a.address",
             )
             .and_then(|mut s| {
                 s.query_map([&r.0], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()

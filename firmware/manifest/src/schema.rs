@@ -55,8 +55,11 @@ CREATE TABLE files (
 ) STRICT;
 CREATE INDEX files_by_local_disk ON files(local_disk_id) WHERE local_disk_id IS NOT NULL;
 
+-- Peers are referenced by integer id: a PeerId's text is 52 bytes and would
+-- otherwise repeat in every replica row and index entry.
 CREATE TABLE peers (
-    peer_id       TEXT PRIMARY KEY,
+    id            INTEGER PRIMARY KEY,
+    peer_id       TEXT NOT NULL UNIQUE,
     ln_node_id    TEXT,
     first_seen_at INTEGER NOT NULL,
     last_seen_at  INTEGER NOT NULL,
@@ -65,17 +68,17 @@ CREATE TABLE peers (
 ) STRICT;
 
 CREATE TABLE peer_addresses (
-    peer_id      TEXT NOT NULL REFERENCES peers(peer_id) ON DELETE CASCADE,
+    peer         INTEGER NOT NULL REFERENCES peers(id) ON DELETE CASCADE,
     address      TEXT NOT NULL,
     last_seen_at INTEGER NOT NULL,
-    PRIMARY KEY (peer_id, address)
+    PRIMARY KEY (peer, address)
 ) STRICT;
 
 CREATE TABLE contracts (
     id                      INTEGER PRIMARY KEY,
     contract_id             BLOB NOT NULL UNIQUE CHECK (length(contract_id) = 32),
     direction               TEXT NOT NULL CHECK (direction IN ('ours_on_peer', 'theirs_on_us')),
-    peer_id                 TEXT NOT NULL REFERENCES peers(peer_id),
+    peer                    INTEGER NOT NULL REFERENCES peers(id),
     object_root             BLOB NOT NULL CHECK (length(object_root) = 32),
     size_bytes              INTEGER NOT NULL CHECK (size_bytes >= 0),
     price_msat_per_gib_day  INTEGER NOT NULL CHECK (price_msat_per_gib_day >= 0),
@@ -94,14 +97,14 @@ CREATE TABLE contracts (
     created_at              INTEGER NOT NULL,
     ended_at                INTEGER
 ) STRICT;
-CREATE INDEX contracts_by_peer ON contracts(peer_id, direction);
+CREATE INDEX contracts_by_peer ON contracts(peer, direction);
 CREATE INDEX contracts_by_state ON contracts(state, direction);
 
 CREATE TABLE replicas (
     id                   INTEGER PRIMARY KEY,
     file_id              INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
     replica_index        INTEGER NOT NULL CHECK (replica_index >= 0),
-    host_peer_id         TEXT NOT NULL REFERENCES peers(peer_id),
+    host                 INTEGER NOT NULL REFERENCES peers(id),
     root                 BLOB NOT NULL CHECK (length(root) = 32),
     stored_size          INTEGER NOT NULL CHECK (stored_size >= 0),
     contract_id          INTEGER REFERENCES contracts(id),
@@ -115,20 +118,20 @@ CREATE TABLE replicas (
 ) STRICT;
 -- Audit scheduling reads only live replicas in due order: a partial index keeps it a range scan.
 CREATE INDEX replicas_due ON replicas(next_audit_at) WHERE state = 'active';
-CREATE INDEX replicas_by_host ON replicas(host_peer_id, state);
+CREATE INDEX replicas_by_host ON replicas(host, state);
 CREATE INDEX replicas_by_contract ON replicas(contract_id) WHERE contract_id IS NOT NULL;
 
 CREATE TABLE hosted_objects (
     id          INTEGER PRIMARY KEY,
     contract_id INTEGER NOT NULL REFERENCES contracts(id),
-    owner_peer_id TEXT NOT NULL REFERENCES peers(peer_id),
+    owner       INTEGER NOT NULL REFERENCES peers(id),
     root        BLOB NOT NULL CHECK (length(root) = 32),
     disk_id     INTEGER NOT NULL REFERENCES disks(id),
     rel_path    TEXT NOT NULL,
     bytes       INTEGER NOT NULL CHECK (bytes >= 0),
     state       TEXT NOT NULL CHECK (state IN ('receiving', 'stored', 'released')),
     created_at  INTEGER NOT NULL,
-    UNIQUE (owner_peer_id, root)
+    UNIQUE (owner, root)
 ) STRICT;
 CREATE INDEX hosted_by_contract ON hosted_objects(contract_id);
 CREATE INDEX hosted_by_disk ON hosted_objects(disk_id, state);
