@@ -1,0 +1,693 @@
+//! `/bunker/store/1` and `/bunker/fetch/1`: whole objects over libp2p streams.
+//!
+//! Shape of both: a capped header frame, an answer frame, then exactly `total_len` raw body
+//! bytes (the length was announced up front, capped by the receiver and checked at the end),
+//! and for store a final frame saying whether the host kept it. Bodies are copied through one
+//! fixed buffer, and yamux's per-stream window means a writer can be at most one window ahead
+//! of a reader: a slow disk on the host slows the sender, memory stays bounded. A stream on
+//! which nothing moves for [`Limits::stream_idle_timeout`] fails with [`StreamError::Stalled`].
+
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use tokio::{sync::mpsc, time::Instant};
+
+use crate::{
+    error::StreamError,
+    event_loop::{Command, Misbehaviour},
+    frame::{self, FrameError},
+    guard::{PeerGuard, Slot},
+    inbound::InboundRequest,
+    limits::Limits,
+    messages::{FetchHeader, FetchRequest, StoreDone, StoreHeader, StoreReady},
+    protocols,
+};
+
+/// Size of the one copy buffer per transfer.
+const CHUNK: usize = 256 * 1024;
+
+const STORE: &str = "/bunker/store/1";
+const FETCH: &str = "/bunker/fetch/1";
+
+/// What the acceptor tasks share.
+pub(crate) struct BulkCtx {
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) guard: PeerGuard,
+    pub(crate) inbound: mpsc::Sender<InboundRequest>,
+    pub(crate) commands: mpsc::Sender<Command>,
+}
+
+impl BulkCtx {
+    fn report(&self, peer: PeerId, what: Misbehaviour) {
+        // Best effort: if the event loop is flooded, the peer's streams are dropped anyway.
+        let _ = self.commands.try_send(Command::Misbehaved { peer, what });
+    }
+}
+
+/// An object body arriving from a peer: reads yield exactly the announced number of bytes,
+/// then end. A stream that ends early or stalls yields an error instead of a short object.
+pub struct IncomingObject {
+    peer: PeerId,
+    protocol: &'static str,
+    stream: Stream,
+    total: u64,
+    remaining: u64,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    _slot: Option<Slot>,
+    /// Store bodies end with our verdict frame; fetch bodies just close.
+    send_verdict: bool,
+    header_cap: usize,
+}
+
+impl std::fmt::Debug for IncomingObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingObject")
+            .field("peer", &self.peer)
+            .field("protocol", &self.protocol)
+            .field("total", &self.total)
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
+impl IncomingObject {
+    fn new(
+        peer: PeerId,
+        protocol: &'static str,
+        stream: Stream,
+        total: u64,
+        limits: &Limits,
+        slot: Option<Slot>,
+        send_verdict: bool,
+    ) -> Self {
+        let idle = limits.stream_idle_timeout;
+        Self {
+            peer,
+            protocol,
+            stream,
+            total,
+            remaining: total,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            _slot: slot,
+            send_verdict,
+            header_cap: limits.max_stream_header,
+        }
+    }
+
+    /// The sending peer (noise-authenticated).
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// Announced (and capped) length of the whole body.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// True for an empty object.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Body bytes not yet read.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Ends the transfer. For an inbound store this tells the owner whether the object was
+    /// kept (`Err(reason)` if e.g. the Merkle root did not match); claiming success before the
+    /// whole body was read is refused. For a fetched object it just closes the stream.
+    pub async fn finish(mut self, outcome: Result<(), String>) -> Result<(), StreamError> {
+        let peer = self.peer;
+        let protocol = self.protocol;
+        if self.send_verdict {
+            let verdict = match outcome {
+                Ok(()) if self.remaining > 0 => {
+                    return Err(StreamError::ShortBody {
+                        protocol,
+                        peer,
+                        got: self.total - self.remaining,
+                        expected: self.total,
+                    })
+                }
+                Ok(()) => StoreDone::Stored,
+                Err(reason) => StoreDone::Failed { reason },
+            };
+            let cap = self.header_cap;
+            with_timeout(self.idle, protocol, peer, async {
+                frame::write_frame(&mut self.stream, "store verdict", &verdict, cap)
+                    .await
+                    .map_err(|source| StreamError::Frame {
+                        protocol,
+                        peer,
+                        source,
+                    })
+            })
+            .await?;
+        }
+        let idle = self.idle;
+        let _ = tokio::time::timeout(idle, self.stream.close()).await;
+        Ok(())
+    }
+}
+
+impl AsyncRead for IncomingObject {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.remaining == 0 || buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(this.remaining).unwrap_or(usize::MAX));
+        match Pin::new(&mut this.stream).poll_read(cx, &mut buf[..max]) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} from {}: object ended after {} of {} bytes",
+                    this.protocol,
+                    this.peer,
+                    this.total - this.remaining,
+                    this.total
+                ),
+            ))),
+            Poll::Ready(Ok(n)) => {
+                this.remaining -= n as u64;
+                let next = Instant::now() + this.idle;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{} from {}: stalled for {:?} after {} of {} bytes",
+                        this.protocol,
+                        this.peer,
+                        this.idle,
+                        this.total - this.remaining,
+                        this.total
+                    ),
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// An owner wants to store an object here. Accept to get the body, or reject before a single
+/// body byte moves.
+pub struct InboundStore {
+    /// The owner (noise-authenticated).
+    pub peer: PeerId,
+    /// What it wants to store; `total_len` is already checked against
+    /// [`Limits::max_object_bytes`].
+    pub header: StoreHeader,
+    stream: Stream,
+    limits: Arc<Limits>,
+    slot: Slot,
+}
+
+impl std::fmt::Debug for InboundStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundStore")
+            .field("peer", &self.peer)
+            .field("header", &self.header)
+            .finish()
+    }
+}
+
+impl InboundStore {
+    /// Tells the owner to send the body and returns it. Call [`IncomingObject::finish`] when
+    /// it is on disk (or failed verification).
+    pub async fn accept(mut self) -> Result<IncomingObject, StreamError> {
+        let (peer, cap, t) = (
+            self.peer,
+            self.limits.max_stream_header,
+            self.limits.stream_header_timeout,
+        );
+        with_timeout(t, STORE, peer, async {
+            frame::write_frame(&mut self.stream, "store ready", &StoreReady::Accept, cap)
+                .await
+                .map_err(|source| StreamError::Frame {
+                    protocol: STORE,
+                    peer,
+                    source,
+                })
+        })
+        .await?;
+        Ok(IncomingObject::new(
+            peer,
+            STORE,
+            self.stream,
+            self.header.total_len,
+            &self.limits,
+            Some(self.slot),
+            true,
+        ))
+    }
+
+    /// Declines the object (no room, unknown contract, …).
+    pub async fn reject(mut self, reason: impl Into<String>) -> Result<(), StreamError> {
+        let (peer, cap, t) = (
+            self.peer,
+            self.limits.max_stream_header,
+            self.limits.stream_header_timeout,
+        );
+        let msg = StoreReady::Reject {
+            reason: reason.into(),
+        };
+        with_timeout(t, STORE, peer, async {
+            frame::write_frame(&mut self.stream, "store ready", &msg, cap)
+                .await
+                .map_err(|source| StreamError::Frame {
+                    protocol: STORE,
+                    peer,
+                    source,
+                })?;
+            let _ = self.stream.close().await;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A peer asks for a whole object. Answer with [`InboundFetch::send`], or say it is not here.
+pub struct InboundFetch {
+    /// The requester (noise-authenticated).
+    pub peer: PeerId,
+    /// What it asks for.
+    pub request: FetchRequest,
+    stream: Stream,
+    limits: Arc<Limits>,
+    _slot: Slot,
+}
+
+impl std::fmt::Debug for InboundFetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundFetch")
+            .field("peer", &self.peer)
+            .field("request", &self.request)
+            .finish()
+    }
+}
+
+impl InboundFetch {
+    /// Streams exactly `len` bytes of `body` to the requester, as fast as it reads them.
+    pub async fn send<R: AsyncRead + Unpin>(mut self, len: u64, body: R) -> Result<(), StreamError> {
+        let (peer, cap, t) = (
+            self.peer,
+            self.limits.max_stream_header,
+            self.limits.stream_header_timeout,
+        );
+        with_timeout(t, FETCH, peer, async {
+            frame::write_frame(
+                &mut self.stream,
+                "fetch header",
+                &FetchHeader::Object { total_len: len },
+                cap,
+            )
+            .await
+            .map_err(|source| StreamError::Frame {
+                protocol: FETCH,
+                peer,
+                source,
+            })
+        })
+        .await?;
+        send_body(
+            &mut self.stream,
+            body,
+            len,
+            self.limits.stream_idle_timeout,
+            FETCH,
+            peer,
+        )
+        .await?;
+        let _ = tokio::time::timeout(self.limits.stream_idle_timeout, self.stream.close()).await;
+        Ok(())
+    }
+
+    /// The object is not held here.
+    pub async fn not_found(self) -> Result<(), StreamError> {
+        self.answer(FetchHeader::NotFound).await
+    }
+
+    /// Refuses to serve (e.g. unknown contract).
+    pub async fn refuse(self, reason: impl Into<String>) -> Result<(), StreamError> {
+        self.answer(FetchHeader::Refused {
+            reason: reason.into(),
+        })
+        .await
+    }
+
+    async fn answer(mut self, h: FetchHeader) -> Result<(), StreamError> {
+        let (peer, cap, t) = (
+            self.peer,
+            self.limits.max_stream_header,
+            self.limits.stream_header_timeout,
+        );
+        with_timeout(t, FETCH, peer, async {
+            frame::write_frame(&mut self.stream, "fetch header", &h, cap)
+                .await
+                .map_err(|source| StreamError::Frame {
+                    protocol: FETCH,
+                    peer,
+                    source,
+                })?;
+            let _ = self.stream.close().await;
+            Ok(())
+        })
+        .await
+    }
+}
+
+async fn with_timeout<T>(
+    t: Duration,
+    protocol: &'static str,
+    peer: PeerId,
+    f: impl Future<Output = Result<T, StreamError>>,
+) -> Result<T, StreamError> {
+    match tokio::time::timeout(t, f).await {
+        Ok(r) => r,
+        Err(_) => Err(StreamError::Stalled {
+            protocol,
+            peer,
+            secs: t.as_secs_f64(),
+        }),
+    }
+}
+
+/// Copies exactly `len` bytes from `body` to `stream` through one buffer. Each write must make
+/// progress within `idle`; a body that ends early is an error (and the stream is dropped, so
+/// the receiver sees a short object, never a silently truncated one).
+async fn send_body<R: AsyncRead + Unpin>(
+    stream: &mut Stream,
+    mut body: R,
+    len: u64,
+    idle: Duration,
+    protocol: &'static str,
+    peer: PeerId,
+) -> Result<(), StreamError> {
+    let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)];
+    let mut sent = 0u64;
+    while sent < len {
+        let want = buf.len().min(usize::try_from(len - sent).unwrap_or(usize::MAX));
+        let n = body
+            .read(&mut buf[..want])
+            .await
+            .map_err(|source| StreamError::Io {
+                protocol,
+                peer,
+                source,
+            })?;
+        if n == 0 {
+            return Err(StreamError::ShortBody {
+                protocol,
+                peer,
+                got: sent,
+                expected: len,
+            });
+        }
+        match tokio::time::timeout(idle, stream.write_all(&buf[..n])).await {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => {
+                return Err(StreamError::Io {
+                    protocol,
+                    peer,
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(StreamError::Stalled {
+                    protocol,
+                    peer,
+                    secs: idle.as_secs_f64(),
+                })
+            }
+        }
+        sent += n as u64;
+    }
+    match tokio::time::timeout(idle, stream.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(StreamError::Io {
+            protocol,
+            peer,
+            source,
+        }),
+        Err(_) => Err(StreamError::Stalled {
+            protocol,
+            peer,
+            secs: idle.as_secs_f64(),
+        }),
+    }
+}
+
+async fn open(
+    control: &mut libp2p_stream::Control,
+    peer: PeerId,
+    protocol: StreamProtocol,
+    name: &'static str,
+    t: Duration,
+) -> Result<Stream, StreamError> {
+    match tokio::time::timeout(t, control.open_stream(peer, protocol)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(StreamError::Open {
+            protocol: name,
+            peer,
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(StreamError::Stalled {
+            protocol: name,
+            peer,
+            secs: t.as_secs_f64(),
+        }),
+    }
+}
+
+/// Owner side of `/bunker/store/1`.
+pub(crate) async fn store<R: AsyncRead + Unpin>(
+    mut control: libp2p_stream::Control,
+    limits: &Limits,
+    peer: PeerId,
+    header: StoreHeader,
+    body: R,
+) -> Result<(), StreamError> {
+    let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
+    let fe = |source: FrameError| StreamError::Frame {
+        protocol: STORE,
+        peer,
+        source,
+    };
+    let mut stream = open(&mut control, peer, protocols::STORE, STORE, t).await?;
+    let ready: StoreReady = with_timeout(t, STORE, peer, async {
+        frame::write_frame(&mut stream, "store header", &header, cap)
+            .await
+            .map_err(fe)?;
+        frame::read_frame(&mut stream, "store ready", cap)
+            .await
+            .map_err(fe)
+    })
+    .await?;
+    if let StoreReady::Reject { reason } = ready {
+        return Err(StreamError::Refused {
+            protocol: STORE,
+            peer,
+            reason,
+        });
+    }
+    send_body(
+        &mut stream,
+        body,
+        header.total_len,
+        limits.stream_idle_timeout,
+        STORE,
+        peer,
+    )
+    .await?;
+    // The host answers once the object is on its disk; give it the idle allowance to do so.
+    let done: StoreDone = with_timeout(limits.stream_idle_timeout, STORE, peer, async {
+        frame::read_frame(&mut stream, "store verdict", cap)
+            .await
+            .map_err(fe)
+    })
+    .await?;
+    let _ = tokio::time::timeout(t, stream.close()).await;
+    match done {
+        StoreDone::Stored => Ok(()),
+        StoreDone::Failed { reason } => Err(StreamError::Refused {
+            protocol: STORE,
+            peer,
+            reason,
+        }),
+    }
+}
+
+/// Requester side of `/bunker/fetch/1`.
+pub(crate) async fn fetch(
+    mut control: libp2p_stream::Control,
+    limits: &Limits,
+    peer: PeerId,
+    request: FetchRequest,
+    max_len: u64,
+) -> Result<IncomingObject, StreamError> {
+    let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
+    let fe = |source: FrameError| StreamError::Frame {
+        protocol: FETCH,
+        peer,
+        source,
+    };
+    let mut stream = open(&mut control, peer, protocols::FETCH, FETCH, t).await?;
+    let header: FetchHeader = with_timeout(t, FETCH, peer, async {
+        frame::write_frame(&mut stream, "fetch request", &request, cap)
+            .await
+            .map_err(fe)?;
+        frame::read_frame(&mut stream, "fetch header", cap)
+            .await
+            .map_err(fe)
+    })
+    .await?;
+    match header {
+        FetchHeader::Object { total_len } => {
+            let limit = max_len.min(limits.max_object_bytes);
+            if total_len > limit {
+                return Err(StreamError::TooLarge {
+                    protocol: FETCH,
+                    peer,
+                    len: total_len,
+                    cap: limit,
+                });
+            }
+            Ok(IncomingObject::new(
+                peer, FETCH, stream, total_len, limits, None, false,
+            ))
+        }
+        FetchHeader::NotFound => Err(StreamError::NotFound {
+            protocol: FETCH,
+            peer,
+        }),
+        FetchHeader::Refused { reason } => Err(StreamError::Refused {
+            protocol: FETCH,
+            peer,
+            reason,
+        }),
+    }
+}
+
+/// Drains one protocol's inbound streams as fast as they come (libp2p-stream drops streams
+/// it cannot hand over), giving each peer a bounded number of concurrent slots.
+pub(crate) async fn accept_loop(
+    mut incoming: libp2p_stream::IncomingStreams,
+    is_store: bool,
+    ctx: Arc<BulkCtx>,
+) {
+    while let Some((peer, stream)) = incoming.next().await {
+        let Some(slot) = ctx
+            .guard
+            .try_acquire(peer, ctx.limits.max_inbound_streams_per_peer)
+        else {
+            drop(stream);
+            ctx.report(peer, Misbehaviour::TooManyStreams);
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if is_store {
+                inbound_store(ctx, peer, stream, slot).await
+            } else {
+                inbound_fetch(ctx, peer, stream, slot).await
+            }
+        });
+    }
+}
+
+async fn read_header<T: serde::de::DeserializeOwned>(
+    ctx: &BulkCtx,
+    peer: PeerId,
+    stream: &mut Stream,
+    what: &'static str,
+) -> Option<T> {
+    let t = ctx.limits.stream_header_timeout;
+    match tokio::time::timeout(t, frame::read_frame(stream, what, ctx.limits.max_stream_header)).await {
+        Ok(Ok(h)) => Some(h),
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, error = %e, "bad {what}");
+            if !matches!(e, FrameError::Io { .. }) {
+                ctx.report(peer, Misbehaviour::BadMessage);
+            }
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "no {what} within {t:?}");
+            ctx.report(peer, Misbehaviour::Stalled);
+            None
+        }
+    }
+}
+
+async fn inbound_store(ctx: Arc<BulkCtx>, peer: PeerId, mut stream: Stream, slot: Slot) {
+    let Some(header) = read_header::<StoreHeader>(&ctx, peer, &mut stream, "store header").await else {
+        return;
+    };
+    let refuse = |reason: String| StoreReady::Reject { reason };
+    let verdict = if header.total_len > ctx.limits.max_object_bytes {
+        Some(refuse(format!(
+            "object of {} bytes exceeds the limit of {} bytes",
+            header.total_len, ctx.limits.max_object_bytes
+        )))
+    } else {
+        None
+    };
+    if let Some(v) = verdict {
+        tracing::warn!(%peer, len = header.total_len, "refused oversize store");
+        let _ = tokio::time::timeout(
+            ctx.limits.stream_header_timeout,
+            frame::write_frame(&mut stream, "store ready", &v, ctx.limits.max_stream_header),
+        )
+        .await;
+        return;
+    }
+    let req = InboundStore {
+        peer,
+        header,
+        stream,
+        limits: ctx.limits.clone(),
+        slot,
+    };
+    if let Err(mpsc::error::TrySendError::Full(InboundRequest::Store(req))) =
+        ctx.inbound.try_send(InboundRequest::Store(req))
+    {
+        tracing::warn!(%peer, "engine busy, refusing store");
+        let _ = req.reject("host busy").await;
+    }
+}
+
+async fn inbound_fetch(ctx: Arc<BulkCtx>, peer: PeerId, mut stream: Stream, slot: Slot) {
+    let Some(request) = read_header::<FetchRequest>(&ctx, peer, &mut stream, "fetch request").await else {
+        return;
+    };
+    let req = InboundFetch {
+        peer,
+        request,
+        stream,
+        limits: ctx.limits.clone(),
+        _slot: slot,
+    };
+    if let Err(mpsc::error::TrySendError::Full(InboundRequest::Fetch(req))) =
+        ctx.inbound.try_send(InboundRequest::Fetch(req))
+    {
+        tracing::warn!(%peer, "engine busy, refusing fetch");
+        let _ = req.refuse("host busy").await;
+    }
+}

@@ -1,0 +1,26 @@
+//! Protocol names. The version lives in the name: a change to a message type that old boxes
+//! cannot decode gets a new name (`/2`), and both can be spoken side by side during an upgrade.
+
+use libp2p::StreamProtocol;
+
+/// `/bunker/offer/1`: quote for storage.
+pub const OFFER: StreamProtocol = StreamProtocol::new("/bunker/offer/1");
+/// `/bunker/contract/1`: propose / accept a contract.
+pub const CONTRACT: StreamProtocol = StreamProtocol::new("/bunker/contract/1");
+/// `/bunker/store/1`: bulk upload of one object's sealed segments.
+pub const STORE: StreamProtocol = StreamProtocol::new("/bunker/store/1");
+/// `/bunker/audit/1`: one-segment challenge.
+pub const AUDIT: StreamProtocol = StreamProtocol::new("/bunker/audit/1");
+/// `/bunker/fetch/1`: bulk download of a whole object.
+pub const FETCH: StreamProtocol = StreamProtocol::new("/bunker/fetch/1");
+/// `/bunker/manifest/1`: store / fetch an encrypted manifest snapshot.
+pub const MANIFEST: StreamProtocol = StreamProtocol::new("/bunker/manifest/1");
+/// `/bunker/recover/1`: forwarded last-resort manifest search.
+pub const RECOVER: StreamProtocol = StreamProtocol::new("/bunker/recover/1");
+/// `/bunker/release/1`: end a contract.
+pub const RELEASE: StreamProtocol = StreamProtocol::new("/bunker/release/1");
+/// Kademlia under bunker's own name, so that boxes form their own DHT and do not mix with
+/// the public IPFS one.
+pub const KAD: StreamProtocol = StreamProtocol::new("/bunker/kad/1.0.0");
+/// Identify protocol version string announced to peers.
+pub const IDENTIFY_VERSION: &str = "/bunker/id/1";
