@@ -1,0 +1,1 @@
+// placeholder so the workspace manifest parses; the ln engineer writes this file
