@@ -21,11 +21,15 @@ pub mod format;
 pub mod frame;
 pub mod led;
 pub mod qr;
+pub mod runner;
 pub mod screens;
+pub mod sim;
 pub mod status;
 pub mod ui;
 
 pub use frame::Frame;
+pub use runner::{spawn, PanelHandle};
+pub use sim::SimPanel;
 pub use status::{
     Alert, BoxState, DiskStatus, NetworkInfo, PanelStatus, RecoveryPhase, RecoveryProgress,
     SetupInfo,
