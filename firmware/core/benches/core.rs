@@ -1,0 +1,323 @@
+//! bunker-core's speed and memory targets, measured in one run.
+//!
+//! `cargo bench -p bunker-core --bench core` runs criterion over the raw
+//! primitives, sealing, opening and proofs, then a ratio pass that times
+//! the same operations interleaved (best of N rounds, so that other work on
+//! the machine hurts all of them alike) and prints each target with
+//! whether it holds. Absolute numbers depend on the machine; the ratios are
+//! what the targets are about.
+
+use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
+use std::hint::black_box;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bunker_core::proof::verify_segment;
+use bunker_core::{
+    leaf_hash, Descriptor, FileId, Keys, NoLeaves, ObjectId, Opener, Proof, Sealer, Seed, Sidecar,
+    SidecarWriter, DEFAULT_SEGMENT_SIZE,
+};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use criterion::{Criterion, Throughput};
+
+/// Counts live and peak heap bytes, to check the proof memory target.
+struct CountingAlloc;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+const DATA: usize = 64 * 1024 * 1024;
+/// Leaves of a 100 GiB object in 64 KiB segments.
+const BIG_LEAVES: u64 = 100 * 1024 * 1024 * 1024 / DEFAULT_SEGMENT_SIZE as u64;
+
+struct Fixture {
+    key: bunker_core::ReplicaKey,
+    object: ObjectId,
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
+    descriptor: Descriptor,
+}
+
+fn fixture() -> Fixture {
+    let keys = Keys::from_seed(&Seed::from_entropy(&[1u8; 32]));
+    let object = ObjectId {
+        file_id: FileId([3u8; 16]),
+        replica_index: 0,
+    };
+    let key = keys.replica_key(&object.file_id, 0);
+    let plain: Vec<u8> = (0..DATA)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut sealed = Vec::with_capacity(DATA + DATA / 4096);
+    let descriptor = Sealer::new(&key, object, DATA as u64, DEFAULT_SEGMENT_SIZE)
+        .unwrap()
+        .seal(&plain[..], &mut sealed, NoLeaves)
+        .unwrap();
+    Fixture {
+        key,
+        object,
+        plain,
+        sealed,
+        descriptor,
+    }
+}
+
+fn aead(buf: &mut [u8]) {
+    let cipher = XChaCha20Poly1305::new(Key::from_slice(&[7u8; 32]));
+    let tag = cipher
+        .encrypt_in_place_detached(XNonce::from_slice(&[0u8; 24]), b"ad", buf)
+        .unwrap();
+    black_box(tag);
+}
+
+fn seal(f: &Fixture, threads: usize) {
+    let d = Sealer::new(&f.key, f.object, DATA as u64, DEFAULT_SEGMENT_SIZE)
+        .unwrap()
+        .threads(threads)
+        .seal(&f.plain[..], io::sink(), NoLeaves)
+        .unwrap();
+    assert_eq!(d.root, f.descriptor.root);
+}
+
+fn open(f: &Fixture) {
+    let n = Opener::new(&f.key, f.object)
+        .open(&f.descriptor, &f.sealed[..], io::sink())
+        .unwrap();
+    assert_eq!(n, DATA as u64);
+}
+
+/// A 64 KiB "segment" whose leaf we plant: for verification we need a
+/// segment that belongs to the big tree, so the sidecar for it is built
+/// with this segment's real leaf at index `AUDITED`.
+const AUDITED: u64 = 1_234_567;
+
+fn audited_sidecar(segment: &[u8]) -> Sidecar<std::fs::File> {
+    let leaf = leaf_hash(segment);
+    let mut w = SidecarWriter::new(tempfile::tempfile().unwrap()).unwrap();
+    for i in 0..BIG_LEAVES {
+        if i == AUDITED {
+            w.push(&leaf).unwrap();
+        } else {
+            w.push(blake3::hash(&i.to_le_bytes()).as_bytes()).unwrap();
+        }
+    }
+    let (_, file) = w.finish().unwrap();
+    Sidecar::open(file).unwrap()
+}
+
+fn big_descriptor(root: [u8; 32]) -> Descriptor {
+    Descriptor {
+        version: 1,
+        root,
+        size: BIG_LEAVES * DEFAULT_SEGMENT_SIZE as u64,
+        segment_size: DEFAULT_SEGMENT_SIZE,
+        segment_count: BIG_LEAVES,
+    }
+}
+
+fn criterion_benches(
+    c: &mut Criterion,
+    f: &Fixture,
+    sidecar: &Sidecar<std::fs::File>,
+    segment: &[u8],
+) {
+    let mut g = c.benchmark_group("64MiB");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
+    g.throughput(Throughput::Bytes(DATA as u64));
+    let mut buf = f.plain.clone();
+    g.bench_function("xchacha20poly1305", |b| b.iter(|| aead(&mut buf)));
+    g.bench_function("blake3", |b| b.iter(|| black_box(blake3::hash(&f.plain))));
+    g.bench_function("seal_1_core", |b| b.iter(|| seal(f, 1)));
+    g.bench_function("seal_all_cores", |b| b.iter(|| seal(f, 0)));
+    g.bench_function("open", |b| b.iter(|| open(f)));
+    g.finish();
+
+    let mut g = c.benchmark_group("proof_100GiB");
+    let d = big_descriptor(sidecar.root());
+    let proof = sidecar.proof(AUDITED).unwrap();
+    let mut i = 0u64;
+    g.bench_function("generate", |b| {
+        b.iter(|| {
+            i = (i + 7919) % BIG_LEAVES;
+            black_box(sidecar.proof(i).unwrap())
+        })
+    });
+    let bytes = proof.to_bytes();
+    g.bench_function("decode", |b| {
+        b.iter(|| black_box(Proof::from_bytes(&bytes).unwrap()))
+    });
+    let leaf = leaf_hash(segment);
+    g.bench_function("verify_path", |b| {
+        b.iter(|| assert!(proof.verify_leaf(&leaf, &d.root)))
+    });
+    g.bench_function("verify_segment_64KiB", |b| {
+        b.iter(|| verify_segment(&d, AUDITED, segment, &proof).unwrap())
+    });
+    g.finish();
+}
+
+/// Best of `rounds` timings of each operation, interleaved.
+fn best_of(rounds: usize, ops: &mut [(&str, &mut dyn FnMut())]) -> Vec<Duration> {
+    let mut best = vec![Duration::MAX; ops.len()];
+    for _ in 0..rounds {
+        for (k, (_, op)) in ops.iter_mut().enumerate() {
+            let t = Instant::now();
+            op();
+            best[k] = best[k].min(t.elapsed());
+        }
+    }
+    best
+}
+
+fn mib_s(d: Duration) -> f64 {
+    DATA as f64 / (1024.0 * 1024.0) / d.as_secs_f64()
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "holds"
+    } else {
+        "MISSED"
+    }
+}
+
+fn ratios(f: &Fixture, sidecar: &Sidecar<std::fs::File>, segment: &[u8]) {
+    let rounds = std::env::var("BUNKER_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let mut buf = f.plain.clone();
+    let t = best_of(
+        rounds,
+        &mut [
+            ("aead", &mut || aead(&mut buf)),
+            ("blake3", &mut || {
+                black_box(blake3::hash(&f.plain));
+            }),
+            ("seal1", &mut || seal(f, 1)),
+            ("sealN", &mut || seal(f, 0)),
+            ("open", &mut || open(f)),
+        ],
+    );
+    let (c, b, s1, sn, o) = (
+        mib_s(t[0]),
+        mib_s(t[1]),
+        mib_s(t[2]),
+        mib_s(t[3]),
+        mib_s(t[4]),
+    );
+    let limit = 1.0 / (1.0 / c + 1.0 / b);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "\n== bunker-core ratios (best of {rounds} interleaved rounds, 64 MiB, {cores} cores) =="
+    );
+    println!("xchacha20poly1305 {c:8.0} MiB/s");
+    println!("blake3            {b:8.0} MiB/s");
+    println!("limit 1/(1/c+1/b) {limit:8.0} MiB/s");
+    println!(
+        "seal 1 core       {s1:8.0} MiB/s = {:5.1}% of limit (target >= 85%: {})",
+        100.0 * s1 / limit,
+        verdict(s1 / limit >= 0.85)
+    );
+    println!(
+        "seal {cores} cores      {sn:8.0} MiB/s = {:5.2}x one core (target >= 1.7x: {})",
+        sn / s1,
+        verdict(sn / s1 >= 1.7)
+    );
+    println!(
+        "open 1 core       {o:8.0} MiB/s = {:5.1}% of limit (target >= 85%: {})",
+        100.0 * o / limit,
+        verdict(o / limit >= 0.85)
+    );
+
+    // Proofs from the 100 GiB sidecar.
+    let d = big_descriptor(sidecar.root());
+    let n = 20_000u64;
+    let before_peak = {
+        PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+        LIVE.load(Ordering::Relaxed)
+    };
+    let t = Instant::now();
+    let mut max_len = 0;
+    let mut slowest = Duration::ZERO;
+    for k in 0..n {
+        let one = Instant::now();
+        let p = sidecar.proof((k * 104_729) % BIG_LEAVES).unwrap();
+        slowest = slowest.max(one.elapsed());
+        max_len = max_len.max(p.to_bytes().len());
+    }
+    let gen = t.elapsed() / n as u32;
+    let heap = PEAK.load(Ordering::Relaxed) - before_peak;
+    let proof = sidecar.proof(AUDITED).unwrap();
+    let leaf = leaf_hash(segment);
+    let t = Instant::now();
+    for _ in 0..n {
+        assert!(black_box(&proof).verify_leaf(black_box(&leaf), &d.root));
+    }
+    let path = t.elapsed() / n as u32;
+    let t = Instant::now();
+    for _ in 0..2000 {
+        verify_segment(&d, AUDITED, black_box(segment), &proof).unwrap();
+    }
+    let full = t.elapsed() / 2000;
+    println!(
+        "proof gen ({BIG_LEAVES} leaves) mean {gen:?}, slowest {slowest:?} (target <= 1 ms: {})",
+        verdict(gen <= Duration::from_millis(1))
+    );
+    println!(
+        "proof gen peak heap {heap} bytes (target <= 64 MiB: {})",
+        verdict(heap <= 64 << 20)
+    );
+    println!(
+        "proof size max {max_len} bytes (target <= 1 KiB: {})",
+        verdict(max_len <= 1024)
+    );
+    println!(
+        "verify path {path:?} (target <= 50 us: {})",
+        verdict(path <= Duration::from_micros(50))
+    );
+    println!("verify incl. hashing the 64 KiB segment {full:?}");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --benches` runs this without --bench: the sizes here
+        // are for measuring, the tests cover correctness.
+        println!("bunker-core bench: run with `cargo bench -p bunker-core --bench core`");
+        return;
+    }
+    let f = fixture();
+    let segment: Vec<u8> = f.sealed[..DEFAULT_SEGMENT_SIZE as usize + 16].to_vec();
+    eprintln!("building a {BIG_LEAVES}-leaf sidecar…");
+    let sidecar = audited_sidecar(&segment);
+    if std::env::var_os("BUNKER_BENCH_RATIOS_ONLY").is_none() {
+        let mut c = Criterion::default().configure_from_args();
+        criterion_benches(&mut c, &f, &sidecar, &segment);
+        c.final_summary();
+    }
+    ratios(&f, &sidecar, &segment);
+}
