@@ -26,6 +26,12 @@ pub struct NetConfig {
     /// Answer Kademlia queries even before AutoNAT confirmed a public address. A box on a LAN
     /// (or a test on loopback) is reachable by its neighbours without being public.
     pub kad_server: bool,
+    /// Addresses peers can reach us at, announced in identify and in DHT provider records
+    /// (e.g. a port forwarded by hand). AutoNAT and UPnP add confirmed ones by themselves.
+    pub external_addresses: Vec<Multiaddr>,
+    /// Announce our listen addresses as external too: right on a LAN or loopback, where
+    /// neighbours reach us directly, wrong behind NAT.
+    pub announce_listen_addrs: bool,
     /// Most established connections overall.
     pub max_connections: u32,
     /// Most established connections to one peer.
@@ -60,6 +66,8 @@ impl NetConfig {
             mdns: true,
             upnp: true,
             kad_server: true,
+            external_addresses: Vec::new(),
+            announce_listen_addrs: false,
             max_connections: 256,
             max_connections_per_peer: 2,
             max_pending_incoming: 64,
@@ -80,6 +88,7 @@ impl NetConfig {
             ],
             mdns: false,
             upnp: false,
+            announce_listen_addrs: true,
             ..Self::new(keypair)
         }
     }

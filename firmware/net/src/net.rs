@@ -114,6 +114,14 @@ impl Net {
             Ok(r) => r?,
             Err(_) => return Err(StartError::ListenTimeout(LISTEN_TIMEOUT)),
         }
+        for addr in &config.external_addresses {
+            swarm.add_external_address(addr.clone());
+        }
+        if config.announce_listen_addrs {
+            for addr in &listen_addrs {
+                swarm.add_external_address(addr.clone());
+            }
+        }
         for (peer, addr) in &config.bootstrap {
             swarm.behaviour_mut().kad.add_address(peer, addr.clone());
         }
