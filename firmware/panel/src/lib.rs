@@ -19,6 +19,8 @@ pub mod display;
 pub mod fake_ssd1306;
 pub mod format;
 pub mod frame;
+#[cfg(feature = "hardware")]
+pub mod hardware;
 pub mod led;
 pub mod qr;
 pub mod runner;
