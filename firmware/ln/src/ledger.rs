@@ -214,3 +214,78 @@ impl PaymentLedger for NoExternalLedger {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ldk_node::CustomTlvRecord;
+
+    #[test]
+    fn contract_id_is_read_only_from_its_own_tlv_with_exactly_32_bytes() {
+        let id = ContractId([0x5A; 32]);
+        let good = CustomTlvRecord {
+            type_num: CONTRACT_TLV_TYPE,
+            value: id.0.to_vec(),
+        };
+        let other_type = CustomTlvRecord {
+            type_num: CONTRACT_TLV_TYPE + 2,
+            value: vec![1; 32],
+        };
+        let short = CustomTlvRecord {
+            type_num: CONTRACT_TLV_TYPE,
+            value: vec![1; 31],
+        };
+        let long = CustomTlvRecord {
+            type_num: CONTRACT_TLV_TYPE,
+            value: vec![1; 33],
+        };
+        assert_eq!(ContractId::from_custom_records(&[other_type.clone(), good]), Some(id));
+        assert_eq!(ContractId::from_custom_records(&[other_type]), None);
+        assert_eq!(ContractId::from_custom_records(&[short]), None);
+        assert_eq!(ContractId::from_custom_records(&[long]), None);
+        assert_eq!(ContractId::from_custom_records(&[]), None);
+    }
+
+    #[test]
+    fn contract_tlv_type_is_odd_and_in_the_custom_range() {
+        assert_eq!(
+            CONTRACT_TLV_TYPE % 2,
+            1,
+            "odd: receivers that do not know it still accept"
+        );
+        assert!(CONTRACT_TLV_TYPE >= 1 << 16);
+    }
+
+    #[test]
+    fn contract_id_text_round_trips_and_bad_text_is_named() {
+        let id = ContractId([0xAB; 32]);
+        assert_eq!(id.to_string().parse::<ContractId>().unwrap(), id);
+        let err = "abc".parse::<ContractId>().unwrap_err();
+        assert!(err.to_string().contains("\"abc\""), "{err}");
+        let long = "z".repeat(500);
+        let err = long.parse::<ContractId>().unwrap_err();
+        assert_eq!(err.text.len(), 80, "a peer's text is cut before it reaches a log line");
+    }
+
+    #[test]
+    fn records_serialise_with_readable_names() {
+        let r = PaymentRecord {
+            id: "00".into(),
+            direction: Direction::Inbound,
+            method: Method::Bolt12,
+            contract: None,
+            counterparty: None,
+            amount_msat: Some(5),
+            fee_msat: None,
+            status: Status::Succeeded,
+            failure: None,
+            updated_at: 1,
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains("\"inbound\"") && json.contains("\"bolt12\"") && json.contains("\"succeeded\""),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<PaymentRecord>(&json).unwrap(), r);
+    }
+}

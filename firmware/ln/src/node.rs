@@ -767,6 +767,25 @@ impl Lightning {
         self.inner.store.payments()
     }
 
+    /// Hands every stored record to the engine's ledger again, oldest first.
+    ///
+    /// Outcomes that come from ldk-node events are retried until the ledger
+    /// takes them; records made directly by a call (a payment refused at
+    /// once, a pending settlement) are offered once. Calling this after the
+    /// engine's ledger was unavailable, or restored from an older snapshot,
+    /// brings it level. Returns how many records were offered.
+    pub fn replay_ledger(&self) -> Result<usize, LedgerSinkError> {
+        let records = self.inner.store.payments().map_err(|e| LedgerSinkError {
+            payment_id: "*".into(),
+            reason: e.to_string(),
+        })?;
+        let _order = self.inner.record_lock.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &records {
+            self.inner.ledger.record(r)?;
+        }
+        Ok(records.len())
+    }
+
     /// One payment from the ledger.
     pub fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
         self.inner.store.get(id)
