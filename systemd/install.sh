@@ -18,3 +18,6 @@ install -D -m 0644 "$src/bunker.service"  "$dest/usr/lib/systemd/system/bunker.s
 install -D -m 0644 "$src/bunker.sysusers" "$dest/usr/lib/sysusers.d/bunker.conf"
 install -D -m 0644 "$src/bunker.tmpfiles" "$dest/usr/lib/tmpfiles.d/bunker.conf"
 install -D -m 0644 "$src/60-bunker.rules" "$dest/usr/lib/udev/rules.d/60-bunker.rules"
+install -D -m 0644 "$src/bunker-growroot.service" "$dest/usr/lib/systemd/system/bunker-growroot.service"
+install -D -m 0755 "$src/growroot" "$dest/usr/lib/bunker/growroot"
+install -D -m 0644 "$src/80-bunker.preset" "$dest/usr/lib/systemd/system-preset/80-bunker.preset"

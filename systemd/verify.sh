@@ -29,13 +29,15 @@ mkdir -p "$stage/etc" "$stage/usr/bin" "$stage/usr/sbin" "$stage/var/lib"
 printf '#!/bin/sh\nexit 0\n' > "$stage/usr/bin/bunkerd"
 chmod 0755 "$stage/usr/bin/bunkerd"
 cp "$stage/usr/bin/bunkerd" "$stage/usr/sbin/nologin"
+# Other programs the units run come with any base system.
+cp /usr/bin/touch "$stage/usr/bin/touch"
 : > "$stage/etc/passwd"
 : > "$stage/etc/group"
 
 # 1. The unit, as systemd parses it. Any line at all (warning, unknown key,
 #    missing executable) is a failure: systemd only warns about mistakes
 #    that silently turn hardening off.
-out="$(SYSTEMD_LOG_COLOR=0 systemd-analyze verify --root="$stage" bunker.service 2>&1)" \
+out="$(SYSTEMD_LOG_COLOR=0 systemd-analyze verify --root="$stage" bunker.service bunker-growroot.service 2>&1)" \
     || fail "systemd-analyze verify failed: $out"
 if [ -n "$out" ]; then
     printf '%s\n' "$out" >&2
