@@ -14,7 +14,7 @@
 use rs_merkle::MerkleProof;
 
 use crate::format::{short, Descriptor, FormatError, MAX_SEGMENT_COUNT};
-use crate::merkle::{leaf_hash, proof_len, tree_height, Blake3Hasher, Hash};
+use crate::merkle::{leaf_hash, proof_len, root_from_path, tree_height, Blake3Hasher, Hash};
 
 /// Proof encoding version this build writes and reads.
 pub const PROOF_VERSION: u8 = 1;
@@ -195,9 +195,25 @@ impl Proof {
         })
     }
 
-    /// Whether `leaf` at this proof's position hashes to `root`, checked by
-    /// rs_merkle over the same hasher.
+    /// Whether `leaf` at this proof's position hashes to `root`.
+    ///
+    /// Walks the path without allocating (an audit verifier may check many
+    /// answers a second); the unit tests check that it accepts exactly what
+    /// rs_merkle's `MerkleProof::verify` accepts for the same tree.
     pub fn verify_leaf(&self, leaf: &Hash, root: &Hash) -> bool {
+        if self.count == 0
+            || self.count > MAX_SEGMENT_COUNT
+            || self.siblings.len() > MAX_PROOF_HASHES
+        {
+            return false;
+        }
+        root_from_path(leaf, self.index, self.count, &self.siblings).as_ref() == Some(root)
+    }
+
+    /// The same check done by rs_merkle's `MerkleProof::verify`; slower
+    /// (it allocates per level), kept as the reference the fast path is
+    /// tested against.
+    pub fn verify_leaf_with_rs_merkle(&self, leaf: &Hash, root: &Hash) -> bool {
         if self.count == 0
             || self.index >= self.count
             || self.siblings.len() != proof_len(self.index, self.count)

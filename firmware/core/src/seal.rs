@@ -1,7 +1,7 @@
 //! The streaming sealer: plaintext in, sealed segments and leaf hashes out.
 //!
-//! Memory is one segment (single core) or two batches of a few segments per
-//! core (multi-core), whatever the object's size. Both paths write the same
+//! Memory is one segment (single core) or two batches of at most a few MiB
+//! (multi-core), whatever the object's size. Both paths write the same
 //! bytes: the segment's nonce and associated data depend only on its index.
 
 use std::io::{self, Read, Write};
@@ -16,9 +16,13 @@ use crate::format::{
 use crate::keys::ReplicaKey;
 use crate::merkle::{leaf_hash, Hash, RootBuilder};
 
-/// Segments per thread in one multi-core batch: enough to keep every core
-/// busy, small enough that two batches stay a few MiB.
-const SEGMENTS_PER_THREAD: usize = 8;
+/// Bytes of one multi-core batch: large enough that the join between
+/// batches costs nothing next to the crypto, small enough that the two
+/// batches in flight stay a few MiB (at least one segment per thread).
+const BATCH_BYTES: usize = 4 << 20;
+/// Most segments per thread in a batch, so that small segments still make
+/// several batches (and tests with small segments exercise the pipeline).
+const MAX_SEGMENTS_PER_THREAD: usize = 32;
 
 /// Why sealing stopped.
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +252,9 @@ impl Sealer {
                 reason: e.to_string(),
             })?;
         let layout = self.layout;
-        let per_batch = self.threads * SEGMENTS_PER_THREAD;
+        let stride = layout.segment_size() as usize + TAG_LEN;
+        let per_batch =
+            (BATCH_BYTES / stride).clamp(self.threads, self.threads * MAX_SEGMENTS_PER_THREAD);
         let mut next_index = 0u64;
         let mut offset = 0u64;
         let mut root = RootBuilder::new();

@@ -148,6 +148,12 @@ proptest! {
         let i = which.index(parts.len());
         let proof = Proof::from_bytes(&sidecar.proof(i as u64).unwrap().to_bytes()).unwrap();
         prop_assert!(verify_segment(&d, i as u64, &parts[i], &proof).is_ok());
+        let leaf = bunker_core::leaf_hash(&parts[i]);
+        prop_assert!(proof.verify_leaf_with_rs_merkle(&leaf, &d.root));
+        let mut wrong_root = d.root;
+        wrong_root[5] ^= 1;
+        prop_assert!(!proof.verify_leaf(&leaf, &wrong_root));
+        prop_assert!(!proof.verify_leaf_with_rs_merkle(&leaf, &wrong_root));
         let mut bad = parts[i].clone();
         let at = flip.index(bad.len());
         bad[at] ^= 0x80;
@@ -164,7 +170,7 @@ proptest! {
     fn arbitrary_bytes_never_panic_the_proof_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..1200)) {
         if let Ok(p) = Proof::from_bytes(&bytes) {
             prop_assert_eq!(p.to_bytes(), bytes);
-            let _ = p.verify_leaf(&[0; 32], &[1; 32]);
+            prop_assert_eq!(p.verify_leaf(&[0; 32], &[1; 32]), p.verify_leaf_with_rs_merkle(&[0; 32], &[1; 32]));
         }
     }
 
