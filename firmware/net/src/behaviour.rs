@@ -44,11 +44,7 @@ where
     let cfg = rr::Config::default()
         .with_request_timeout(limits.timeout)
         .with_max_concurrent_streams(limits.max_concurrent);
-    rr::Behaviour::with_codec(
-        FrameCodec::new(limits),
-        [(protocol, rr::ProtocolSupport::Full)],
-        cfg,
-    )
+    rr::Behaviour::with_codec(FrameCodec::new(limits), [(protocol, rr::ProtocolSupport::Full)], cfg)
 }
 
 fn transport_err(what: &'static str) -> impl Fn(String) -> StartError {
@@ -74,11 +70,7 @@ pub(crate) fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, StartE
         .with_max_pending_incoming(Some(config.max_pending_incoming));
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux_config,
-        )
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux_config)
         .map_err(|e| transport_err("tcp")(e.to_string()))?
         .with_quic()
         .with_relay_client(noise::Config::new, yamux_config)

@@ -147,11 +147,7 @@ impl IncomingObject {
             with_timeout(self.idle, protocol, peer, async {
                 frame::write_frame(&mut self.stream, "store verdict", &verdict, cap)
                     .await
-                    .map_err(|source| StreamError::Frame {
-                        protocol,
-                        peer,
-                        source,
-                    })
+                    .map_err(|source| StreamError::Frame { protocol, peer, source })
             })
             .await?;
         }
@@ -167,9 +163,7 @@ impl AsyncRead for IncomingObject {
         if this.remaining == 0 || buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let max = buf
-            .len()
-            .min(usize::try_from(this.remaining).unwrap_or(usize::MAX));
+        let max = buf.len().min(usize::try_from(this.remaining).unwrap_or(usize::MAX));
         match Pin::new(&mut this.stream).poll_read(cx, &mut buf[..max]) {
             Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -221,10 +215,7 @@ pub struct InboundStore {
 
 impl std::fmt::Debug for InboundStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InboundStore")
-            .field("peer", &self.peer)
-            .field("header", &self.header)
-            .finish()
+        f.debug_struct("InboundStore").field("peer", &self.peer).field("header", &self.header).finish()
     }
 }
 
@@ -232,19 +223,11 @@ impl InboundStore {
     /// Tells the owner to send the body and returns it. Call [`IncomingObject::finish`] when
     /// it is on disk (or failed verification).
     pub async fn accept(mut self) -> Result<IncomingObject, StreamError> {
-        let (peer, cap, t) = (
-            self.peer,
-            self.limits.max_stream_header,
-            self.limits.stream_header_timeout,
-        );
+        let (peer, cap, t) = (self.peer, self.limits.max_stream_header, self.limits.stream_header_timeout);
         with_timeout(t, STORE, peer, async {
             frame::write_frame(&mut self.stream, "store ready", &StoreReady::Accept, cap)
                 .await
-                .map_err(|source| StreamError::Frame {
-                    protocol: STORE,
-                    peer,
-                    source,
-                })
+                .map_err(|source| StreamError::Frame { protocol: STORE, peer, source })
         })
         .await?;
         Ok(IncomingObject::new(
@@ -260,22 +243,12 @@ impl InboundStore {
 
     /// Declines the object (no room, unknown contract, …).
     pub async fn reject(mut self, reason: impl Into<String>) -> Result<(), StreamError> {
-        let (peer, cap, t) = (
-            self.peer,
-            self.limits.max_stream_header,
-            self.limits.stream_header_timeout,
-        );
-        let msg = StoreReady::Reject {
-            reason: reason.into(),
-        };
+        let (peer, cap, t) = (self.peer, self.limits.max_stream_header, self.limits.stream_header_timeout);
+        let msg = StoreReady::Reject { reason: reason.into() };
         with_timeout(t, STORE, peer, async {
             frame::write_frame(&mut self.stream, "store ready", &msg, cap)
                 .await
-                .map_err(|source| StreamError::Frame {
-                    protocol: STORE,
-                    peer,
-                    source,
-                })?;
+                .map_err(|source| StreamError::Frame { protocol: STORE, peer, source })?;
             let _ = self.stream.close().await;
             Ok(())
         })
@@ -296,45 +269,21 @@ pub struct InboundFetch {
 
 impl std::fmt::Debug for InboundFetch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InboundFetch")
-            .field("peer", &self.peer)
-            .field("request", &self.request)
-            .finish()
+        f.debug_struct("InboundFetch").field("peer", &self.peer).field("request", &self.request).finish()
     }
 }
 
 impl InboundFetch {
     /// Streams exactly `len` bytes of `body` to the requester, as fast as it reads them.
     pub async fn send<R: AsyncRead + Unpin>(mut self, len: u64, body: R) -> Result<(), StreamError> {
-        let (peer, cap, t) = (
-            self.peer,
-            self.limits.max_stream_header,
-            self.limits.stream_header_timeout,
-        );
+        let (peer, cap, t) = (self.peer, self.limits.max_stream_header, self.limits.stream_header_timeout);
         with_timeout(t, FETCH, peer, async {
-            frame::write_frame(
-                &mut self.stream,
-                "fetch header",
-                &FetchHeader::Object { total_len: len },
-                cap,
-            )
-            .await
-            .map_err(|source| StreamError::Frame {
-                protocol: FETCH,
-                peer,
-                source,
-            })
+            frame::write_frame(&mut self.stream, "fetch header", &FetchHeader::Object { total_len: len }, cap)
+                .await
+                .map_err(|source| StreamError::Frame { protocol: FETCH, peer, source })
         })
         .await?;
-        send_body(
-            &mut self.stream,
-            body,
-            len,
-            self.limits.stream_idle_timeout,
-            FETCH,
-            peer,
-        )
-        .await?;
+        send_body(&mut self.stream, body, len, self.limits.stream_idle_timeout, FETCH, peer).await?;
         let _ = tokio::time::timeout(self.limits.stream_idle_timeout, self.stream.close()).await;
         Ok(())
     }
@@ -346,26 +295,15 @@ impl InboundFetch {
 
     /// Refuses to serve (e.g. unknown contract).
     pub async fn refuse(self, reason: impl Into<String>) -> Result<(), StreamError> {
-        self.answer(FetchHeader::Refused {
-            reason: reason.into(),
-        })
-        .await
+        self.answer(FetchHeader::Refused { reason: reason.into() }).await
     }
 
     async fn answer(mut self, h: FetchHeader) -> Result<(), StreamError> {
-        let (peer, cap, t) = (
-            self.peer,
-            self.limits.max_stream_header,
-            self.limits.stream_header_timeout,
-        );
+        let (peer, cap, t) = (self.peer, self.limits.max_stream_header, self.limits.stream_header_timeout);
         with_timeout(t, FETCH, peer, async {
             frame::write_frame(&mut self.stream, "fetch header", &h, cap)
                 .await
-                .map_err(|source| StreamError::Frame {
-                    protocol: FETCH,
-                    peer,
-                    source,
-                })?;
+                .map_err(|source| StreamError::Frame { protocol: FETCH, peer, source })?;
             let _ = self.stream.close().await;
             Ok(())
         })
@@ -381,11 +319,7 @@ async fn with_timeout<T>(
 ) -> Result<T, StreamError> {
     match tokio::time::timeout(t, f).await {
         Ok(r) => r,
-        Err(_) => Err(StreamError::Stalled {
-            protocol,
-            peer,
-            secs: t.as_secs_f64(),
-        }),
+        Err(_) => Err(StreamError::Stalled { protocol, peer, secs: t.as_secs_f64() }),
     }
 }
 
@@ -404,53 +338,30 @@ async fn send_body<R: AsyncRead + Unpin>(
     let mut sent = 0u64;
     while sent < len {
         let want = buf.len().min(usize::try_from(len - sent).unwrap_or(usize::MAX));
-        let n = body
-            .read(&mut buf[..want])
-            .await
-            .map_err(|source| StreamError::Io {
-                protocol,
-                peer,
-                source,
-            })?;
+        // The local source gets the same allowance as the peer: a hung disk fails the transfer
+        // instead of holding the stream (and the peer's slot) forever.
+        let n = match tokio::time::timeout(idle, body.read(&mut buf[..want])).await {
+            Ok(r) => r.map_err(|source| StreamError::Io { protocol, peer, source })?,
+            Err(_) => {
+                let msg = format!("local body source gave no data for {idle:?} after {sent} bytes");
+                let source = io::Error::new(io::ErrorKind::TimedOut, msg);
+                return Err(StreamError::Io { protocol, peer, source });
+            }
+        };
         if n == 0 {
-            return Err(StreamError::ShortBody {
-                protocol,
-                peer,
-                got: sent,
-                expected: len,
-            });
+            return Err(StreamError::ShortBody { protocol, peer, got: sent, expected: len });
         }
         match tokio::time::timeout(idle, stream.write_all(&buf[..n])).await {
             Ok(Ok(())) => {}
-            Ok(Err(source)) => {
-                return Err(StreamError::Io {
-                    protocol,
-                    peer,
-                    source,
-                })
-            }
-            Err(_) => {
-                return Err(StreamError::Stalled {
-                    protocol,
-                    peer,
-                    secs: idle.as_secs_f64(),
-                })
-            }
+            Ok(Err(source)) => return Err(StreamError::Io { protocol, peer, source }),
+            Err(_) => return Err(StreamError::Stalled { protocol, peer, secs: idle.as_secs_f64() }),
         }
         sent += n as u64;
     }
     match tokio::time::timeout(idle, stream.flush()).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(source)) => Err(StreamError::Io {
-            protocol,
-            peer,
-            source,
-        }),
-        Err(_) => Err(StreamError::Stalled {
-            protocol,
-            peer,
-            secs: idle.as_secs_f64(),
-        }),
+        Ok(Err(source)) => Err(StreamError::Io { protocol, peer, source }),
+        Err(_) => Err(StreamError::Stalled { protocol, peer, secs: idle.as_secs_f64() }),
     }
 }
 
@@ -463,16 +374,8 @@ async fn open(
 ) -> Result<Stream, StreamError> {
     match tokio::time::timeout(t, control.open_stream(peer, protocol)).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(StreamError::Open {
-            protocol: name,
-            peer,
-            reason: e.to_string(),
-        }),
-        Err(_) => Err(StreamError::Stalled {
-            protocol: name,
-            peer,
-            secs: t.as_secs_f64(),
-        }),
+        Ok(Err(e)) => Err(StreamError::Open { protocol: name, peer, reason: e.to_string() }),
+        Err(_) => Err(StreamError::Stalled { protocol: name, peer, secs: t.as_secs_f64() }),
     }
 }
 
@@ -485,52 +388,26 @@ pub(crate) async fn store<R: AsyncRead + Unpin>(
     body: R,
 ) -> Result<(), StreamError> {
     let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
-    let fe = |source: FrameError| StreamError::Frame {
-        protocol: STORE,
-        peer,
-        source,
-    };
+    let fe = |source: FrameError| StreamError::Frame { protocol: STORE, peer, source };
     let mut stream = open(&mut control, peer, protocols::STORE, STORE, t).await?;
     let ready: StoreReady = with_timeout(t, STORE, peer, async {
-        frame::write_frame(&mut stream, "store header", &header, cap)
-            .await
-            .map_err(fe)?;
-        frame::read_frame(&mut stream, "store ready", cap)
-            .await
-            .map_err(fe)
+        frame::write_frame(&mut stream, "store header", &header, cap).await.map_err(fe)?;
+        frame::read_frame(&mut stream, "store ready", cap).await.map_err(fe)
     })
     .await?;
     if let StoreReady::Reject { reason } = ready {
-        return Err(StreamError::Refused {
-            protocol: STORE,
-            peer,
-            reason,
-        });
+        return Err(StreamError::Refused { protocol: STORE, peer, reason });
     }
-    send_body(
-        &mut stream,
-        body,
-        header.total_len,
-        limits.stream_idle_timeout,
-        STORE,
-        peer,
-    )
-    .await?;
+    send_body(&mut stream, body, header.total_len, limits.stream_idle_timeout, STORE, peer).await?;
     // The host answers once the object is on its disk; give it the idle allowance to do so.
     let done: StoreDone = with_timeout(limits.stream_idle_timeout, STORE, peer, async {
-        frame::read_frame(&mut stream, "store verdict", cap)
-            .await
-            .map_err(fe)
+        frame::read_frame(&mut stream, "store verdict", cap).await.map_err(fe)
     })
     .await?;
     let _ = tokio::time::timeout(t, stream.close()).await;
     match done {
         StoreDone::Stored => Ok(()),
-        StoreDone::Failed { reason } => Err(StreamError::Refused {
-            protocol: STORE,
-            peer,
-            reason,
-        }),
+        StoreDone::Failed { reason } => Err(StreamError::Refused { protocol: STORE, peer, reason }),
     }
 }
 
@@ -543,45 +420,23 @@ pub(crate) async fn fetch(
     max_len: u64,
 ) -> Result<IncomingObject, StreamError> {
     let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
-    let fe = |source: FrameError| StreamError::Frame {
-        protocol: FETCH,
-        peer,
-        source,
-    };
+    let fe = |source: FrameError| StreamError::Frame { protocol: FETCH, peer, source };
     let mut stream = open(&mut control, peer, protocols::FETCH, FETCH, t).await?;
     let header: FetchHeader = with_timeout(t, FETCH, peer, async {
-        frame::write_frame(&mut stream, "fetch request", &request, cap)
-            .await
-            .map_err(fe)?;
-        frame::read_frame(&mut stream, "fetch header", cap)
-            .await
-            .map_err(fe)
+        frame::write_frame(&mut stream, "fetch request", &request, cap).await.map_err(fe)?;
+        frame::read_frame(&mut stream, "fetch header", cap).await.map_err(fe)
     })
     .await?;
     match header {
         FetchHeader::Object { total_len } => {
             let limit = max_len.min(limits.max_object_bytes);
             if total_len > limit {
-                return Err(StreamError::TooLarge {
-                    protocol: FETCH,
-                    peer,
-                    len: total_len,
-                    cap: limit,
-                });
+                return Err(StreamError::TooLarge { protocol: FETCH, peer, len: total_len, cap: limit });
             }
-            Ok(IncomingObject::new(
-                peer, FETCH, stream, total_len, limits, None, false,
-            ))
+            Ok(IncomingObject::new(peer, FETCH, stream, total_len, limits, None, false))
         }
-        FetchHeader::NotFound => Err(StreamError::NotFound {
-            protocol: FETCH,
-            peer,
-        }),
-        FetchHeader::Refused { reason } => Err(StreamError::Refused {
-            protocol: FETCH,
-            peer,
-            reason,
-        }),
+        FetchHeader::NotFound => Err(StreamError::NotFound { protocol: FETCH, peer }),
+        FetchHeader::Refused { reason } => Err(StreamError::Refused { protocol: FETCH, peer, reason }),
     }
 }
 
@@ -593,10 +448,7 @@ pub(crate) async fn accept_loop(
     ctx: Arc<BulkCtx>,
 ) {
     while let Some((peer, stream)) = incoming.next().await {
-        let Some(slot) = ctx
-            .guard
-            .try_acquire(peer, ctx.limits.max_inbound_streams_per_peer)
-        else {
+        let Some(slot) = ctx.guard.try_acquire(peer, ctx.limits.max_inbound_streams_per_peer) else {
             drop(stream);
             ctx.report(peer, Misbehaviour::TooManyStreams);
             continue;
@@ -658,13 +510,7 @@ async fn inbound_store(ctx: Arc<BulkCtx>, peer: PeerId, mut stream: Stream, slot
         .await;
         return;
     }
-    let req = InboundStore {
-        peer,
-        header,
-        stream,
-        limits: ctx.limits.clone(),
-        slot,
-    };
+    let req = InboundStore { peer, header, stream, limits: ctx.limits.clone(), slot };
     if let Err(mpsc::error::TrySendError::Full(InboundRequest::Store(req))) =
         ctx.inbound.try_send(InboundRequest::Store(req))
     {
@@ -677,13 +523,7 @@ async fn inbound_fetch(ctx: Arc<BulkCtx>, peer: PeerId, mut stream: Stream, slot
     let Some(request) = read_header::<FetchRequest>(&ctx, peer, &mut stream, "fetch request").await else {
         return;
     };
-    let req = InboundFetch {
-        peer,
-        request,
-        stream,
-        limits: ctx.limits.clone(),
-        _slot: slot,
-    };
+    let req = InboundFetch { peer, request, stream, limits: ctx.limits.clone(), _slot: slot };
     if let Err(mpsc::error::TrySendError::Full(InboundRequest::Fetch(req))) =
         ctx.inbound.try_send(InboundRequest::Fetch(req))
     {

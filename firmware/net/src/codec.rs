@@ -17,10 +17,7 @@ pub(crate) struct FrameCodec<Req, Resp> {
 
 impl<Req, Resp> FrameCodec<Req, Resp> {
     pub(crate) fn new(limits: MessageLimits) -> Self {
-        Self {
-            limits,
-            _types: PhantomData,
-        }
+        Self { limits, _types: PhantomData }
     }
 }
 

@@ -52,12 +52,8 @@ impl NetConfig {
     /// What a box runs with: all interfaces on [`DEFAULT_PORT`], mDNS and UPnP on.
     pub fn new(keypair: Keypair) -> Self {
         let listen = vec![
-            format!("/ip4/0.0.0.0/tcp/{DEFAULT_PORT}")
-                .parse()
-                .expect("static multiaddr"),
-            format!("/ip4/0.0.0.0/udp/{DEFAULT_PORT}/quic-v1")
-                .parse()
-                .expect("static multiaddr"),
+            format!("/ip4/0.0.0.0/tcp/{DEFAULT_PORT}").parse().expect("static multiaddr"),
+            format!("/ip4/0.0.0.0/udp/{DEFAULT_PORT}/quic-v1").parse().expect("static multiaddr"),
         ];
         Self {
             keypair,

@@ -95,52 +95,21 @@ protocols_table! {
 pub(crate) enum Command {
     Request(OutboundRequest),
     Respond(Response),
-    AddAddress {
-        peer: PeerId,
-        addr: Multiaddr,
-    },
-    Dial {
-        peer: PeerId,
-        addrs: Vec<Multiaddr>,
-        tx: Tx<Result<(), DialError>>,
-    },
-    StartProviding {
-        key: Id32,
-        tx: Tx<Result<(), ProviderError>>,
-    },
-    GetProviders {
-        key: Id32,
-        tx: Tx<Result<Vec<PeerId>, ProviderError>>,
-    },
-    Bootstrap {
-        tx: Tx<Result<(), ProviderError>>,
-    },
-    Peers {
-        tx: Tx<PeersSummary>,
-    },
-    ListenAddrs {
-        tx: Tx<Vec<Multiaddr>>,
-    },
-    Misbehaved {
-        peer: PeerId,
-        what: Misbehaviour,
-    },
+    AddAddress { peer: PeerId, addr: Multiaddr },
+    Dial { peer: PeerId, addrs: Vec<Multiaddr>, tx: Tx<Result<(), DialError>> },
+    StartProviding { key: Id32, tx: Tx<Result<(), ProviderError>> },
+    GetProviders { key: Id32, tx: Tx<Result<Vec<PeerId>, ProviderError>> },
+    Bootstrap { tx: Tx<Result<(), ProviderError>> },
+    Peers { tx: Tx<PeersSummary> },
+    ListenAddrs { tx: Tx<Vec<Multiaddr>> },
+    Misbehaved { peer: PeerId, what: Misbehaviour },
     Shutdown,
 }
 
 enum KadQuery {
-    Provide {
-        key: Id32,
-        tx: Tx<Result<(), ProviderError>>,
-    },
-    Providers {
-        key: Id32,
-        found: HashSet<PeerId>,
-        tx: Tx<Result<Vec<PeerId>, ProviderError>>,
-    },
-    Bootstrap {
-        tx: Tx<Result<(), ProviderError>>,
-    },
+    Provide { key: Id32, tx: Tx<Result<(), ProviderError>> },
+    Providers { key: Id32, found: HashSet<PeerId>, tx: Tx<Result<Vec<PeerId>, ProviderError>> },
+    Bootstrap { tx: Tx<Result<(), ProviderError>> },
 }
 
 pub(crate) struct EventLoop {
@@ -172,11 +141,7 @@ fn outbound_error(protocol: &'static str, peer: PeerId, e: rr::OutboundFailure) 
         rr::OutboundFailure::Timeout => RequestError::Timeout { protocol, peer },
         rr::OutboundFailure::ConnectionClosed => RequestError::Closed { protocol, peer },
         rr::OutboundFailure::UnsupportedProtocols => RequestError::Unsupported { protocol, peer },
-        rr::OutboundFailure::Io(e) => RequestError::Stream {
-            protocol,
-            peer,
-            reason: e.to_string(),
-        },
+        rr::OutboundFailure::Io(e) => RequestError::Stream { protocol, peer, reason: e.to_string() },
     }
 }
 
@@ -275,55 +240,31 @@ impl EventLoop {
                 match self.swarm.dial(DialOpts::peer_id(peer).addresses(addrs).build()) {
                     Ok(()) => self.dials.entry(peer).or_default().push(tx),
                     Err(e) => {
-                        let _ = tx.send(Err(DialError::Failed {
-                            peer,
-                            reason: e.to_string(),
-                        }));
+                        let _ = tx.send(Err(DialError::Failed { peer, reason: e.to_string() }));
                     }
                 }
             }
             Command::StartProviding { key, tx } => {
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .start_providing(kad::RecordKey::new(&key))
-                {
+                match self.swarm.behaviour_mut().kad.start_providing(kad::RecordKey::new(&key)) {
                     Ok(id) => {
                         self.kad_queries.insert(id, KadQuery::Provide { key, tx });
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(ProviderError::Store {
-                            key: hex32(&key),
-                            reason: e.to_string(),
-                        }));
+                        let _ =
+                            tx.send(Err(ProviderError::Store { key: hex32(&key), reason: e.to_string() }));
                     }
                 }
             }
             Command::GetProviders { key, tx } => {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .get_providers(kad::RecordKey::new(&key));
-                self.kad_queries.insert(
-                    id,
-                    KadQuery::Providers {
-                        key,
-                        found: HashSet::new(),
-                        tx,
-                    },
-                );
+                let id = self.swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(&key));
+                self.kad_queries.insert(id, KadQuery::Providers { key, found: HashSet::new(), tx });
             }
             Command::Bootstrap { tx } => match self.swarm.behaviour_mut().kad.bootstrap() {
                 Ok(id) => {
                     self.kad_queries.insert(id, KadQuery::Bootstrap { tx });
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(ProviderError::Query {
-                        key: String::new(),
-                        reason: e.to_string(),
-                    }));
+                    let _ = tx.send(Err(ProviderError::Query { key: String::new(), reason: e.to_string() }));
                 }
             },
             Command::Peers { tx } => {
@@ -349,12 +290,7 @@ impl EventLoop {
                 }
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => self.listen_addrs.retain(|a| a != &address),
-            SwarmEvent::ConnectionEstablished {
-                peer_id,
-                connection_id,
-                endpoint,
-                ..
-            } => {
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.connections
                     .entry(peer_id)
@@ -364,11 +300,7 @@ impl EventLoop {
                     let _ = tx.send(Ok(()));
                 }
             }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                connection_id,
-                ..
-            } => {
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, .. } => {
                 if let Some(conns) = self.connections.get_mut(&peer_id) {
                     conns.retain(|(id, _)| *id != connection_id);
                     if conns.is_empty() {
@@ -376,19 +308,12 @@ impl EventLoop {
                     }
                 }
             }
-            SwarmEvent::OutgoingConnectionError {
-                peer_id: Some(peer),
-                error,
-                ..
-            } => {
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
                 if self.swarm.is_connected(&peer) {
                     return;
                 }
                 for tx in self.dials.remove(&peer).unwrap_or_default() {
-                    let _ = tx.send(Err(DialError::Failed {
-                        peer,
-                        reason: error.to_string(),
-                    }));
+                    let _ = tx.send(Err(DialError::Failed { peer, reason: error.to_string() }));
                 }
             }
             SwarmEvent::Behaviour(ev) => self.on_behaviour_event(ev),
@@ -444,10 +369,9 @@ impl EventLoop {
         match result {
             kad::QueryResult::StartProviding(r) => {
                 if let Some(KadQuery::Provide { key, tx }) = self.kad_queries.remove(&id) {
-                    let r = r.map(|_| ()).map_err(|e| ProviderError::Query {
-                        key: hex32(&key),
-                        reason: e.to_string(),
-                    });
+                    let r = r
+                        .map(|_| ())
+                        .map_err(|e| ProviderError::Query { key: hex32(&key), reason: e.to_string() });
                     let _ = tx.send(r);
                 }
             }
@@ -464,10 +388,9 @@ impl EventLoop {
                 if last || error.is_some() {
                     if let Some(KadQuery::Providers { key, found, tx }) = self.kad_queries.remove(&id) {
                         let r = match error {
-                            Some(reason) if found.is_empty() => Err(ProviderError::Query {
-                                key: hex32(&key),
-                                reason,
-                            }),
+                            Some(reason) if found.is_empty() => {
+                                Err(ProviderError::Query { key: hex32(&key), reason })
+                            }
                             _ => Ok(found.into_iter().collect()),
                         };
                         let _ = tx.send(r);
@@ -478,10 +401,9 @@ impl EventLoop {
                 let done = last || r.is_err();
                 if done {
                     if let Some(KadQuery::Bootstrap { tx }) = self.kad_queries.remove(&id) {
-                        let r = r.map(|_| ()).map_err(|e| ProviderError::Query {
-                            key: String::new(),
-                            reason: e.to_string(),
-                        });
+                        let r = r
+                            .map(|_| ())
+                            .map_err(|e| ProviderError::Query { key: String::new(), reason: e.to_string() });
                         let _ = tx.send(r);
                     }
                 }
@@ -548,19 +470,13 @@ impl EventLoop {
         tracing::warn!(%peer, why, ban = ?self.limits.ban_duration, "cutting off peer");
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         let _ = self.swarm.disconnect_peer_id(peer);
-        self.banned
-            .insert(peer, Instant::now() + self.limits.ban_duration);
+        self.banned.insert(peer, Instant::now() + self.limits.ban_duration);
         self.strikes.remove(&peer);
     }
 
     fn unban_expired(&mut self) {
         let now = Instant::now();
-        let expired: Vec<PeerId> = self
-            .banned
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(p, _)| *p)
-            .collect();
+        let expired: Vec<PeerId> = self.banned.iter().filter(|(_, t)| **t <= now).map(|(p, _)| *p).collect();
         for peer in expired {
             self.banned.remove(&peer);
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
@@ -570,9 +486,7 @@ impl EventLoop {
 
     fn summary(&self) -> PeersSummary {
         let nat = match self.swarm.behaviour().autonat.nat_status() {
-            autonat::NatStatus::Public(a) => NatStatus::Public {
-                address: a.to_string(),
-            },
+            autonat::NatStatus::Public(a) => NatStatus::Public { address: a.to_string() },
             autonat::NatStatus::Private => NatStatus::Private,
             autonat::NatStatus::Unknown => NatStatus::Unknown,
         };

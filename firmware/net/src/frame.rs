@@ -62,17 +62,10 @@ impl From<FrameError> for io::Error {
 pub(crate) fn encode<T: Serialize>(what: &'static str, msg: &T, cap: usize) -> Result<Vec<u8>, FrameError> {
     let body = postcard::to_stdvec(msg).map_err(|source| FrameError::Encode { what, source })?;
     if body.len() > cap {
-        return Err(FrameError::Oversize {
-            what,
-            len: body.len() as u64,
-            cap,
-        });
+        return Err(FrameError::Oversize { what, len: body.len() as u64, cap });
     }
-    let len = u32::try_from(body.len()).map_err(|_| FrameError::Oversize {
-        what,
-        len: body.len() as u64,
-        cap,
-    })?;
+    let len =
+        u32::try_from(body.len()).map_err(|_| FrameError::Oversize { what, len: body.len() as u64, cap })?;
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&body);
@@ -100,9 +93,7 @@ pub(crate) async fn write_encoded<W: AsyncWrite + Unpin>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<(), FrameError> {
-    io.write_all(bytes)
-        .await
-        .map_err(|source| FrameError::Io { what, source })?;
+    io.write_all(bytes).await.map_err(|source| FrameError::Io { what, source })?;
     io.flush().await.map_err(|source| FrameError::Io { what, source })
 }
 
@@ -114,21 +105,13 @@ where
     T: DeserializeOwned,
 {
     let mut len = [0u8; 4];
-    io.read_exact(&mut len)
-        .await
-        .map_err(|source| FrameError::Io { what, source })?;
+    io.read_exact(&mut len).await.map_err(|source| FrameError::Io { what, source })?;
     let len = u32::from_be_bytes(len);
     if len as usize > cap {
-        return Err(FrameError::Oversize {
-            what,
-            len: len.into(),
-            cap,
-        });
+        return Err(FrameError::Oversize { what, len: len.into(), cap });
     }
     let mut buf = vec![0u8; len as usize];
-    io.read_exact(&mut buf)
-        .await
-        .map_err(|source| FrameError::Io { what, source })?;
+    io.read_exact(&mut buf).await.map_err(|source| FrameError::Io { what, source })?;
     decode(what, &buf)
 }
 
@@ -136,10 +119,7 @@ where
 pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, buf: &[u8]) -> Result<T, FrameError> {
     let (msg, rest) = postcard::take_from_bytes(buf).map_err(|source| FrameError::Decode { what, source })?;
     if !rest.is_empty() {
-        return Err(FrameError::Decode {
-            what,
-            source: postcard::Error::DeserializeBadEncoding,
-        });
+        return Err(FrameError::Decode { what, source: postcard::Error::DeserializeBadEncoding });
     }
     Ok(msg)
 }
@@ -155,11 +135,7 @@ mod tests {
 
     #[test]
     fn frame_round_trips() {
-        let msg = AuditChallenge {
-            object_root: [7; 32],
-            segment: 17,
-            nonce: [9; 32],
-        };
+        let msg = AuditChallenge { object_root: [7; 32], segment: 17, nonce: [9; 32] };
         let bytes = encode("audit", &msg, 1024).unwrap();
         let back: AuditChallenge = block_on(read_frame(&mut &bytes[..], "audit", 1024)).unwrap();
         assert_eq!(back, msg);
@@ -186,45 +162,24 @@ mod tests {
 
     #[test]
     fn trailing_bytes_inside_a_frame_are_rejected() {
-        let msg = AuditChallenge {
-            object_root: [1; 32],
-            segment: 1,
-            nonce: [2; 32],
-        };
+        let msg = AuditChallenge { object_root: [1; 32], segment: 1, nonce: [2; 32] };
         let mut body = postcard::to_stdvec(&msg).unwrap();
         body.push(0);
-        assert!(matches!(
-            decode::<AuditChallenge>("audit", &body),
-            Err(FrameError::Decode { .. })
-        ));
+        assert!(matches!(decode::<AuditChallenge>("audit", &body), Err(FrameError::Decode { .. })));
     }
 
     #[test]
     fn truncated_frame_is_an_io_error() {
-        let msg = AuditChallenge {
-            object_root: [1; 32],
-            segment: 1,
-            nonce: [2; 32],
-        };
+        let msg = AuditChallenge { object_root: [1; 32], segment: 1, nonce: [2; 32] };
         let bytes = encode("audit", &msg, 1024).unwrap();
-        let err = block_on(read_frame::<_, AuditChallenge>(
-            &mut &bytes[..bytes.len() - 3],
-            "audit",
-            1024,
-        ))
-        .unwrap_err();
+        let err = block_on(read_frame::<_, AuditChallenge>(&mut &bytes[..bytes.len() - 3], "audit", 1024))
+            .unwrap_err();
         assert!(matches!(err, FrameError::Io { .. }), "{err}");
     }
 
     #[test]
     fn sender_refuses_to_encode_above_cap() {
-        let msg = crate::messages::ManifestRequest::Store {
-            version: 1,
-            snapshot: vec![0; 2000],
-        };
-        assert!(matches!(
-            encode("manifest", &msg, 1024),
-            Err(FrameError::Oversize { .. })
-        ));
+        let msg = crate::messages::ManifestRequest::Store { version: 1, snapshot: vec![0; 2000] };
+        assert!(matches!(encode("manifest", &msg, 1024), Err(FrameError::Oversize { .. })));
     }
 }

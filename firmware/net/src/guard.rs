@@ -29,10 +29,7 @@ impl PeerGuard {
             return None;
         }
         *n += 1;
-        Some(Slot {
-            peer,
-            counts: self.counts.clone(),
-        })
+        Some(Slot { peer, counts: self.counts.clone() })
     }
 
     /// Slots `peer` holds now.

@@ -112,11 +112,7 @@ impl<R> Reply<R> {
         commands: mpsc::Sender<Command>,
         wrap: fn(ResponseChannel<R>, R) -> Command,
     ) -> Self {
-        Self {
-            channel,
-            commands,
-            wrap,
-        }
+        Self { channel, commands, wrap }
     }
 
     /// Sends the answer. It fails only when the node has shut down; a peer that went away in

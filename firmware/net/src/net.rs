@@ -49,9 +49,7 @@ impl Drop for Inner {
 
 impl std::fmt::Debug for Net {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Net")
-            .field("local_peer_id", &self.inner.local_peer_id)
-            .finish()
+        f.debug_struct("Net").field("local_peer_id", &self.inner.local_peer_id).finish()
     }
 }
 
@@ -64,17 +62,13 @@ impl Net {
         let mut swarm = build_swarm(&config)?;
         let local_peer_id = *swarm.local_peer_id();
         if config.kad_server {
-            swarm
-                .behaviour_mut()
-                .kad
-                .set_mode(Some(libp2p::kad::Mode::Server));
+            swarm.behaviour_mut().kad.set_mode(Some(libp2p::kad::Mode::Server));
         }
         let mut listeners = HashSet::new();
         for addr in &config.listen {
-            let id = swarm.listen_on(addr.clone()).map_err(|e| StartError::Listen {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
+            let id = swarm
+                .listen_on(addr.clone())
+                .map_err(|e| StartError::Listen { addr: addr.clone(), reason: e.to_string() })?;
             listeners.insert(id);
         }
         // Wait until every listener has an address, so callers (and tests) can hand them out.
@@ -87,11 +81,9 @@ impl Net {
                         pending.remove(&listener_id);
                         listen_addrs.push(address);
                     }
-                    SwarmEvent::ListenerClosed {
-                        listener_id,
-                        reason,
-                        addresses,
-                    } if listeners.contains(&listener_id) => {
+                    SwarmEvent::ListenerClosed { listener_id, reason, addresses }
+                        if listeners.contains(&listener_id) =>
+                    {
                         let addr = addresses.first().cloned().unwrap_or_else(Multiaddr::empty);
                         let reason = match reason {
                             Ok(()) => "closed".to_string(),
@@ -143,33 +135,17 @@ impl Net {
         });
         let store_in = control
             .accept(protocols::STORE)
-            .map_err(|e| StartError::Transport {
-                what: "store stream",
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| StartError::Transport { what: "store stream", reason: e.to_string() })?;
         let fetch_in = control
             .accept(protocols::FETCH)
-            .map_err(|e| StartError::Transport {
-                what: "fetch stream",
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| StartError::Transport { what: "fetch stream", reason: e.to_string() })?;
         tokio::spawn(bulk::accept_loop(store_in, true, ctx.clone()));
         tokio::spawn(bulk::accept_loop(fetch_in, false, ctx));
         let event_loop = EventLoop::new(swarm, cmd_rx, cmd_tx.clone(), in_tx, limits.clone(), listen_addrs);
         tokio::spawn(event_loop.run());
         tracing::info!(peer = %local_peer_id, "network node started");
-        let inner = Inner {
-            commands: cmd_tx,
-            control,
-            local_peer_id,
-            limits,
-        };
-        Ok((
-            Net {
-                inner: Arc::new(inner),
-            },
-            in_rx,
-        ))
+        let inner = Inner { commands: cmd_tx, control, local_peer_id, limits };
+        Ok((Net { inner: Arc::new(inner) }, in_rx))
     }
 
     /// Our PeerId.
@@ -200,11 +176,7 @@ impl Net {
 
     /// Remembers an address of a peer (for dialing and the DHT).
     pub async fn add_address(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NetClosed> {
-        self.inner
-            .commands
-            .send(Command::AddAddress { peer, addr })
-            .await
-            .map_err(|_| NetClosed)
+        self.inner.commands.send(Command::AddAddress { peer, addr }).await.map_err(|_| NetClosed)
     }
 
     /// Connects to a peer (no-op when connected), waiting for the connection.
@@ -212,10 +184,7 @@ impl Net {
         let wait = self.ask(|tx| Command::Dial { peer, addrs, tx });
         match tokio::time::timeout(Duration::from_secs(30), wait).await {
             Ok(r) => r?,
-            Err(_) => Err(DialError::Failed {
-                peer,
-                reason: "no connection within 30 s".into(),
-            }),
+            Err(_) => Err(DialError::Failed { peer, reason: "no connection within 30 s".into() }),
         }
     }
 
@@ -241,10 +210,7 @@ impl Net {
     /// `/bunker/offer/1`: asks a host for a quote.
     pub async fn offer(&self, peer: PeerId, request: OfferRequest) -> Result<Offer, RequestError> {
         let t = self.inner.limits.offer.timeout;
-        self.request("/bunker/offer/1", peer, t, |tx| {
-            OutboundRequest::Offer(peer, request, tx)
-        })
-        .await
+        self.request("/bunker/offer/1", peer, t, |tx| OutboundRequest::Offer(peer, request, tx)).await
     }
 
     /// `/bunker/contract/1`: proposes a contract.
@@ -254,10 +220,7 @@ impl Net {
         proposal: ContractProposal,
     ) -> Result<ContractAnswer, RequestError> {
         let t = self.inner.limits.contract.timeout;
-        self.request("/bunker/contract/1", peer, t, |tx| {
-            OutboundRequest::Contract(peer, proposal, tx)
-        })
-        .await
+        self.request("/bunker/contract/1", peer, t, |tx| OutboundRequest::Contract(peer, proposal, tx)).await
     }
 
     /// `/bunker/audit/1`: challenges a host for one segment.
@@ -267,10 +230,7 @@ impl Net {
         challenge: AuditChallenge,
     ) -> Result<AuditResponse, RequestError> {
         let t = self.inner.limits.audit.timeout;
-        self.request("/bunker/audit/1", peer, t, |tx| {
-            OutboundRequest::Audit(peer, challenge, tx)
-        })
-        .await
+        self.request("/bunker/audit/1", peer, t, |tx| OutboundRequest::Audit(peer, challenge, tx)).await
     }
 
     /// `/bunker/manifest/1`: stores or fetches our manifest snapshot.
@@ -280,10 +240,7 @@ impl Net {
         request: ManifestRequest,
     ) -> Result<ManifestResponse, RequestError> {
         let t = self.inner.limits.manifest.timeout;
-        self.request("/bunker/manifest/1", peer, t, |tx| {
-            OutboundRequest::Manifest(peer, request, tx)
-        })
-        .await
+        self.request("/bunker/manifest/1", peer, t, |tx| OutboundRequest::Manifest(peer, request, tx)).await
     }
 
     /// `/bunker/recover/1`: asks (or forwards to) a peer in a manifest search.
@@ -293,10 +250,7 @@ impl Net {
         request: RecoverRequest,
     ) -> Result<RecoverResponse, RequestError> {
         let t = self.inner.limits.recover.timeout;
-        self.request("/bunker/recover/1", peer, t, |tx| {
-            OutboundRequest::Recover(peer, request, tx)
-        })
-        .await
+        self.request("/bunker/recover/1", peer, t, |tx| OutboundRequest::Recover(peer, request, tx)).await
     }
 
     /// `/bunker/release/1`: ends a contract.
@@ -306,10 +260,7 @@ impl Net {
         request: ReleaseRequest,
     ) -> Result<ReleaseResponse, RequestError> {
         let t = self.inner.limits.release.timeout;
-        self.request("/bunker/release/1", peer, t, |tx| {
-            OutboundRequest::Release(peer, request, tx)
-        })
-        .await
+        self.request("/bunker/release/1", peer, t, |tx| OutboundRequest::Release(peer, request, tx)).await
     }
 
     /// `/bunker/store/1`: uploads exactly `header.total_len` bytes of `body` and waits for the
@@ -332,14 +283,7 @@ impl Net {
         request: FetchRequest,
         max_len: u64,
     ) -> Result<IncomingObject, StreamError> {
-        bulk::fetch(
-            self.inner.control.clone(),
-            &self.inner.limits,
-            peer,
-            request,
-            max_len,
-        )
-        .await
+        bulk::fetch(self.inner.control.clone(), &self.inner.limits, peer, request, max_len).await
     }
 
     /// Announces in the DHT that we hold the record named by `key` (e.g. a manifest snapshot).
@@ -347,10 +291,7 @@ impl Net {
         let wait = self.ask(|tx| Command::StartProviding { key, tx });
         match tokio::time::timeout(Duration::from_secs(60), wait).await {
             Ok(r) => r?,
-            Err(_) => Err(ProviderError::Query {
-                key: hex(&key),
-                reason: "no result within 60 s".into(),
-            }),
+            Err(_) => Err(ProviderError::Query { key: hex(&key), reason: "no result within 60 s".into() }),
         }
     }
 
@@ -359,10 +300,7 @@ impl Net {
         let wait = self.ask(|tx| Command::GetProviders { key, tx });
         match tokio::time::timeout(Duration::from_secs(60), wait).await {
             Ok(r) => r?,
-            Err(_) => Err(ProviderError::Query {
-                key: hex(&key),
-                reason: "no result within 60 s".into(),
-            }),
+            Err(_) => Err(ProviderError::Query { key: hex(&key), reason: "no result within 60 s".into() }),
         }
     }
 

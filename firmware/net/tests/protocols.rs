@@ -25,14 +25,7 @@ async fn exercise(owner: &Node, host: &Node, tag: u8) {
 
     let offer = owner
         .net
-        .offer(
-            h,
-            OfferRequest {
-                bytes: 1 << 30,
-                term_secs: 86_400,
-                swap_offered_bytes: 0,
-            },
-        )
+        .offer(h, OfferRequest { bytes: 1 << 30, term_secs: 86_400, swap_offered_bytes: 0 })
         .await
         .unwrap();
     assert_eq!(offer, offer_of(&h), "offer must come from the host asked");
@@ -41,31 +34,14 @@ async fn exercise(owner: &Node, host: &Node, tag: u8) {
     let t = terms([tag; 32], 4096);
     let answer = owner
         .net
-        .contract(
-            h,
-            ContractProposal {
-                terms: t.clone(),
-                owner_signature: vec![tag],
-            },
-        )
+        .contract(h, ContractProposal { terms: t.clone(), owner_signature: vec![tag] })
         .await
         .unwrap();
-    let ContractAnswer::Accepted { host_signature } = answer else {
-        panic!("contract rejected: {answer:?}")
-    };
-    assert!(host
-        .keypair
-        .public()
-        .verify(&postcard::to_stdvec(&t).unwrap(), &host_signature));
+    let ContractAnswer::Accepted { host_signature } = answer else { panic!("contract rejected: {answer:?}") };
+    assert!(host.keypair.public().verify(&postcard::to_stdvec(&t).unwrap(), &host_signature));
     let rejected = owner
         .net
-        .contract(
-            h,
-            ContractProposal {
-                terms: terms([tag ^ 1; 32], 0),
-                owner_signature: vec![],
-            },
-        )
+        .contract(h, ContractProposal { terms: terms([tag ^ 1; 32], 0), owner_signature: vec![] })
         .await
         .unwrap();
     assert!(matches!(rejected, ContractAnswer::Rejected { .. }));
@@ -73,22 +49,11 @@ async fn exercise(owner: &Node, host: &Node, tag: u8) {
     // Store a small object, fetch it back byte-identical, audit one segment of it.
     let root = [tag.wrapping_add(100); 32];
     let object: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + tag as u32) as u8).collect();
-    let header = StoreHeader {
-        contract_id: [tag; 32],
-        object_root: root,
-        total_len: object.len() as u64,
-    };
+    let header = StoreHeader { contract_id: [tag; 32], object_root: root, total_len: object.len() as u64 };
     owner.net.store(h, header, &object[..]).await.unwrap();
     let mut fetched = owner
         .net
-        .fetch(
-            h,
-            FetchRequest {
-                contract_id: [tag; 32],
-                object_root: root,
-            },
-            1 << 20,
-        )
+        .fetch(h, FetchRequest { contract_id: [tag; 32], object_root: root }, 1 << 20)
         .await
         .unwrap();
     assert_eq!(fetched.len(), object.len() as u64);
@@ -97,35 +62,15 @@ async fn exercise(owner: &Node, host: &Node, tag: u8) {
     assert_eq!(back, object);
     fetched.finish(Ok(())).await.unwrap();
 
-    let audit = owner
-        .net
-        .audit(
-            h,
-            AuditChallenge {
-                object_root: root,
-                segment: 5,
-                nonce: [tag; 32],
-            },
-        )
-        .await
-        .unwrap();
+    let audit =
+        owner.net.audit(h, AuditChallenge { object_root: root, segment: 5, nonce: [tag; 32] }).await.unwrap();
     assert_eq!(
         audit,
-        AuditResponse::Proof {
-            sealed_segment: object[320..384].to_vec(),
-            proof: vec![tag; 32]
-        }
+        AuditResponse::Proof { sealed_segment: object[320..384].to_vec(), proof: vec![tag; 32] }
     );
     let missing = owner
         .net
-        .audit(
-            h,
-            AuditChallenge {
-                object_root: [0; 32],
-                segment: 0,
-                nonce: [0; 32],
-            },
-        )
+        .audit(h, AuditChallenge { object_root: [0; 32], segment: 0, nonce: [0; 32] })
         .await
         .unwrap();
     assert_eq!(missing, AuditResponse::NotFound);
@@ -133,39 +78,19 @@ async fn exercise(owner: &Node, host: &Node, tag: u8) {
     // A fetch of an unknown object and a refused store come back as typed errors.
     let err = owner
         .net
-        .fetch(
-            h,
-            FetchRequest {
-                contract_id: [tag; 32],
-                object_root: [1; 32],
-            },
-            1 << 20,
-        )
+        .fetch(h, FetchRequest { contract_id: [tag; 32], object_root: [1; 32] }, 1 << 20)
         .await
         .unwrap_err();
     assert!(matches!(err, StreamError::NotFound { .. }), "{err}");
-    let refused = StoreHeader {
-        contract_id: [0xAA; 32],
-        object_root: root,
-        total_len: 10,
-    };
+    let refused = StoreHeader { contract_id: [0xAA; 32], object_root: root, total_len: 10 };
     let err = owner.net.store(h, refused, &[0u8; 10][..]).await.unwrap_err();
-    assert!(
-        matches!(err, StreamError::Refused { ref reason, .. } if reason == "no such contract"),
-        "{err}"
-    );
+    assert!(matches!(err, StreamError::Refused { ref reason, .. } if reason == "no such contract"), "{err}");
 
     // Manifest: stored under the authenticated owner, fetched back by the owner only.
     let snapshot = vec![tag; 5000];
     let stored = owner
         .net
-        .manifest(
-            h,
-            ManifestRequest::Store {
-                version: 7,
-                snapshot: snapshot.clone(),
-            },
-        )
+        .manifest(h, ManifestRequest::Store { version: 7, snapshot: snapshot.clone() })
         .await
         .unwrap();
     assert_eq!(stored, ManifestResponse::Stored);
@@ -173,34 +98,14 @@ async fn exercise(owner: &Node, host: &Node, tag: u8) {
     assert_eq!(got, ManifestResponse::Snapshot { version: 7, snapshot });
 
     // Recover: the host holds a manifest of `owner`, so it reports itself, on the path.
-    let search = RecoverRequest {
-        owner: owner.id,
-        search_id: [tag; 16],
-        hops_left: 3,
-        path: vec![owner.id],
-    };
+    let search = RecoverRequest { owner: owner.id, search_id: [tag; 16], hops_left: 3, path: vec![owner.id] };
     let found = owner.net.recover(h, search).await.unwrap();
-    assert_eq!(
-        found,
-        RecoverResponse::Found {
-            holders: vec![h],
-            path: vec![owner.id, h]
-        }
-    );
+    assert_eq!(found, RecoverResponse::Found { holders: vec![h], path: vec![owner.id, h] });
 
     // Release: known once, then unknown.
-    let rel = ReleaseRequest {
-        contract_id: [tag; 32],
-        signature: vec![],
-    };
-    assert_eq!(
-        owner.net.release(h, rel.clone()).await.unwrap(),
-        ReleaseResponse::Released
-    );
-    assert_eq!(
-        owner.net.release(h, rel).await.unwrap(),
-        ReleaseResponse::UnknownContract
-    );
+    let rel = ReleaseRequest { contract_id: [tag; 32], signature: vec![] };
+    assert_eq!(owner.net.release(h, rel.clone()).await.unwrap(), ReleaseResponse::Released);
+    assert_eq!(owner.net.release(h, rel).await.unwrap(), ReleaseResponse::UnknownContract);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,33 +126,17 @@ async fn every_protocol_works_both_ways_between_three_nodes() {
 
     // Only the owner may fetch its manifest: B holds one of A's, and C asking gets nothing.
     let from_c = c.net.manifest(b.id, ManifestRequest::Fetch).await.unwrap();
-    assert_eq!(
-        from_c,
-        ManifestResponse::Snapshot {
-            version: 7,
-            snapshot: vec![4; 5000]
-        },
-        "C gets its own"
-    );
+    assert_eq!(from_c, ManifestResponse::Snapshot { version: 7, snapshot: vec![4; 5000] }, "C gets its own");
     let fresh = node().await;
     connect(&fresh, &b).await;
-    assert_eq!(
-        fresh.net.manifest(b.id, ManifestRequest::Fetch).await.unwrap(),
-        ManifestResponse::NotFound
-    );
+    assert_eq!(fresh.net.manifest(b.id, ManifestRequest::Fetch).await.unwrap(), ManifestResponse::NotFound);
 
     let peers = a.net.peers().await.unwrap();
     assert_eq!(peers.local_peer_id, a.id.to_string());
     assert!(peers.connected.iter().any(|p| p.peer_id == b.id.to_string()));
     assert!(peers.connected.iter().any(|p| p.peer_id == c.id.to_string()));
-    assert!(peers
-        .connected
-        .iter()
-        .all(|p| p.addresses.iter().all(|x| x.contains("127.0.0.1"))));
-    assert!(peers
-        .connected
-        .iter()
-        .any(|p| p.agent.as_deref().is_some_and(|a| a.starts_with("bunker/"))));
+    assert!(peers.connected.iter().all(|p| p.addresses.iter().all(|x| x.contains("127.0.0.1"))));
+    assert!(peers.connected.iter().any(|p| p.agent.as_deref().is_some_and(|a| a.starts_with("bunker/"))));
     // The summary is what `bunker peers` prints: it must survive JSON.
     let json = serde_json::to_string(&peers).unwrap();
     assert_eq!(serde_json::from_str::<PeersSummary>(&json).unwrap(), peers);
@@ -257,20 +146,11 @@ async fn every_protocol_works_both_ways_between_three_nodes() {
 async fn requests_work_over_quic_too() {
     let a = node().await;
     let b = node().await;
-    let quic = b
-        .addrs
-        .iter()
-        .find(|x| x.to_string().contains("quic-v1"))
-        .unwrap()
-        .clone();
+    let quic = b.addrs.iter().find(|x| x.to_string().contains("quic-v1")).unwrap().clone();
     a.net.dial(b.id, vec![quic]).await.unwrap();
     exercise(&a, &b, 9).await;
     let peers = a.net.peers().await.unwrap();
-    let pb = peers
-        .connected
-        .iter()
-        .find(|p| p.peer_id == b.id.to_string())
-        .unwrap();
+    let pb = peers.connected.iter().find(|p| p.peer_id == b.id.to_string()).unwrap();
     assert!(pb.addresses.iter().any(|x| x.contains("quic-v1")), "{pb:?}");
 }
 
@@ -284,31 +164,14 @@ async fn stream_of_256_mib_both_ways() {
     connect(&a, &b).await;
 
     let root = [0xB1; 32];
-    let header = StoreHeader {
-        contract_id: [1; 32],
-        object_root: root,
-        total_len: BIG,
-    };
-    a.net
-        .store(b.id, header, PatternReader { pos: 0, len: BIG })
-        .await
-        .unwrap();
+    let header = StoreHeader { contract_id: [1; 32], object_root: root, total_len: BIG };
+    a.net.store(b.id, header, PatternReader { pos: 0, len: BIG }).await.unwrap();
     assert_eq!(b.state.lock().unwrap().big_objects_verified, vec![(root, BIG)]);
 
     let mut cid = [0u8; 32];
     cid[..8].copy_from_slice(&BIG.to_be_bytes());
-    let obj = a
-        .net
-        .fetch(
-            b.id,
-            FetchRequest {
-                contract_id: cid,
-                object_root: PATTERN_ROOT,
-            },
-            BIG,
-        )
-        .await
-        .unwrap();
+    let obj =
+        a.net.fetch(b.id, FetchRequest { contract_id: cid, object_root: PATTERN_ROOT }, BIG).await.unwrap();
     assert_eq!(obj.len(), BIG);
     assert_eq!(check_pattern(obj).await.unwrap(), BIG);
 }
@@ -322,14 +185,7 @@ async fn fetch_larger_than_expected_is_refused_before_the_body() {
     cid[..8].copy_from_slice(&(10u64 << 20).to_be_bytes());
     let err = a
         .net
-        .fetch(
-            b.id,
-            FetchRequest {
-                contract_id: cid,
-                object_root: PATTERN_ROOT,
-            },
-            1 << 20,
-        )
+        .fetch(b.id, FetchRequest { contract_id: cid, object_root: PATTERN_ROOT }, 1 << 20)
         .await
         .unwrap_err();
     assert!(
@@ -343,28 +199,11 @@ async fn store_body_shorter_than_announced_fails_on_both_sides() {
     let a = node().await;
     let b = node().await;
     connect(&a, &b).await;
-    let header = StoreHeader {
-        contract_id: [1; 32],
-        object_root: [2; 32],
-        total_len: 1000,
-    };
+    let header = StoreHeader { contract_id: [1; 32], object_root: [2; 32], total_len: 1000 };
     let err = a.net.store(b.id, header, &[7u8; 600][..]).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StreamError::ShortBody {
-                got: 600,
-                expected: 1000,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, StreamError::ShortBody { got: 600, expected: 1000, .. }), "{err}");
     assert!(eventually(10, || async { !b.state.lock().unwrap().store_errors.is_empty() }).await);
-    assert!(
-        b.state.lock().unwrap().objects.is_empty(),
-        "a short object must never be kept"
-    );
+    assert!(b.state.lock().unwrap().objects.is_empty(), "a short object must never be kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,14 +212,7 @@ async fn request_to_unreachable_peer_is_a_clear_error() {
     let nobody = PeerId::random();
     let err = a
         .net
-        .offer(
-            nobody,
-            OfferRequest {
-                bytes: 1,
-                term_secs: 1,
-                swap_offered_bytes: 0,
-            },
-        )
+        .offer(nobody, OfferRequest { bytes: 1, term_secs: 1, swap_offered_bytes: 0 })
         .await
         .unwrap_err();
     assert!(matches!(err, RequestError::Unreachable { .. }), "{err}");

@@ -27,9 +27,7 @@ pub const PATTERN_PERIOD: usize = (1 << 20) + 7;
 pub fn pattern() -> &'static [u8] {
     static P: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     P.get_or_init(|| {
-        (0..PATTERN_PERIOD)
-            .map(|i| (i as u32).wrapping_mul(2654435761).rotate_right(13) as u8)
-            .collect()
+        (0..PATTERN_PERIOD).map(|i| (i as u32).wrapping_mul(2654435761).rotate_right(13) as u8).collect()
     })
 }
 
@@ -140,19 +138,8 @@ pub async fn start(config: NetConfig) -> Node {
     let (net, inbound) = Net::start(config).await.expect("node starts");
     let addrs = net.listen_addrs().await.expect("listen addrs");
     let state = Arc::new(Mutex::new(EngineState::default()));
-    tokio::spawn(run_engine(
-        net.local_peer_id(),
-        keypair.clone(),
-        inbound,
-        state.clone(),
-    ));
-    Node {
-        id: net.local_peer_id(),
-        net,
-        addrs,
-        keypair,
-        state,
-    }
+    tokio::spawn(run_engine(net.local_peer_id(), keypair.clone(), inbound, state.clone()));
+    Node { id: net.local_peer_id(), net, addrs, keypair, state }
 }
 
 pub async fn node_with(limits: Limits) -> Node {
@@ -167,11 +154,7 @@ pub async fn node() -> Node {
 
 /// TCP address of a node (the first listen address is TCP in loopback configs).
 pub fn tcp_addr(n: &Node) -> Multiaddr {
-    n.addrs
-        .iter()
-        .find(|a| a.to_string().contains("/tcp/"))
-        .expect("tcp listen addr")
-        .clone()
+    n.addrs.iter().find(|a| a.to_string().contains("/tcp/")).expect("tcp listen addr").clone()
 }
 
 pub async fn connect(a: &Node, b: &Node) {
@@ -199,15 +182,11 @@ async fn answer(me: PeerId, keypair: Keypair, req: InboundRequest, state: Arc<Mu
         }
         InboundRequest::Contract { proposal, reply, .. } => {
             let answer = if proposal.terms.object_bytes == 0 {
-                ContractAnswer::Rejected {
-                    reason: "empty object".into(),
-                }
+                ContractAnswer::Rejected { reason: "empty object".into() }
             } else {
                 let bytes = postcard::to_stdvec(&proposal.terms).unwrap();
                 state.lock().unwrap().contracts.insert(proposal.terms.contract_id);
-                ContractAnswer::Accepted {
-                    host_signature: keypair.sign(&bytes).unwrap(),
-                }
+                ContractAnswer::Accepted { host_signature: keypair.sign(&bytes).unwrap() }
             };
             let _ = reply.send(answer).await;
         }
@@ -238,10 +217,9 @@ async fn answer(me: PeerId, keypair: Keypair, req: InboundRequest, state: Arc<Mu
                     }
                     // Keyed by the authenticated requester: only the owner gets its snapshot.
                     ManifestRequest::Fetch => match st.manifests.get(&peer) {
-                        Some((version, snapshot)) => ManifestResponse::Snapshot {
-                            version: *version,
-                            snapshot: snapshot.clone(),
-                        },
+                        Some((version, snapshot)) => {
+                            ManifestResponse::Snapshot { version: *version, snapshot: snapshot.clone() }
+                        }
                         None => ManifestResponse::NotFound,
                     },
                 }
@@ -253,10 +231,7 @@ async fn answer(me: PeerId, keypair: Keypair, req: InboundRequest, state: Arc<Mu
             let resp = if found {
                 let mut path = request.path.clone();
                 path.push(me);
-                RecoverResponse::Found {
-                    holders: vec![me],
-                    path,
-                }
+                RecoverResponse::Found { holders: vec![me], path }
             } else {
                 RecoverResponse::NotFound
             };
@@ -264,11 +239,7 @@ async fn answer(me: PeerId, keypair: Keypair, req: InboundRequest, state: Arc<Mu
         }
         InboundRequest::Release { request, reply, .. } => {
             let known = state.lock().unwrap().contracts.remove(&request.contract_id);
-            let resp = if known {
-                ReleaseResponse::Released
-            } else {
-                ReleaseResponse::UnknownContract
-            };
+            let resp = if known { ReleaseResponse::Released } else { ReleaseResponse::UnknownContract };
             let _ = reply.send(resp).await;
         }
         InboundRequest::Store(store) => {
@@ -320,13 +291,7 @@ async fn answer(me: PeerId, keypair: Keypair, req: InboundRequest, state: Arc<Mu
                 // Stall after 1 MiB: a host whose disk hangs, or that plays games.
                 let len = 4 << 20;
                 let _ = fetch
-                    .send(
-                        len,
-                        StallingReader {
-                            inner: PatternReader { pos: 0, len },
-                            stall_after: 1 << 20,
-                        },
-                    )
+                    .send(len, StallingReader { inner: PatternReader { pos: 0, len }, stall_after: 1 << 20 })
                     .await;
                 return;
             }
