@@ -96,6 +96,20 @@ impl std::fmt::Display for ChainSource {
     }
 }
 
+/// An LSPS2 liquidity provider: for a new box with no inbound capacity, it
+/// opens a channel just in time when the box's first invoice is paid, and
+/// keeps a fee out of that payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lsps2Source {
+    /// The provider's node id, hex.
+    pub node_id: String,
+    /// Where to reach it.
+    pub address: SocketAddr,
+    /// Access token, if the provider wants one. Never logged.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
 /// Lightning settings of one box.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LnConfig {
@@ -123,6 +137,11 @@ pub struct LnConfig {
     /// to open or accept anchor channels without it.
     #[serde(default = "default_anchor_reserve_sat")]
     pub anchor_reserve_sat: u64,
+    /// Optional LSPS2 provider for just-in-time inbound channels. It is
+    /// trusted for zero-confirmation channels and to get closing transactions
+    /// confirmed (a new box has no on-chain funds for an anchor reserve).
+    #[serde(default)]
+    pub lsps2: Option<Lsps2Source>,
     /// How long to wait for the chain source to answer at start and before
     /// each settlement round, in milliseconds.
     #[serde(default = "default_chain_timeout_ms")]
@@ -164,6 +183,7 @@ impl LnConfig {
             settle_threshold_msat: default_settle_threshold_msat(),
             max_fee_ppm: default_max_fee_ppm(),
             anchor_reserve_sat: default_anchor_reserve_sat(),
+            lsps2: None,
             chain_timeout_ms: default_chain_timeout_ms(),
         }
     }

@@ -124,6 +124,9 @@ pub enum ReceiveError {
         /// The amount asked for.
         amount_msat: u64,
     },
+    /// No LSPS2 provider is configured.
+    #[error("no LSPS2 liquidity provider is configured (lsps2 in the Lightning settings)")]
+    NoLiquiditySource,
     /// ldk-node refused.
     #[error("ldk-node could not create the {what}: {source}")]
     Node {

@@ -43,7 +43,7 @@ pub mod store;
 pub mod regtest;
 
 pub use chain::ChainError;
-pub use config::{ChainSource, LnConfig, Network};
+pub use config::{ChainSource, LnConfig, Lsps2Source, Network};
 pub use error::{ChannelError, NodeError, PayError, ReceiveError, StartError, WaitTimeout, WalletError};
 pub use ledger::{
     ContractId, Direction, LedgerSinkError, Method, NoExternalLedger, PaymentLedger, PaymentRecord, Status,

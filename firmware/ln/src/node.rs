@@ -222,13 +222,24 @@ impl Lightning {
         if !config.listen.is_empty() {
             ldk_config.listening_addresses = Some(config.listen.iter().map(|a| SocketAddress::from(*a)).collect());
         }
+        let lsp = match &config.lsps2 {
+            Some(l) => Some((
+                PublicKey::from_str(&l.node_id)
+                    .map_err(|e| StartError::Config(format!("LSPS2 provider node id {:?}: {e}", l.node_id)))?,
+                l,
+            )),
+            None => None,
+        };
         ldk_config.anchor_channels_config = Some(AnchorChannelsConfig {
-            trusted_peers_no_reserve: Vec::new(),
+            trusted_peers_no_reserve: lsp.iter().map(|(pk, _)| *pk).collect(),
             per_channel_reserve_sats: config.anchor_reserve_sat,
         });
         let mut builder = ldk_node::Builder::from_config(ldk_config);
         builder.set_entropy_bip39_mnemonic(seed.mnemonic().clone(), None);
         builder.set_custom_logger(Arc::new(TracingLogWriter));
+        if let Some((pk, l)) = &lsp {
+            builder.set_liquidity_source_lsps2(*pk, SocketAddress::from(l.address), l.token.clone());
+        }
         match &config.chain {
             ChainSource::Esplora { url } => {
                 builder.set_chain_source_esplora(url.clone(), None);
@@ -534,6 +545,42 @@ impl Lightning {
             .map(|i| i.to_string())
             .map_err(|source| ReceiveError::Node {
                 what: "invoice",
+                source,
+            })
+    }
+
+    /// A BOLT11 invoice paid through the configured LSPS2 provider, which
+    /// opens a channel to us just in time and keeps at most
+    /// `max_lsp_fee_msat` (if given) of the payment.
+    pub fn invoice_via_lsp(
+        &self,
+        amount_msat: u64,
+        description: &str,
+        expiry_secs: u32,
+        max_lsp_fee_msat: Option<u64>,
+    ) -> Result<String, ReceiveError> {
+        if self.inner.config.lsps2.is_none() {
+            return Err(ReceiveError::NoLiquiditySource);
+        }
+        if amount_msat == 0 || amount_msat > MAX_MSAT {
+            return Err(ReceiveError::InvalidAmount { amount_msat });
+        }
+        let description = Description::new(description.to_string()).map_err(|_| ReceiveError::DescriptionTooLong {
+            len: description.len(),
+            max: MAX_DESCRIPTION,
+        })?;
+        self.inner
+            .node
+            .bolt11_payment()
+            .receive_via_jit_channel(
+                amount_msat,
+                &Bolt11InvoiceDescription::Direct(description),
+                expiry_secs,
+                max_lsp_fee_msat,
+            )
+            .map(|i| i.to_string())
+            .map_err(|source| ReceiveError::Node {
+                what: "invoice through the LSP",
                 source,
             })
     }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use bunker_core::seed::Seed;
 use bunker_ln::regtest::Bitcoind;
 use bunker_ln::{ContractId, Direction, Method, PayError, Status};
 use common::*;
@@ -252,4 +253,113 @@ fn bad_invoices_offers_and_amounts_are_refused_clearly_and_the_ledger_stays_inta
     assert_eq!(a.ln.payments().unwrap(), before);
     assert_eq!(a.ln.ldk_payments().len(), ldk_before);
     assert_ledger_agrees(&a);
+}
+
+/// An LSPS2 provider, as a plain ldk-node node: it opens a channel to a new
+/// box just in time when the box's first invoice is paid.
+fn start_lsp(chain: &Bitcoind, dir: &std::path::Path) -> (ldk_node::Node, std::net::SocketAddr) {
+    use ldk_node::liquidity::LSPS2ServiceConfig;
+    let addr = free_addr();
+    let bunker_ln::ChainSource::BitcoindRpc {
+        host,
+        port,
+        user,
+        password,
+    } = chain.chain_source()
+    else {
+        unreachable!()
+    };
+    let mut config = ldk_node::config::Config::default();
+    config.storage_dir_path = dir.display().to_string();
+    config.network = ldk_node::bitcoin::Network::Regtest;
+    config.listening_addresses = Some(vec![addr.into()]);
+    let mut builder = ldk_node::Builder::from_config(config);
+    // Alias + listening address: it forwards into private (JIT) channels.
+    builder.set_node_alias("lsp".into()).unwrap();
+    builder.set_chain_source_bitcoind_rpc(host, port, user, password);
+    builder.set_liquidity_provider_lsps2(LSPS2ServiceConfig {
+        require_token: None,
+        advertise_service: false,
+        channel_opening_fee_ppm: 10_000,
+        channel_over_provisioning_ppm: 100_000,
+        min_channel_opening_fee_msat: 0,
+        min_channel_lifetime: 100,
+        max_client_to_self_delay: 1024,
+        min_payment_size_msat: 0,
+        max_payment_size_msat: 1_000_000_000,
+        client_trusts_lsp: true,
+    });
+    let node = builder.build().unwrap();
+    node.start().unwrap();
+    (node, addr)
+}
+
+#[test]
+fn a_new_box_without_inbound_capacity_is_paid_through_an_lsps2_jit_channel() {
+    let chain = chain();
+    let root = tempfile::tempdir().unwrap();
+    let (lsp, lsp_addr) = start_lsp(chain, &root.path().join("lsp"));
+    let lsp_addr_chain = lsp.onchain_payment().new_address().unwrap().to_string();
+    chain.fund(&lsp_addr_chain, 3_000_000).unwrap();
+
+    // The payer has a channel to the LSP.
+    let payer = start_node(chain, &root.path().join("payer"), Seed::generate());
+    fund(chain, &payer, 2_000_000);
+    payer.ln.open_channel(lsp.node_id(), lsp_addr, 1_000_000, None).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        chain.mine(1).unwrap();
+        payer.ln.sync().unwrap();
+        lsp.sync_wallets().unwrap();
+        if payer.ln.channels().iter().any(|c| c.usable) {
+            break;
+        }
+        assert!(start.elapsed() < T, "payer → LSP channel not usable");
+        let _ = payer.ln.wait_until("usable", Duration::from_millis(300), || {
+            payer.ln.channels().iter().any(|c| c.usable).then_some(())
+        });
+    }
+
+    // The new box: no on-chain funds, no channels, only the LSP configured.
+    let dir = root.path().join("new-box");
+    let mut config = common::config(&dir, chain.chain_source(), free_addr());
+    config.lsps2 = Some(bunker_ln::Lsps2Source {
+        node_id: lsp.node_id().to_string(),
+        address: lsp_addr,
+        token: None,
+    });
+    let ledger = std::sync::Arc::new(MemLedger::default());
+    let seed = Seed::generate();
+    let ln = bunker_ln::Lightning::start(config, &seed, ledger.clone()).unwrap();
+    let newbox = TestNode {
+        ln,
+        ledger,
+        addr: free_addr(),
+        seed,
+    };
+    assert_eq!(newbox.ln.balances().onchain_total_sat, 0);
+
+    let invoice = newbox
+        .ln
+        .invoice_via_lsp(50_000_000, "first payment", 600, Some(1_000_000))
+        .unwrap();
+    let id = payer.ln.pay_invoice(&invoice, None).unwrap();
+    assert_eq!(payer.ln.wait_payment(&id, T).unwrap().status, Status::Succeeded);
+    // The LSP kept its 1% opening fee.
+    let got = wait_inbound(&newbox, "JIT payment", |r| r.id == id);
+    assert_eq!(
+        (got.method, got.amount_msat),
+        (Method::Bolt11, Some(50_000_000 - 500_000))
+    );
+    assert_eq!(newbox.ln.channels().len(), 1);
+    assert_eq!(newbox.ln.channels()[0].counterparty, lsp.node_id().to_string());
+    assert_ledger_agrees(&newbox);
+    assert_ledger_agrees(&payer);
+
+    // Without a provider configured, the call says so.
+    assert!(matches!(
+        payer.ln.invoice_via_lsp(1_000, "x", 60, None),
+        Err(bunker_ln::ReceiveError::NoLiquiditySource)
+    ));
+    lsp.stop().unwrap();
 }
