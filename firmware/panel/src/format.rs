@@ -25,6 +25,8 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// An integer with thin groups of three: `12,345,678`.
+// `is_multiple_of` is newer than the workspace's rust-version (1.85).
+#[allow(clippy::manual_is_multiple_of)]
 pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
