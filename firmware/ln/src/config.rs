@@ -99,7 +99,7 @@ impl std::fmt::Display for ChainSource {
 /// An LSPS2 liquidity provider: for a new box with no inbound capacity, it
 /// opens a channel just in time when the box's first invoice is paid, and
 /// keeps a fee out of that payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lsps2Source {
     /// The provider's node id, hex.
     pub node_id: String,
@@ -108,6 +108,17 @@ pub struct Lsps2Source {
     /// Access token, if the provider wants one. Never logged.
     #[serde(default)]
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Lsps2Source {
+    // The token must not reach a log line through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lsps2Source")
+            .field("node_id", &self.node_id)
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 /// Lightning settings of one box.
@@ -186,5 +197,61 @@ impl LnConfig {
             lsps2: None,
             chain_timeout_ms: default_chain_timeout_ms(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let mut c = LnConfig::new(
+            "/data/ln",
+            Network::Regtest,
+            ChainSource::BitcoindRpc {
+                host: "127.0.0.1".into(),
+                port: 18443,
+                user: "u".into(),
+                password: "rpc-secret".into(),
+            },
+        );
+        c.lsps2 = Some(Lsps2Source {
+            node_id: "02aa".into(),
+            address: "127.0.0.1:9735".parse().unwrap(),
+            token: Some("lsp-secret".into()),
+        });
+        let text = format!("{c:?}");
+        assert!(!text.contains("rpc-secret") && !text.contains("lsp-secret"), "{text}");
+        assert!(text.contains("18443") && text.contains("02aa"), "{text}");
+    }
+
+    #[test]
+    fn config_reads_from_toml_with_defaults_filled_in() {
+        let c: LnConfig = toml::from_str(
+            r#"
+            data_dir = "/data/ln"
+            network = "signet"
+            listen = ["0.0.0.0:9735"]
+            [chain]
+            kind = "esplora"
+            url = "https://mempool.space/signet/api"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.network, Network::Signet);
+        assert_eq!(
+            c.chain,
+            ChainSource::Esplora {
+                url: "https://mempool.space/signet/api".into()
+            }
+        );
+        assert_eq!(c.settle_threshold_msat, default_settle_threshold_msat());
+        assert_eq!(c.max_fee_ppm, 10_000);
+        assert!(c.lsps2.is_none());
+        let bad = toml::from_str::<LnConfig>(
+            "data_dir = \"/x\"\nnetwork = \"mainnet\"\n[chain]\nkind = \"esplora\"\nurl = \"u\"",
+        );
+        assert!(bad.unwrap_err().to_string().contains("mainnet"));
     }
 }
