@@ -4,7 +4,7 @@
 use libp2p_identity::PeerId;
 use rusqlite::{params, OptionalExtension};
 
-use crate::db::{hash32, is_unique_violation, parse_enum, parse_peer, sql, to_i64, to_u64, Manifest};
+use crate::db::{sqlf, hash32, is_unique_violation, parse_enum, parse_peer, sql, to_i64, to_u64, Manifest};
 use crate::error::QueryError;
 use crate::files::{ensure_peer, hex32};
 use crate::types::{ContractDirection, ContractId, ContractRecord, ContractState, NewContract, UnixSecs};
@@ -75,7 +75,7 @@ impl Manifest {
             Err(e) if is_unique_violation(&e) => return Err(QueryError::AlreadyExists { what }),
             Err(e) => return Err(QueryError::Sqlite { what: format!("insert {what}"), source: e }),
         }
-        tx.commit().map_err(sql(format!("commit {what}")))?;
+        tx.commit().map_err(sqlf(|| format!("commit {what}")))?;
         Ok(())
     }
 
@@ -86,7 +86,7 @@ impl Manifest {
             .conn
             .prepare_cached(&q)
             .and_then(|mut s| s.query_row([&id.0[..]], raw_contract).optional())
-            .map_err(sql(format!("read contract {}", hex32(&id.0))))?;
+            .map_err(sqlf(|| format!("read contract {}", hex32(&id.0))))?;
         raw.map(finish_contract).transpose()
     }
 
@@ -127,7 +127,7 @@ impl Manifest {
                  WHERE contract_id = ?1",
                 params![&id.0[..], state.as_str(), ends, at],
             )
-            .map_err(sql(format!("set state of {what}")))?;
+            .map_err(sqlf(|| format!("set state of {what}")))?;
         if n == 0 {
             return Err(QueryError::NotFound { what });
         }
@@ -146,7 +146,7 @@ impl Manifest {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(sql(format!("accrue on {what}")))?;
+            .map_err(sqlf(|| format!("accrue on {what}")))?;
         let total = total.ok_or(QueryError::NotFound { what: what.clone() })?;
         to_u64(&what, "owed_msat", total)
     }
@@ -164,7 +164,7 @@ impl Manifest {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(sql(format!("settle on {what}")))?;
+            .map_err(sqlf(|| format!("settle on {what}")))?;
         let total = total.ok_or(QueryError::NotFound { what: what.clone() })?;
         to_u64(&what, "owed_msat", total)
     }

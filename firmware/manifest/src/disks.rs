@@ -4,7 +4,7 @@
 use libp2p_identity::PeerId;
 use rusqlite::params;
 
-use crate::db::{hash32, is_unique_violation, parse_enum, parse_peer, sql, to_i64, to_u64, Manifest};
+use crate::db::{sqlf, hash32, is_unique_violation, parse_enum, parse_peer, sql, to_i64, to_u64, Manifest};
 use crate::error::QueryError;
 use crate::files::{contract_row, ensure_peer, hex32};
 use crate::types::{
@@ -40,7 +40,7 @@ impl Manifest {
                 ],
                 |r| r.get(0),
             )
-            .map_err(sql(format!("upsert {what}")))?;
+            .map_err(sqlf(|| format!("upsert {what}")))?;
         Ok(DiskId(id))
     }
 
@@ -166,7 +166,7 @@ impl Manifest {
             Err(e) => return Err(QueryError::Sqlite { what: format!("insert {what}"), source: e }),
         }
         let id = HostedObjectId(tx.last_insert_rowid());
-        tx.commit().map_err(sql(format!("commit {what}")))?;
+        tx.commit().map_err(sqlf(|| format!("commit {what}")))?;
         Ok(id)
     }
 

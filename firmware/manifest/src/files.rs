@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use libp2p_identity::PeerId;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-use crate::db::{
+use crate::db::{sqlf, 
     hash32, is_unique_violation, parse_enum, parse_peer, sql, to_i64, to_u64, Manifest,
 };
 use crate::error::QueryError;
@@ -41,7 +41,7 @@ impl Manifest {
         let tx = self.conn.transaction().map_err(sql("begin put_file"))?;
         let mut cache = InsertCache::default();
         let id = insert_file(&tx, &mut cache, file, replicas)?;
-        tx.commit().map_err(sql(format!("commit file {}", file.path)))?;
+        tx.commit().map_err(sqlf(|| format!("commit file {}", file.path)))?;
         Ok(id)
     }
 
@@ -90,7 +90,7 @@ impl Manifest {
                 })
                 .optional()
             })
-            .map_err(sql(format!("read {what}")))?;
+            .map_err(sqlf(|| format!("read {what}")))?;
         let Some((id, size, b3, seg, keep_local, red, disk, local_path, created, modified)) = row
         else {
             return Ok(None);
@@ -124,18 +124,18 @@ impl Manifest {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT name FROM folders WHERE parent_id = ?1 ORDER BY name")
-            .map_err(sql(format!("list {what}")))?;
+            .map_err(sqlf(|| format!("list {what}")))?;
         let names = stmt
             .query_map([fid], |r| r.get::<_, String>(0))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(sql(format!("list {what}")))?;
+            .map_err(sqlf(|| format!("list {what}")))?;
         listing.folders = names;
         let mut stmt = self
             .conn
             .prepare_cached(LIST_FILES_QUERY)
-            .map_err(sql(format!("list {what}")))?;
-        let mut rows = stmt.query([fid]).map_err(sql(format!("list {what}")))?;
-        while let Some(r) = rows.next().map_err(sql(format!("list {what}")))? {
+            .map_err(sqlf(|| format!("list {what}")))?;
+        let mut rows = stmt.query([fid]).map_err(sqlf(|| format!("list {what}")))?;
+        while let Some(r) = rows.next().map_err(sqlf(|| format!("list {what}")))? {
             let entry = (|| -> rusqlite::Result<_> {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -148,7 +148,7 @@ impl Manifest {
                     r.get::<_, i64>(7)?,
                 ))
             })()
-            .map_err(sql(format!("list {what}")))?;
+            .map_err(sqlf(|| format!("list {what}")))?;
             let (id, name, size, modified_at, keep_local, has_local, red, active) = entry;
             listing.files.push(FileEntry {
                 id: FileId(id),
@@ -172,8 +172,8 @@ impl Manifest {
         let replicas = self.replicas_of(file.id)?;
         let tx = self.conn.transaction().map_err(sql("begin remove_file"))?;
         tx.execute("DELETE FROM files WHERE id = ?1", [file.id.0])
-            .map_err(sql(format!("delete {what}")))?;
-        tx.commit().map_err(sql(format!("commit delete {what}")))?;
+            .map_err(sqlf(|| format!("delete {what}")))?;
+        tx.commit().map_err(sqlf(|| format!("commit delete {what}")))?;
         Ok(replicas)
     }
 
@@ -226,7 +226,7 @@ impl Manifest {
     pub fn add_replica(&mut self, file: FileId, replica: &NewReplica) -> Result<ReplicaId, QueryError> {
         let tx = self.conn.transaction().map_err(sql("begin add_replica"))?;
         let mut cache = InsertCache::default();
-        let id = insert_replica(&tx, &mut cache, file, replica, &format!("file #{}", file.0))?;
+        let id = insert_replica(&tx, &mut cache, file, replica, &|| format!("file #{}", file.0))?;
         tx.commit().map_err(sql("commit add_replica"))?;
         Ok(id)
     }
@@ -237,7 +237,7 @@ impl Manifest {
         let n = self
             .conn
             .execute("UPDATE replicas SET state = ?2 WHERE id = ?1", params![id.0, state.as_str()])
-            .map_err(sql(format!("set state of {what}")))?;
+            .map_err(sqlf(|| format!("set state of {what}")))?;
         if n == 0 {
             return Err(QueryError::NotFound { what });
         }
@@ -251,7 +251,7 @@ impl Manifest {
         let n = self
             .conn
             .execute("UPDATE replicas SET contract_id = ?2 WHERE id = ?1", params![id.0, cid])
-            .map_err(sql(format!("set contract of {what}")))?;
+            .map_err(sqlf(|| format!("set contract of {what}")))?;
         if n == 0 {
             return Err(QueryError::NotFound { what });
         }
@@ -267,6 +267,8 @@ impl Manifest {
             .map_err(sql("prepare due-audit query"))?;
         let mut rows = stmt.query(params![now, limit]).map_err(sql("query due audits"))?;
         let mut out = Vec::new();
+        // Few hosts, many replicas: parse each PeerId once per call.
+        let mut hosts: HashMap<i64, PeerId> = HashMap::new();
         while let Some(r) = rows.next().map_err(sql("read due audits"))? {
             let raw = (|| -> rusqlite::Result<_> {
                 Ok((
@@ -280,16 +282,25 @@ impl Manifest {
                     r.get::<_, Option<Vec<u8>>>(7)?,
                     r.get::<_, i64>(8)?,
                     r.get::<_, i64>(9)?,
+                    r.get::<_, i64>(10)?,
                 ))
             })()
             .map_err(sql("read due audits"))?;
-            let (id, file, index, host, root, size, seg, contract, failures, due) = raw;
+            let (id, file, index, host, root, size, seg, contract, failures, due, host_row) = raw;
             let what = format!("replica #{id}");
+            let host = match hosts.get(&host_row) {
+                Some(p) => *p,
+                None => {
+                    let p = parse_peer(&what, "host", &host)?;
+                    hosts.insert(host_row, p);
+                    p
+                }
+            };
             out.push(DueReplica {
                 replica: ReplicaId(id),
                 file: FileId(file),
                 index: u32::try_from(index).map_err(|_| corrupt(&what, "replica_index", index))?,
-                host: parse_peer(&what, "host", &host)?,
+                host,
                 root: hash32(&what, "root", root)?,
                 stored_size: to_u64(&what, "stored_size", size)?,
                 segment_size: u32::try_from(seg).map_err(|_| corrupt(&what, "segment_size", seg))?,
@@ -318,7 +329,7 @@ impl Manifest {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(sql(format!("read {what}")))?;
+            .map_err(sqlf(|| format!("read {what}")))?;
         let Some(failures) = failures else {
             return Err(QueryError::NotFound { what });
         };
@@ -336,7 +347,7 @@ impl Manifest {
                 report.detail
             ],
         )
-        .map_err(sql(format!("insert audit of {what}")))?;
+        .map_err(sqlf(|| format!("insert audit of {what}")))?;
         let full = matches!(report.kind, AuditKind::Full);
         tx.execute(
             "UPDATE replicas SET consecutive_failures = ?2, \
@@ -345,8 +356,8 @@ impl Manifest {
              next_audit_at = coalesce(?5, next_audit_at) WHERE id = ?1",
             params![report.replica.0, failures, full, report.at, report.next_audit_at],
         )
-        .map_err(sql(format!("update {what} after audit")))?;
-        tx.commit().map_err(sql(format!("commit audit of {what}")))?;
+        .map_err(sqlf(|| format!("update {what} after audit")))?;
+        tx.commit().map_err(sqlf(|| format!("commit audit of {what}")))?;
         Ok(failures as u32)
     }
 
@@ -411,7 +422,8 @@ const LIST_FILES_QUERY: &str = "SELECT f.id, f.name, f.size, f.modified_at, f.ke
 
 /// The due-audit query, kept as a constant so a test can EXPLAIN it.
 pub(crate) const DUE_QUERY: &str = "SELECT r.id, r.file_id, r.replica_index, p.peer_id, \
-     r.root, r.stored_size, f.segment_size, c.contract_id, r.consecutive_failures, r.next_audit_at \
+     r.root, r.stored_size, f.segment_size, c.contract_id, r.consecutive_failures, r.next_audit_at, \
+     r.host \
      FROM replicas r INDEXED BY replicas_due \
      JOIN files f ON f.id = r.file_id \
      JOIN peers p ON p.id = r.host \
@@ -438,7 +450,7 @@ pub(crate) fn folder_id(
 ) -> Result<Option<i64>, QueryError> {
     conn.prepare_cached("SELECT id FROM folders WHERE path = ?1")
         .and_then(|mut s| s.query_row([folder], |r| r.get(0)).optional())
-        .map_err(sql(format!("look up folder of {what}")))
+        .map_err(sqlf(|| format!("look up folder of {what}")))
 }
 
 pub(crate) fn contract_row(conn: &rusqlite::Connection, id: &ContractId) -> Result<i64, QueryError> {
@@ -459,7 +471,7 @@ pub(crate) fn ensure_peer(tx: &Transaction<'_>, peer: &PeerId, at: UnixSecs) -> 
          ON CONFLICT (peer_id) DO UPDATE SET peer_id = excluded.peer_id RETURNING id",
     )
     .and_then(|mut s| s.query_row(params![peer.to_base58(), at], |r| r.get(0)))
-    .map_err(sql(format!("record peer {peer}")))
+    .map_err(sqlf(|| format!("record peer {peer}")))
 }
 
 fn ensure_folder(tx: &Transaction<'_>, cache: &mut InsertCache, folder: &FolderPath) -> Result<i64, QueryError> {
@@ -479,7 +491,7 @@ fn ensure_folder(tx: &Transaction<'_>, cache: &mut InsertCache, folder: &FolderP
             let parent_id = ensure_folder(tx, cache, &parent)?;
             tx.prepare_cached("INSERT INTO folders (parent_id, path, name) VALUES (?1, ?2, ?3)")
                 .and_then(|mut s| s.execute(params![parent_id, folder.as_str(), name]))
-                .map_err(sql(format!("create {what}")))?;
+                .map_err(sqlf(|| format!("create {what}")))?;
             tx.last_insert_rowid()
         }
     };
@@ -493,9 +505,11 @@ fn insert_file(
     file: &NewFile,
     replicas: &[NewReplica],
 ) -> Result<FileId, QueryError> {
-    let what = format!("file {}", file.path);
-    let folder = FolderPath::parse(file.path.folder())?;
-    let folder_id = ensure_folder(tx, cache, &folder)?;
+    let what = || format!("file {}", file.path);
+    let folder_id = match cache.folders.get(file.path.folder()) {
+        Some(id) => *id,
+        None => ensure_folder(tx, cache, &FolderPath::parse(file.path.folder())?)?,
+    };
     if file.segment_size == 0 {
         return Err(QueryError::InvalidValue { field: "segment_size", reason: "must be > 0".into() });
     }
@@ -523,8 +537,8 @@ fn insert_file(
         });
     match inserted {
         Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => return Err(QueryError::AlreadyExists { what }),
-        Err(e) => return Err(fk_or_sql(e, "disk of the local copy", format!("insert {what}"))),
+        Err(e) if is_unique_violation(&e) => return Err(QueryError::AlreadyExists { what: what() }),
+        Err(e) => return Err(fk_or_sql(e, "disk of the local copy", format!("insert {}", what()))),
     }
     let id = FileId(tx.last_insert_rowid());
     for replica in replicas {
@@ -538,7 +552,7 @@ fn insert_replica(
     cache: &mut InsertCache,
     file: FileId,
     replica: &NewReplica,
-    file_what: &str,
+    file_what: &dyn Fn() -> String,
 ) -> Result<ReplicaId, QueryError> {
     let host = match cache.peers.get(&replica.host) {
         Some(id) => *id,
@@ -572,9 +586,9 @@ fn insert_replica(
     match res {
         Ok(_) => Ok(ReplicaId(tx.last_insert_rowid())),
         Err(e) if is_unique_violation(&e) => Err(QueryError::AlreadyExists {
-            what: format!("replica {} of {file_what}", replica.index),
+            what: format!("replica {} of {}", replica.index, file_what()),
         }),
-        Err(e) => Err(fk_or_sql(e, file_what, format!("insert replica of {file_what}"))),
+        Err(e) => Err(fk_or_sql(e, &file_what(), format!("insert replica of {}", file_what()))),
     }
 }
 
@@ -584,11 +598,11 @@ fn query_replicas(
     p: impl rusqlite::Params,
     what: &str,
 ) -> Result<Vec<Replica>, QueryError> {
-    let mut stmt = m.conn.prepare_cached(q).map_err(sql(format!("prepare {what}")))?;
-    let mut rows = stmt.query(p).map_err(sql(format!("query {what}")))?;
+    let mut stmt = m.conn.prepare_cached(q).map_err(sqlf(|| format!("prepare {what}")))?;
+    let mut rows = stmt.query(p).map_err(sqlf(|| format!("query {what}")))?;
     let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(sql(format!("read {what}")))? {
-        out.push(replica_from_row(r).map_err(sql(format!("read {what}")))??);
+    while let Some(r) = rows.next().map_err(sqlf(|| format!("read {what}")))? {
+        out.push(replica_from_row(r).map_err(sqlf(|| format!("read {what}")))??);
     }
     Ok(out)
 }
@@ -656,7 +670,7 @@ mod tests {
         let p = plan(&m, LIST_FILES_QUERY, [1]);
         assert!(p.contains("SEARCH f USING"), "{p}");
         assert!(p.contains("INDEX sqlite_autoindex_files_1 (folder_id=?)"), "{p}");
-        assert!(p.contains("SEARCH r USING INDEX sqlite_autoindex_replicas_1 (file_id=?)"), "{p}");
+        assert!(p.contains("SEARCH r USING COVERING INDEX replicas_by_file_state (file_id=? AND state=?)"), "{p}");
         assert!(!p.contains("TEMP B-TREE"), "{p}");
     }
 }

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::db::{hash32, is_unique_violation, parse_enum, sql, to_i64, to_u64, Manifest};
+use crate::db::{sqlf, hash32, is_unique_violation, parse_enum, sql, to_i64, to_u64, Manifest};
 use crate::error::QueryError;
 use crate::files::{contract_row, hex32};
 use crate::types::{
@@ -63,7 +63,7 @@ impl Manifest {
         let current: Option<String> = tx
             .query_row("SELECT state FROM payments WHERE payment_id = ?1", [&id.0[..]], |r| r.get(0))
             .optional()
-            .map_err(sql(format!("read {what}")))?;
+            .map_err(sqlf(|| format!("read {what}")))?;
         let current = current.ok_or_else(|| QueryError::NotFound { what: what.clone() })?;
         let current = parse_enum(&what, "state", &current, PaymentState::parse)?;
         if current == state && state != PaymentState::Pending {
@@ -77,8 +77,8 @@ impl Manifest {
              updated_at = ?5 WHERE payment_id = ?1",
             params![&id.0[..], state.as_str(), fee, reason, at],
         )
-        .map_err(sql(format!("update {what}")))?;
-        tx.commit().map_err(sql(format!("commit {what}")))?;
+        .map_err(sqlf(|| format!("update {what}")))?;
+        tx.commit().map_err(sqlf(|| format!("commit {what}")))?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use libp2p_identity::PeerId;
 use rusqlite::{params, OptionalExtension};
 
-use crate::db::{parse_peer, sql, Manifest};
+use crate::db::{sqlf, parse_peer, sql, Manifest};
 use crate::error::QueryError;
 use crate::types::{PeerRecord, PeerSighting};
 
@@ -44,7 +44,7 @@ impl Manifest {
                 params![peer, s.ln_node_id, s.seen_at],
                 |r| r.get(0),
             )
-            .map_err(sql(format!("upsert {what}")))?;
+            .map_err(sqlf(|| format!("upsert {what}")))?;
         for a in &s.addresses {
             tx.execute(
                 "INSERT INTO peer_addresses (peer, address, last_seen_at) VALUES (?1, ?2, ?3) \
@@ -52,7 +52,7 @@ impl Manifest {
                  last_seen_at = max(last_seen_at, excluded.last_seen_at)",
                 params![row, a, s.seen_at],
             )
-            .map_err(sql(format!("record address of {what}")))?;
+            .map_err(sqlf(|| format!("record address of {what}")))?;
         }
         tx.execute(
             "DELETE FROM peer_addresses WHERE peer = ?1 AND address NOT IN \
@@ -60,8 +60,8 @@ impl Manifest {
               ORDER BY last_seen_at DESC, address LIMIT ?2)",
             params![row, MAX_ADDRESSES_PER_PEER as i64],
         )
-        .map_err(sql(format!("trim addresses of {what}")))?;
-        tx.commit().map_err(sql(format!("commit {what}")))?;
+        .map_err(sqlf(|| format!("trim addresses of {what}")))?;
+        tx.commit().map_err(sqlf(|| format!("commit {what}")))?;
         Ok(())
     }
 
@@ -79,7 +79,7 @@ impl Manifest {
                 "UPDATE peers SET successes = ?2, failures = ?3 WHERE peer_id = ?1",
                 params![peer.to_base58(), successes, failures],
             )
-            .map_err(sql(format!("score {what}")))?;
+            .map_err(sqlf(|| format!("score {what}")))?;
         if n == 0 {
             return Err(QueryError::NotFound { what });
         }
@@ -95,7 +95,7 @@ impl Manifest {
                  FROM peers WHERE peer_id = ?1",
             )
             .and_then(|mut s| s.query_row([peer.to_base58()], peer_row).optional())
-            .map_err(sql(format!("read peer {peer}")))?;
+            .map_err(sqlf(|| format!("read peer {peer}")))?;
         row.map(|r| self.finish_peer(r)).transpose()
     }
 
@@ -127,7 +127,7 @@ impl Manifest {
             .and_then(|mut s| {
                 s.query_map([&r.0], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()
             })
-            .map_err(sql(format!("read addresses of {what}")))?;
+            .map_err(sqlf(|| format!("read addresses of {what}")))?;
         Ok(PeerRecord {
             peer,
             addresses,

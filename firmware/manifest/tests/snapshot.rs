@@ -115,6 +115,12 @@ fn sound_newer_snapshot_is_accepted_by_the_live_box() {
     assert_eq!(live.m.snapshot_version().unwrap(), 2);
     assert!(live.m.file(&FilePath::parse("/docs/live-only").unwrap()).unwrap().is_none());
     assert_eq!(live.m.list_folder(&FolderPath::parse("/docs").unwrap()).unwrap().files.len(), 20);
+    assert!(live.m.integrity_problems().unwrap().is_empty());
+    // The live file stays in WAL mode after the restore (header bytes 18/19 == 2).
+    let path = live.m.path().to_owned();
+    drop(live.m);
+    let header = std::fs::read(&path).unwrap();
+    assert_eq!((header[18], header[19]), (2, 2), "restore left the live file out of WAL mode");
 }
 
 #[test]
