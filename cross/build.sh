@@ -2,7 +2,8 @@
 # Builds bunkerd for the box (aarch64-unknown-linux-gnu) with Debian's own
 # Rust toolchain for arm64 (rustc-web + libstd-rust-web-dev:arm64), because
 # rustup cannot add targets on machines without internet beyond Debian's
-# mirror. Then runs the result under qemu-user as a smoke test.
+# mirror. Then runs the result under qemu-user as a smoke test: --version,
+# and a daemon that answers /healthz and stops cleanly on SIGTERM.
 #
 #   cross/build.sh            release build, prints the binary's path and size
 #
@@ -16,7 +17,8 @@ target=aarch64-unknown-linux-gnu
 
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binutils-aarch64-linux-gnu)
+# libc6:arm64 (multiarch) is what qemu runs the binary with; see below.
+packages=(rustc-web libstd-rust-web-dev:arm64 libc6:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binutils-aarch64-linux-gnu)
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
     echo "cross: installing ${packages[*]}" >&2
     dpkg --print-foreign-architectures | grep -qx arm64 || sudo_ dpkg --add-architecture arm64
@@ -41,12 +43,43 @@ if ! readelf -h "$bin" | grep -q 'Machine:.*AArch64'; then
     echo "cross: $bin is not an aarch64 ELF" >&2
     exit 1
 fi
-version=$(qemu-aarch64-static -L /usr/aarch64-linux-gnu "$bin" --version)
+# Run it under qemu-user WITHOUT `-L /usr/aarch64-linux-gnu`: with -L, the
+# loader comes from libc6-arm64-cross (2.36-8cross1) but ld.so's search path
+# still finds libc.so.6 from libc6:arm64 (2.36-9+deb12uN) in
+# /lib/aarch64-linux-gnu; the two glibc builds disagree on private internals
+# and the first pthread_create spins forever. Without -L, loader and libc
+# both come from libc6:arm64, as on a real box.
+version=$(qemu-aarch64-static "$bin" --version)
 echo "cross: qemu-aarch64-static says: $version" >&2
 [ "$version" = "bunkerd $(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)" ] || {
     echo "cross: unexpected --version output" >&2
     exit 1
 }
+
+# Smoke test of the daemon itself: start, answer /healthz, stop on SIGTERM.
+smoke="$(mktemp -d)"
+port=$(( 20000 + RANDOM % 20000 ))
+qemu-aarch64-static "$bin" --data-dir "$smoke/data" --web-addr "127.0.0.1:$port" 2>"$smoke/log" &
+pid=$!
+healthz=""
+for _ in $(seq 300); do
+    if healthz=$( { exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && tail -n1 <&3; } 2>/dev/null); then
+        break
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+kill -TERM "$pid" 2>/dev/null || true
+rc=0
+wait "$pid" || rc=$?
+if [ "$healthz" != "ok" ] || [ "$rc" -ne 0 ]; then
+    echo "cross: the aarch64 daemon under qemu did not answer /healthz and stop cleanly (healthz=${healthz:-none}, exit $rc):" >&2
+    cat "$smoke/log" >&2
+    rm -rf "$smoke"
+    exit 1
+fi
+rm -rf "$smoke"
+echo "cross: aarch64 bunkerd under qemu answered /healthz and stopped cleanly" >&2
 aarch64-linux-gnu-strip -o "$CARGO_TARGET_DIR/bunkerd.stripped" "$bin"
 echo "cross: $bin"
 echo "cross: stripped size $(stat -c %s "$CARGO_TARGET_DIR/bunkerd.stripped") bytes"
