@@ -332,6 +332,11 @@ impl Loop {
         if let Some(led) = &mut self.led {
             let _ = led.set(false);
         }
+        // A stopped daemon must not leave stale figures on the glass; but "shutting down" stays
+        // up until the power goes.
+        if !panel.status().shutting_down {
+            let _ = self.display.set_power(ScreenPower::Off);
+        }
     }
 
     fn update_outputs(&mut self, panel: &Panel, now: Duration) {

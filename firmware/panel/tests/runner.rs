@@ -243,3 +243,37 @@ fn simulator_writes_its_png_file() {
     assert!(bytes.starts_with(b"\x89PNG"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn stopping_the_loop_darkens_the_screen_unless_shutting_down() {
+    let sim = SimPanel::new(None);
+    let h = spawn(
+        PanelConfig::default(),
+        fixtures::healthy(),
+        Box::new(sim.display()),
+        Some(Box::new(sim.led())),
+        |_| {},
+    )
+    .unwrap();
+    wait_until("first frame", || sim.frames_shown() > 0);
+    h.stop();
+    assert_eq!(sim.power(), ScreenPower::Off);
+    assert!(!sim.led_on());
+
+    let sim = SimPanel::new(None);
+    let h = spawn(
+        PanelConfig::default(),
+        fixtures::stopping(),
+        Box::new(sim.display()),
+        None,
+        |_| {},
+    )
+    .unwrap();
+    wait_until("first frame", || sim.frames_shown() > 0);
+    h.stop();
+    assert_eq!(
+        sim.power(),
+        ScreenPower::On,
+        "the shutting-down screen stays up"
+    );
+}

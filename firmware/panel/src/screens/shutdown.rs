@@ -14,8 +14,10 @@ pub(super) fn render(
     if status.shutting_down {
         draw::header(frame, "SHUTDOWN", None);
         draw::text(frame, "Shutting down...", 0, 16, BODY);
-        draw::text(frame, "Unplug when the", 0, 32, BODY);
-        draw::text(frame, "light is off.", 0, 43, BODY);
+        // The LED goes out when the daemon has stopped (its data is safe); the OS needs a few
+        // more seconds to unmount.
+        draw::text(frame, "Unplug 10 s after", 0, 32, BODY);
+        draw::text(frame, "the light goes out.", 0, 43, BODY);
         return;
     }
     draw::header(frame, "SHUTDOWN", position);
