@@ -6,6 +6,14 @@ use std::time::{Duration, Instant};
 use bunker_tests::{run, BoxProcess};
 use nix::sys::signal::Signal;
 
+/// The daemon's status as `bunker status --json` reads it over the local
+/// socket (the admin page's `/api/status` needs a login).
+fn cli_status(node: &BoxProcess) -> serde_json::Value {
+    let out = run("bunker", &["--data-dir", node.data_dir.to_str().unwrap(), "status", "--json"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
 #[test]
 fn a_box_starts_answers_and_stops_cleanly_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
@@ -13,7 +21,10 @@ fn a_box_starts_answers_and_stops_cleanly_on_sigterm() {
     let node = BoxProcess::start(&data, &[]);
 
     assert_eq!(node.get("/healthz").unwrap(), (200, "ok\n".to_string()));
-    let status = node.status();
+    // Without a login the admin API says nothing.
+    let (code, body) = node.get("/api/status").unwrap();
+    assert_eq!(code, 401, "{body}");
+    let status = cli_status(&node);
     assert_eq!(status["state"], "running");
     assert!(status["peer_id"].as_str().unwrap().starts_with("12D3KooW"), "{status}");
     let (code, page) = node.get("/").unwrap();
@@ -37,6 +48,36 @@ fn a_box_starts_answers_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn an_unclaimed_box_gives_its_pairing_code_to_the_cli_only_and_keeps_it_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("box");
+    let node = BoxProcess::start(&data, &[]);
+    let out = run("bunker", &["--data-dir", data.to_str().unwrap(), "pairing-code"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let code = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(code.len(), 9, "{code}");
+    assert_eq!(&code[4..5], "-", "{code}");
+    let (status, claim) = node.get("/api/setup/claim").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(claim.trim(), r#"{"claimed":false}"#);
+    assert!(node.log().contains("not claimed yet"), "{}", node.log());
+    assert!(
+        !node.log().contains(&code) && !node.log().contains(&code.replace('-', "")),
+        "the log must not show the code"
+    );
+    assert!(node.stop().success());
+
+    let node = BoxProcess::start(&data, &[]);
+    let out = run("bunker", &["--data-dir", data.to_str().unwrap(), "pairing-code"], &[]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        code,
+        "the code on the screen must not change on restart"
+    );
+    assert!(node.stop().success());
+}
+
+#[test]
 fn sigint_with_an_open_connection_still_stops_within_five_seconds() {
     let tmp = tempfile::tempdir().unwrap();
     let mut node = BoxProcess::start(&tmp.path().join("box"), &[]);
@@ -55,7 +96,7 @@ fn a_second_start_reuses_the_seed_and_identity() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("box");
     let first = BoxProcess::start(&data, &[]);
-    let peer_id = first.status()["peer_id"].clone();
+    let peer_id = cli_status(&first)["peer_id"].clone();
     let seed = std::fs::read_to_string(data.join("seed")).unwrap();
     assert_eq!(seed.split_whitespace().count(), 24);
     let first_words = seed.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
@@ -63,7 +104,7 @@ fn a_second_start_reuses_the_seed_and_identity() {
     assert!(first.stop().success());
 
     let second = BoxProcess::start(&data, &[]);
-    assert_eq!(second.status()["peer_id"], peer_id);
+    assert_eq!(cli_status(&second)["peer_id"], peer_id);
     assert_eq!(std::fs::read_to_string(data.join("seed")).unwrap(), seed);
     assert!(second.log().contains("loaded this box's seed"));
     assert!(second.stop().success());
@@ -75,7 +116,7 @@ fn two_boxes_run_side_by_side_with_their_own_identities() {
     let a = BoxProcess::start(&tmp.path().join("a"), &[]);
     let b = BoxProcess::start(&tmp.path().join("b"), &[]);
     assert_ne!(a.web_addr, b.web_addr);
-    assert_ne!(a.status()["peer_id"], b.status()["peer_id"]);
+    assert_ne!(cli_status(&a)["peer_id"], cli_status(&b)["peer_id"]);
     assert!(a.stop().success());
     assert!(b.stop().success());
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bunker_web::{NodeStatus, StatusSource};
+use bunker_web::{Admin, AdminOptions, NodeStatus, SeedWords, StatusSource};
 use bunkerd::config::{self, Config, Origin, Overrides};
-use bunkerd::data_dir::{DataDir, SeedOrigin};
+use bunkerd::data_dir::{DataDir, SeedOrigin, SEED_FILE};
 use bunkerd::logging;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -125,6 +125,7 @@ fn toml_string(s: &str) -> String {
 struct DaemonStatus {
     started: Instant,
     peer_id: Option<String>,
+    data_dir: PathBuf,
 }
 
 impl StatusSource for DaemonStatus {
@@ -134,7 +135,26 @@ impl StatusSource for DaemonStatus {
             state: "running".to_string(),
             uptime_secs: self.started.elapsed().as_secs(),
             peer_id: self.peer_id.clone(),
+            data_dir_space: match bunker_web::disk_space(&self.data_dir) {
+                Ok(space) => Some(space),
+                Err(e) => {
+                    tracing::warn!(data_dir = %self.data_dir.display(), error = %e, "cannot read the data dir's free space");
+                    None
+                }
+            },
         }
+    }
+}
+
+/// The seed's words for first-run setup, read from the seed file at the
+/// moment the page shows or checks them, so the web server holds no copy.
+struct SeedFile(PathBuf);
+
+impl SeedWords for SeedFile {
+    fn words(&self) -> Result<Vec<String>, String> {
+        let text = std::fs::read_to_string(&self.0).map_err(|e| format!("{}: {e}", self.0.display()))?;
+        let seed = bunker_core::seed::Seed::from_phrase(&text).map_err(|e| format!("{}: {e}", self.0.display()))?;
+        Ok(seed.words().map(str::to_string).collect())
     }
 }
 
@@ -149,11 +169,21 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             data_dir = %dir.path().display(),
             "first start: created this box's 24-word seed; the words are its whole identity, write them down"
         ),
-        SeedOrigin::Loaded => tracing::info!(data_dir = %dir.path().display(), "loaded this box's seed"),
+        SeedOrigin::Loaded => {
+            tracing::info!(data_dir = %dir.path().display(), "loaded this box's seed")
+        }
     }
     tracing::info!(%peer_id, "identity");
 
-    let status: Arc<dyn StatusSource> = Arc::new(DaemonStatus { started, peer_id: Some(peer_id) });
+    let status: Arc<dyn StatusSource> =
+        Arc::new(DaemonStatus { started, peer_id: Some(peer_id), data_dir: dir.path().to_owned() });
+    let admin = Admin::open(AdminOptions::new(dir.path()), Arc::new(SeedFile(dir.path().join(SEED_FILE))))
+        .context("cannot read the admin page's state")?;
+    if admin.pairing_code().is_some() {
+        // The code itself is a secret: it is on the OLED and `bunker pairing-code`, never in the log.
+        tracing::info!("this box is not claimed yet: open the admin page and claim it with the pairing code on its screen (or from `bunker pairing-code`)");
+    }
+    let admin = Arc::new(admin);
 
     let web = tokio::net::TcpListener::bind(cfg.web.addr)
         .await
@@ -168,8 +198,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     restrict_to_owner(&socket_path)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let web_server = tokio::spawn(serve(web, bunker_web::admin_router(status.clone()), stop_rx.clone()));
-    let local_server = tokio::spawn(serve(local, bunker_web::local_api_router(status.clone()), stop_rx.clone()));
+    let web_server =
+        tokio::spawn(serve_admin(web, bunker_web::admin_router(admin.clone(), status.clone()), stop_rx.clone()));
+    let local_server =
+        tokio::spawn(serve(local, bunker_web::local_api_router(admin.clone(), status.clone()), stop_rx.clone()));
 
     tracing::info!(url = %format!("http://{web_addr}"), socket = %socket_path.display(), version = env!("CARGO_PKG_VERSION"), "bunkerd is ready");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -202,6 +234,17 @@ where
     };
     if let Err(e) = bunker_web::serve(listener, router, shutdown).await {
         tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+/// Serves the admin page on `listener` until `stop` turns true; handlers
+/// see client addresses (the login attempt limits count per address).
+async fn serve_admin(listener: tokio::net::TcpListener, router: bunker_web::Router, mut stop: watch::Receiver<bool>) {
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = bunker_web::serve_admin(listener, router, shutdown).await {
+        tracing::error!(error = %e, "admin page server failed");
     }
 }
 

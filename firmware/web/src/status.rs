@@ -4,6 +4,8 @@
 //! hosted bytes, peers, audits, balances) and moves to bunker-node when
 //! the engine exists; the JSON field names are the API contract.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 /// A snapshot of the node's state.
@@ -17,10 +19,56 @@ pub struct NodeStatus {
     pub uptime_secs: u64,
     /// The box's libp2p PeerId (public: every peer sees it), once known.
     pub peer_id: Option<String>,
+    /// Space on the file system that holds the data directory (the SD
+    /// card on a box): when it fills, the seed, the manifest and the
+    /// Lightning state can no longer be written, so the owner must see it.
+    /// `None` when the file system could not be asked.
+    #[serde(default)]
+    pub data_dir_space: Option<DiskSpace>,
+}
+
+/// Size and free space of one file system, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskSpace {
+    /// Bytes an unprivileged writer can still use (what the daemon,
+    /// running as its own user, really has).
+    pub free_bytes: u64,
+    /// Size of the file system.
+    pub total_bytes: u64,
+}
+
+/// Asks the kernel (statvfs) for the space of the file system holding `path`.
+pub fn disk_space(path: &Path) -> std::io::Result<DiskSpace> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+    let frag = st.fragment_size() as u64;
+    let frag = if frag == 0 { st.block_size() as u64 } else { frag };
+    Ok(DiskSpace {
+        free_bytes: (st.blocks_available() as u64).saturating_mul(frag),
+        total_bytes: (st.blocks() as u64).saturating_mul(frag),
+    })
 }
 
 /// Anything that can report the node's status on request.
 pub trait StatusSource: Send + Sync + 'static {
     /// The status now.
     fn status(&self) -> NodeStatus;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_space_matches_what_df_would_say_roughly() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = disk_space(dir.path()).unwrap();
+        assert!(space.total_bytes > 0);
+        assert!(space.free_bytes <= space.total_bytes, "{space:?}");
+    }
+
+    #[test]
+    fn disk_space_of_a_missing_path_is_an_error() {
+        let err = disk_space(Path::new("/nonexistent/bunker/data")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    }
 }

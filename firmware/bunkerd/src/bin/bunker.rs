@@ -33,6 +33,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shows the pairing code that claims this box on its admin page (the
+    /// same code as on the box's screen), while nobody has claimed it.
+    PairingCode,
+}
+
+/// Answer of the local API's `/api/pairing-code`.
+#[derive(Debug, serde::Deserialize)]
+struct PairingCode {
+    pairing_code: String,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -53,6 +62,13 @@ async fn main() -> ExitCode {
                 println!("version:  {}", st.version);
                 println!("uptime:   {}s", st.uptime_secs);
                 println!("peer id:  {}", st.peer_id.as_deref().unwrap_or("not known yet"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::PairingCode => match local_api::get_json::<PairingCode>(&socket, "/api/pairing-code").await {
+            Ok(answer) => {
+                println!("{}", answer.pairing_code);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
