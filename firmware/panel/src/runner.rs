@@ -58,7 +58,7 @@ pub enum PanelInputError {
         /// The cap.
         max: Duration,
     },
-    /// The loop is behind by [`INBOX`] inputs.
+    /// The loop is 256 inputs behind.
     #[error("the panel is busy; button event dropped")]
     Busy,
     /// The loop has stopped.
