@@ -148,6 +148,12 @@ pub struct LnConfig {
     /// to open or accept anchor channels without it.
     #[serde(default = "default_anchor_reserve_sat")]
     pub anchor_reserve_sat: u64,
+    /// Largest channel the engine may open on its own to a host it cannot
+    /// route to ([`crate::Lightning::open_direct_channel`]), in satoshi. A
+    /// direct channel makes micro-payments to that host free; the cap keeps
+    /// the on-chain money such channels tie up bounded.
+    #[serde(default = "default_direct_channel_max_sat")]
+    pub direct_channel_max_sat: u64,
     /// Optional LSPS2 provider for just-in-time inbound channels. It is
     /// trusted for zero-confirmation channels and to get closing transactions
     /// confirmed (a new box has no on-chain funds for an anchor reserve).
@@ -172,6 +178,12 @@ pub fn default_max_fee_ppm() -> u64 {
     10_000
 }
 
+/// 200,000 sat: at the 10% in-flight limit a receiver accepts, settlements
+/// of up to 20,000 sat fit in one payment, 40 times the settle threshold.
+pub fn default_direct_channel_max_sat() -> u64 {
+    200_000
+}
+
 /// ldk-node's own default: 25,000 sat per anchor channel.
 pub fn default_anchor_reserve_sat() -> u64 {
     25_000
@@ -194,6 +206,7 @@ impl LnConfig {
             settle_threshold_msat: default_settle_threshold_msat(),
             max_fee_ppm: default_max_fee_ppm(),
             anchor_reserve_sat: default_anchor_reserve_sat(),
+            direct_channel_max_sat: default_direct_channel_max_sat(),
             lsps2: None,
             chain_timeout_ms: default_chain_timeout_ms(),
         }

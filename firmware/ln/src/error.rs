@@ -142,6 +142,16 @@ pub enum ReceiveError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChannelError {
+    /// A direct channel larger than the configured cap.
+    #[error("a direct channel of {amount_sat} sat to {peer} is over the {cap_sat} sat cap")]
+    OverCap {
+        /// The size asked for.
+        amount_sat: u64,
+        /// `direct_channel_max_sat`.
+        cap_sat: u64,
+        /// The host.
+        peer: String,
+    },
     /// No channel with that id.
     #[error("no channel {user_channel_id} with node {peer}")]
     UnknownChannel {

@@ -410,6 +410,35 @@ impl Lightning {
             })
     }
 
+    /// Makes sure there is a direct channel to `host` (for a host no route
+    /// reaches, or to make paying it free): returns the existing one, or opens
+    /// one of `amount_sat`, at most `direct_channel_max_sat`.
+    pub fn open_direct_channel(
+        &self,
+        host: NodeId,
+        addr: std::net::SocketAddr,
+        amount_sat: u64,
+    ) -> Result<u128, ChannelError> {
+        let cap_sat = self.inner.config.direct_channel_max_sat;
+        if amount_sat > cap_sat {
+            return Err(ChannelError::OverCap {
+                amount_sat,
+                cap_sat,
+                peer: host.to_string(),
+            });
+        }
+        if let Some(c) = self
+            .inner
+            .node
+            .list_channels()
+            .iter()
+            .find(|c| c.counterparty_node_id == host)
+        {
+            return Ok(c.user_channel_id.0);
+        }
+        self.open_channel(host, addr, amount_sat, None)
+    }
+
     /// Closes a channel cooperatively.
     pub fn close_channel(&self, user_channel_id: u128, peer: NodeId) -> Result<(), ChannelError> {
         if !self
