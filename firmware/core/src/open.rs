@@ -177,7 +177,9 @@ impl Opener {
             }
             tree.push(leaf_hash(&buf[..sealed_len]));
             if !self.open_segment(&layout, index, &mut buf[..sealed_len]) {
-                return Err(self.explain(&layout, root, index, &buf[..sealed_len], &mut input));
+                let err = self.explain(&layout, root, index, &buf[..sealed_len], &mut input);
+                tracing::debug!(%err, "opening failed");
+                return Err(err);
             }
             let plain = &buf[..sealed_len - TAG_LEN];
             output.write_all(plain).map_err(|source| OpenError::Write {

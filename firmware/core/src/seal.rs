@@ -176,6 +176,13 @@ impl Sealer {
         } else {
             self.seal_many_cores(input, output, leaves)?
         };
+        tracing::debug!(
+            root = %crate::format::short(&root),
+            size = self.layout.size(),
+            segments = self.layout.segment_count(),
+            threads = self.threads,
+            "sealed object"
+        );
         Ok(Descriptor {
             version: FORMAT_VERSION,
             root,

@@ -16,8 +16,8 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use crate::format::MAX_SEGMENT_COUNT;
-use crate::merkle::{inner_hash, Hash};
+use crate::format::{Layout, MAX_SEGMENT_COUNT, TAG_LEN};
+use crate::merkle::{inner_hash, leaf_hash, Hash};
 use crate::proof::Proof;
 use crate::seal::LeafSink;
 
@@ -63,6 +63,20 @@ pub enum SidecarError {
         /// The leaf asked for.
         index: u64,
         /// Leaves in the tree.
+        count: u64,
+    },
+    /// The stored object ended before its last segment.
+    #[error("stored object ends inside segment {index} of {count}")]
+    ObjectShort {
+        /// First incomplete segment.
+        index: u64,
+        /// Segments the layout needs.
+        count: u64,
+    },
+    /// The stored object has bytes after its last segment.
+    #[error("stored object is longer than its {count} segments")]
+    ObjectLong {
+        /// Segments the layout needs.
         count: u64,
     },
     /// Leaves were pushed out of order.
@@ -205,6 +219,31 @@ impl<F: Read + Write + Seek> LeafSink for SidecarWriter<F> {
             other => io::Error::new(io::ErrorKind::InvalidInput, other),
         })
     }
+}
+
+/// Builds the sidecar of a stored object by reading its sealed bytes once,
+/// as a host does for an object it received (or to rebuild a lost sidecar).
+/// Returns the root, which the host compares with the contract's.
+pub fn build_from_sealed<R: Read, F: Read + Write + Seek>(
+    layout: &Layout,
+    mut sealed: R,
+    file: F,
+) -> Result<(Hash, F), SidecarError> {
+    let mut writer = SidecarWriter::new(file)?;
+    let mut buf = vec![0u8; layout.segment_size() as usize + TAG_LEN];
+    let count = layout.segment_count();
+    for index in 0..count {
+        let len = layout.sealed_len(index);
+        let got = crate::seal::read_full(&mut sealed, &mut buf[..len])?;
+        if got < len {
+            return Err(SidecarError::ObjectShort { index, count });
+        }
+        writer.push(&leaf_hash(&buf[..len]))?;
+    }
+    if crate::seal::read_full(&mut sealed, &mut buf[..1])? != 0 {
+        return Err(SidecarError::ObjectLong { count });
+    }
+    writer.finish()
 }
 
 /// Positioned reads, so that concurrent audits share one open file without

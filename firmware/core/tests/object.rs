@@ -453,3 +453,38 @@ fn sidecar_rejects_unfinished_or_short_files() {
         Err(SidecarError::LeafCount(0))
     ));
 }
+
+#[test]
+fn host_rebuilds_the_sidecar_from_the_stored_bytes() {
+    use bunker_core::sidecar::build_from_sealed;
+    let (d, sealed, owner_side, _) = sealed_with_sidecar(64 * 9 + 30, 2);
+    let layout = d.layout().unwrap();
+    let (root, file) =
+        build_from_sealed(&layout, &sealed[..], tempfile::tempfile().unwrap()).unwrap();
+    assert_eq!(root, d.root);
+    let host_side = Sidecar::open(file).unwrap();
+    for i in 0..d.segment_count {
+        assert_eq!(host_side.proof(i).unwrap(), owner_side.proof(i).unwrap());
+    }
+    let short = build_from_sealed(
+        &layout,
+        &sealed[..sealed.len() - 1],
+        tempfile::tempfile().unwrap(),
+    );
+    assert!(matches!(
+        short,
+        Err(SidecarError::ObjectShort {
+            index: 9,
+            count: 10
+        })
+    ));
+    let mut long = sealed.clone();
+    long.push(1);
+    let long = build_from_sealed(&layout, &long[..], tempfile::tempfile().unwrap());
+    assert!(matches!(long, Err(SidecarError::ObjectLong { count: 10 })));
+    // A host that altered a byte gets a different root and would not sign.
+    let mut bad = sealed.clone();
+    bad[3] ^= 1;
+    let (root, _) = build_from_sealed(&layout, &bad[..], tempfile::tempfile().unwrap()).unwrap();
+    assert_ne!(root, d.root);
+}

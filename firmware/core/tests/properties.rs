@@ -11,6 +11,15 @@ use proptest::prelude::*;
 
 const TAG: usize = 16;
 
+/// Cases per property: small enough for CI in debug builds; set
+/// `PROPTEST_CASES` for a longer search.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn key_and_object() -> (bunker_core::ReplicaKey, ObjectId) {
     let keys = Keys::from_seed(&Seed::from_entropy(&[9u8; 32]));
     let object = ObjectId {
@@ -57,7 +66,7 @@ fn object_strategy() -> impl Strategy<Value = (Vec<u8>, u32)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(48), ..ProptestConfig::default() })]
 
     #[test]
     fn sealing_round_trips_on_any_core_count(
@@ -164,7 +173,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(512), ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_never_panic_the_proof_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..1200)) {
@@ -180,7 +189,7 @@ proptest! {
         bytes.extend_from_slice(&index.to_le_bytes());
         bytes.extend_from_slice(&count.to_le_bytes());
         bytes.push(hashes);
-        bytes.extend(std::iter::repeat(7u8).take(hashes as usize * 32 + extra));
+        bytes.extend(std::iter::repeat_n(7u8, hashes as usize * 32 + extra));
         if let Ok(p) = Proof::from_bytes(&bytes) {
             prop_assert!(index < count && extra == 0);
             prop_assert!(!p.verify_leaf(&[0; 32], &[1; 32]));
