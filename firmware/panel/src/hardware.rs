@@ -12,6 +12,9 @@ use crate::runner::{spawn, PanelHandle, SpawnError};
 use crate::status::PanelStatus;
 use crate::ui::{PanelAction, PanelConfig};
 
+/// Longest a single I2C transaction may take, in ms (the kernel's resolution is 10 ms).
+const I2C_TIMEOUT_MS: u32 = 100;
+
 /// Where the panel's parts are wired. Pins are BCM GPIO numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HardwareConfig {
@@ -110,6 +113,9 @@ pub fn spawn_hardware(
     }
     let bus = hw.i2c_bus;
     let i2c = I2c::with_bus(bus).map_err(|source| HardwareError::I2cBus { bus, source })?;
+    // A wedged bus must not hold the panel thread: one 17-byte write takes < 2 ms at 100 kHz.
+    i2c.set_timeout(I2C_TIMEOUT_MS)
+        .map_err(|source| HardwareError::I2cBus { bus, source })?;
     let display = Ssd1306Display::new(i2c, hw.i2c_address)
         .map_err(|source| HardwareError::Display { bus, source })?;
 

@@ -2,10 +2,14 @@
 //!
 //! The panel never asks the engine anything: the daemon fills a [`PanelStatus`] from the engine's
 //! figures whenever they change and passes it on. Everything here is plain data so the screens
-//! stay pure functions and so a test can build any situation the box can be in.
+//! stay pure functions and so a test can build any situation the box can be in. It is also serde
+//! data (snake_case JSON), so the sandbox and the local API can feed the simulator a snapshot.
+
+use serde::{Deserialize, Serialize};
 
 /// Everything the screens show, as of one moment.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PanelStatus {
     /// The one-word summary on the first screen.
     pub state: BoxState,
@@ -41,7 +45,8 @@ impl PanelStatus {
 }
 
 /// The box's state in one word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum BoxState {
     /// The daemon is starting; figures are not in yet.
@@ -77,7 +82,8 @@ impl BoxState {
 }
 
 /// How the admin page is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NetworkInfo {
     /// The box's LAN address as text (IPv4 or IPv6).
     pub ip: String,
@@ -86,7 +92,8 @@ pub struct NetworkInfo {
 }
 
 /// One data disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DiskStatus {
     /// Short label, e.g. `sda` or the filesystem label.
     pub name: String,
@@ -111,7 +118,8 @@ impl DiskStatus {
 }
 
 /// Something the owner should know about. Short texts: the panel has 25 columns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Alert {
     /// A configured disk is not there.
@@ -165,14 +173,16 @@ impl Alert {
 }
 
 /// What the setup screen shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetupInfo {
     /// The code the owner types on the phone to pair it with this box.
     pub pairing_code: String,
 }
 
 /// Where a recovery stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RecoveryProgress {
     /// The step running now.
     pub phase: RecoveryPhase,
@@ -202,7 +212,8 @@ impl RecoveryProgress {
 }
 
 /// The steps of a recovery (DESIGN §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RecoveryPhase {
     /// Looking up who holds the manifest (DHT, known peers, recovery kit).
@@ -227,5 +238,46 @@ impl RecoveryPhase {
             RecoveryPhase::LastResortSearch => "Searching peers",
             RecoveryPhase::Done => "Recovery complete",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_and_partial_snapshots() {
+        let status = PanelStatus {
+            state: BoxState::Warning,
+            peers: 3,
+            disks: vec![DiskStatus {
+                name: "sda".into(),
+                used_bytes: 5,
+                capacity_bytes: 10,
+                missing: false,
+            }],
+            alerts: vec![Alert::LightningOffline, Alert::Other("x".into())],
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&status).unwrap();
+        assert_eq!(serde_json::from_str::<PanelStatus>(&json).unwrap(), status);
+        // Missing fields take their defaults, so a script can send just what it cares about.
+        let partial: PanelStatus = serde_json::from_str(
+            r#"{"state":"healthy","alerts":[{"kind":"disk_missing","detail":{"disk":"sdb"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(partial.state, BoxState::Healthy);
+        assert_eq!(
+            partial.alerts,
+            vec![Alert::DiskMissing { disk: "sdb".into() }]
+        );
+    }
+
+    #[test]
+    fn bad_json_names_what_is_wrong() {
+        let err = serde_json::from_str::<PanelStatus>(r#"{"state":"exploding"}"#).unwrap_err();
+        assert!(err.to_string().contains("exploding"), "{err}");
+        let err = serde_json::from_str::<PanelStatus>(r#"{"peer":3}"#).unwrap_err();
+        assert!(err.to_string().contains("peer"), "{err}");
     }
 }
