@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Boots the SD image under qemu-system-aarch64 (-M virt -cpu cortex-a72)
+# with the kernel and initramfs taken from the image's own boot partition,
+# and passes only when the bunkerd service inside answers /healthz through a
+# port forward on 127.0.0.1, the first-boot growth of the root partition ran,
+# and a QMP power-button press shuts the box down cleanly.
+#
+#   cross/image/boot-test.sh [IMAGE.img.zst]   (default: build.sh's output)
+#
+# Environment: BUNKER_BOOT_TIMEOUT (seconds to /healthz, default 900),
+# BUNKER_IMAGE_DIR (as build.sh). The guest's network is qemu's user
+# network with restrict=on: it reaches nothing but the port forward.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cache="${BUNKER_IMAGE_DIR:-$HOME/.cache/bunker/image}"
+timeout_s="${BUNKER_BOOT_TIMEOUT:-900}"
+fail() { echo "boot-test: $*" >&2; exit 1; }
+log() { echo "boot-test: $*" >&2; }
+
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)"
+image="${1:-$cache/out/bunker-$version-arm64.img.zst}"
+[ -f "$image" ] || fail "no image at $image (run cross/image/build.sh)"
+[ -f "$image.sha256" ] || fail "no checksum $image.sha256 next to the image"
+
+for tool in qemu-system-aarch64 mcopy curl python3 zstd sfdisk; do
+    command -v "$tool" >/dev/null || fail "$tool not found (apt-get install qemu-system-arm mtools curl python3 zstd fdisk)"
+done
+
+(cd "$(dirname "$image")" && sha256sum --quiet -c "$(basename "$image").sha256") \
+    || fail "$image does not match its sha256"
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/bunker-boot-test.XXXXXX")"
+qemu_pid=
+cleanup() {
+    if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
+        kill "$qemu_pid" 2>/dev/null || true
+        wait "$qemu_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+start=$(date +%s)
+disk="$tmp/disk.img"
+zstd -q -d "$image" -o "$disk"
+# A card bigger than the image, as in real life: first boot must grow root.
+truncate -s +512M "$disk"
+
+# Kernel and initramfs from the FAT boot partition, found via the partition
+# table (mtools reads the partition in place: no loop device).
+boot_start=$(sfdisk -J "$disk" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][0]["start"])')
+fat="$disk@@$(( boot_start * 512 ))"
+kernel_name=$(mdir -b -i "$fat" ::/ | sed -n 's|^::/||p' | grep '^vmlinuz-' | sort -V | tail -n 1)
+initrd_name=$(mdir -b -i "$fat" ::/ | sed -n 's|^::/||p' | grep '^initrd.img-' | sort -V | tail -n 1)
+if [ -z "$kernel_name" ] || [ -z "$initrd_name" ]; then
+    fail "no vmlinuz-*/initrd.img-* in the image's boot partition"
+fi
+mcopy -i "$fat" "::/$kernel_name" "$tmp/vmlinuz"
+mcopy -i "$fat" "::/$initrd_name" "$tmp/initrd.img"
+log "kernel $kernel_name, initramfs $initrd_name"
+
+# A free port on loopback for the forward to the guest's admin page.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+serial="$tmp/serial.log"
+qmp="$tmp/qmp.sock"
+
+qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 \
+    -kernel "$tmp/vmlinuz" -initrd "$tmp/initrd.img" \
+    -append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait systemd.journald.forward_to_console=1" \
+    -drive "file=$disk,format=raw,if=none,id=hd0" -device virtio-blk-pci,drive=hd0 \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8080" -device virtio-net-pci,netdev=n0 \
+    -qmp "unix:$qmp,server=on,wait=off" \
+    -display none -monitor none -serial "file:$serial" -no-reboot &
+qemu_pid=$!
+log "qemu pid $qemu_pid, admin page forwarded to 127.0.0.1:$port, serial log $serial"
+
+deadline=$(( $(date +%s) + timeout_s ))
+body=
+while :; do
+    kill -0 "$qemu_pid" 2>/dev/null || { tail -n 40 "$serial" >&2; fail "qemu exited before /healthz answered"; }
+    body=$(curl -s --max-time 5 "http://127.0.0.1:$port/healthz" || true)
+    [ "$body" = ok ] && break
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+        tail -n 60 "$serial" >&2
+        fail "no /healthz from the guest within ${timeout_s}s"
+    fi
+    sleep 3
+done
+healthz_s=$(( $(date +%s) - start ))
+log "/healthz answered 'ok' after ${healthz_s}s"
+
+# The service, not some other process, is ready: systemd says so on the console.
+grep -q 'Started bunker.service\|Started .*Bunker storage box daemon' "$serial" \
+    || { tail -n 60 "$serial" >&2; fail "console does not show bunker.service started"; }
+# The journal goes to the console (forward_to_console on the kernel command
+# line), so the daemon's own words and any complaint about our files show.
+grep -q 'bunkerd is ready' "$serial" \
+    || { tail -n 60 "$serial" >&2; fail "bunkerd's 'bunkerd is ready' log line is not on the console"; }
+if grep -a -E '60-bunker\.rules|(sysusers|tmpfiles)\.d/bunker\.conf|bunker\.service:.*(Failed|Unknown|Invalid)' "$serial" >&2; then
+    fail "systemd or udev complained about Bunker's files (lines above)"
+fi
+grep -q 'bunker-growroot: grew ' "$serial" \
+    || { grep -a 'growroot' "$serial" >&2 || true; fail "first-boot growth of the root partition did not run"; }
+
+# Press the power button; the box must stop by itself.
+"$here/qmp.py" "$qmp" system_powerdown >/dev/null || fail "QMP system_powerdown failed"
+t=$(date +%s)
+for _ in $(seq 1 120); do
+    kill -0 "$qemu_pid" 2>/dev/null || break
+    sleep 1
+done
+if kill -0 "$qemu_pid" 2>/dev/null; then
+    tail -n 40 "$serial" >&2
+    fail "guest did not power off within 120 s of the power button"
+fi
+wait "$qemu_pid" || true
+qemu_pid=
+grep -q 'reboot: Power down' "$serial" || { tail -n 40 "$serial" >&2; fail "qemu stopped, but not by a clean power-off"; }
+if grep -q 'bunker.service: .*\(Failed\|timed out\|SIGKILL\)' "$serial"; then
+    grep 'bunker.service' "$serial" >&2
+    fail "bunker.service did not stop cleanly"
+fi
+log "clean power-off $(( $(date +%s) - t ))s after the power button"
+echo "boot to /healthz: ${healthz_s} s"
