@@ -52,6 +52,6 @@ pub use path::{FilePath, FolderPath, MANIFEST_PATH, MAX_NAME_LEN, MAX_PATH_LEN};
 pub use payments::MAX_REASON_LEN;
 pub use peers::{MAX_ADDRESSES_PER_PEER, MAX_ADDRESS_LEN};
 pub use schema::SCHEMA_VERSION;
-pub use snapshot::{inspect_snapshot, SnapshotInfo, MAX_COMPRESSED_LEN, MAX_DB_SIZE};
+pub use snapshot::{inspect_snapshot, inspect_snapshot_from, SnapshotInfo, MAX_COMPRESSED_LEN, MAX_DB_SIZE};
 pub use types::*;
 

@@ -80,7 +80,14 @@ struct Header {
     owner_key: PublicKey,
     /// Bytes of the header, for the AAD and the signature.
     len: usize,
+    /// The header itself (at most [`MAX_HEADER_LEN`] bytes).
+    bytes: Vec<u8>,
 }
+
+/// Longest possible header: fixed fields, the largest owner key, the nonce prefix.
+const MAX_HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8 + 8 + 8 + 4 + 2 + MAX_OWNER_KEY_LEN as usize + 16;
+/// Bytes read at a time when hashing or decrypting a snapshot.
+const READ_BLOCK: usize = 1 << 20;
 
 impl Manifest {
     /// The version of the newest snapshot made from or imported into this manifest (0: none).
@@ -187,17 +194,29 @@ impl Manifest {
         })
     }
 
-    /// Replaces the live manifest with a snapshot, after checking that it is
-    /// `owner`'s, intact, decryptable with `key`, newer than what we have, and a
-    /// sound database. Nothing in the live database changes unless all of that
-    /// holds; the swap itself is one SQLite transaction.
+    /// Replaces the live manifest with a snapshot held in memory; see
+    /// [`Manifest::import_snapshot_from`].
     pub fn import_snapshot(
         &mut self,
         snapshot: &[u8],
         key: &ManifestKey,
         owner: &PeerId,
     ) -> Result<SnapshotInfo, ImportError> {
-        let header = verify_snapshot(snapshot)?;
+        self.import_snapshot_from(&mut std::io::Cursor::new(snapshot), key, owner)
+    }
+
+    /// Replaces the live manifest with a snapshot read from `src` (a file, so a
+    /// large manifest never has to fit in RAM), after checking that it is
+    /// `owner`'s, intact, decryptable with `key`, newer than what we have, and a
+    /// sound database. Nothing in the live database changes unless all of that
+    /// holds; the swap itself is one SQLite transaction.
+    pub fn import_snapshot_from<R: Read + Seek>(
+        &mut self,
+        src: &mut R,
+        key: &ManifestKey,
+        owner: &PeerId,
+    ) -> Result<SnapshotInfo, ImportError> {
+        let header = verify_snapshot(src)?;
         let info = header.info.clone();
         if &info.owner != owner {
             return Err(ImportError::WrongOwner { found: info.owner.to_string(), expected: owner.to_string() });
@@ -217,17 +236,17 @@ impl Manifest {
         {
             let mut w = BufWriter::new(&mut compressed);
             let cipher = XChaCha20Poly1305::new(key.subkey(KEY_CONTEXT).as_ref().into());
-            let header_hash = blake3::hash(&snapshot[..header.len]);
+            let header_hash = blake3::hash(&header.bytes);
             let chunks = chunk_count(info.compressed_len, header.chunk_size);
-            let mut pos = header.len;
+            src.seek(SeekFrom::Start(header.len as u64)).map_err(io("seek to chunks"))?;
+            let mut sealed = vec![0u8; header.chunk_size as usize + TAG_LEN as usize];
             for i in 0..chunks {
                 let len = chunk_len(info.compressed_len, header.chunk_size, i) + TAG_LEN as usize;
-                let sealed = &snapshot[pos..pos + len];
-                pos += len;
+                src.read_exact(&mut sealed[..len]).map_err(io("read chunk"))?;
                 let plain = cipher
                     .decrypt(
                         &chunk_nonce(&header.nonce_prefix, i),
-                        Payload { msg: sealed, aad: &chunk_aad(&header_hash, i, i + 1 == chunks) },
+                        Payload { msg: &sealed[..len], aad: &chunk_aad(&header_hash, i, i + 1 == chunks) },
                     )
                     .map_err(|_| ImportError::Decrypt { chunk: i })?;
                 w.write_all(&plain).map_err(io("write decrypted chunk"))?;
@@ -306,7 +325,12 @@ impl Manifest {
 /// Parses a snapshot's header and verifies its signature, without any key:
 /// what a peer storing snapshots for an owner checks before accepting one.
 pub fn inspect_snapshot(snapshot: &[u8]) -> Result<SnapshotInfo, ImportError> {
-    verify_snapshot(snapshot).map(|h| h.info)
+    verify_snapshot(&mut std::io::Cursor::new(snapshot)).map(|h| h.info)
+}
+
+/// [`inspect_snapshot`] for a snapshot in a file or other seekable source.
+pub fn inspect_snapshot_from<R: Read + Seek>(src: &mut R) -> Result<SnapshotInfo, ImportError> {
+    verify_snapshot(src).map(|h| h.info)
 }
 
 impl From<CopyError> for ImportError {
@@ -318,31 +342,49 @@ impl From<CopyError> for ImportError {
     }
 }
 
-fn verify_snapshot(snapshot: &[u8]) -> Result<Header, ImportError> {
-    let header = parse_header(snapshot)?;
+/// Parses the header and checks the signature over header and chunks, reading
+/// the source twice in bounded blocks (never the whole snapshot at once).
+fn verify_snapshot<R: Read + Seek>(src: &mut R) -> Result<Header, ImportError> {
+    let io = |step| move |source| ImportError::Io { step, source };
+    let total = src.seek(SeekFrom::End(0)).map_err(io("measure snapshot"))?;
+    src.seek(SeekFrom::Start(0)).map_err(io("rewind snapshot"))?;
+    let mut head = vec![0u8; total.min(MAX_HEADER_LEN as u64) as usize];
+    src.read_exact(&mut head).map_err(io("read header"))?;
+    let mut header = parse_header(&head)?;
     let chunks = chunk_count(header.info.compressed_len, header.chunk_size);
     let body_len = header.info.compressed_len + chunks * TAG_LEN;
-    let mut r = Cursor { bytes: snapshot, pos: header.len };
-    let body = r.take("sealed chunks", body_len)?;
+    let after_header = total - header.len as u64;
+    if body_len > after_header {
+        return Err(ImportError::Truncated { field: "sealed chunks", needed: body_len, available: after_header });
+    }
+    let body_end = header.len as u64 + body_len;
+    let mut tail = vec![0u8; (total - body_end).min(2 + MAX_SIGNATURE_LEN as u64) as usize];
+    src.seek(SeekFrom::Start(body_end)).map_err(io("seek to signature"))?;
+    src.read_exact(&mut tail).map_err(io("read signature"))?;
+    let mut r = Cursor { bytes: &tail, pos: 0 };
     let sig_len = u16::from_be_bytes(r.array("signature length")?);
     if sig_len > MAX_SIGNATURE_LEN {
         return Err(ImportError::TooLarge { field: "signature", size: sig_len.into(), max: MAX_SIGNATURE_LEN.into() });
     }
     let signature = r.take("signature", sig_len.into())?;
-    if r.pos != snapshot.len() {
-        return Err(ImportError::Malformed {
-            field: "trailer",
-            reason: format!("{} bytes after the signature", snapshot.len() - r.pos),
-        });
+    let end = body_end + 2 + u64::from(sig_len);
+    if end != total {
+        return Err(ImportError::Malformed { field: "trailer", reason: format!("{} bytes after the signature", total - end) });
     }
     let mut h = blake3::Hasher::new();
-    h.update(&snapshot[..header.len]);
-    h.update(body);
+    src.seek(SeekFrom::Start(0)).map_err(io("rewind snapshot"))?;
+    let mut left = body_end;
+    let mut buf = vec![0u8; READ_BLOCK];
+    while left > 0 {
+        let n = left.min(READ_BLOCK as u64) as usize;
+        src.read_exact(&mut buf[..n]).map_err(io("read chunks"))?;
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
     if !header.owner_key.verify(&signature_message(h.finalize().as_bytes()), signature) {
         return Err(ImportError::BadSignature { owner: header.info.owner.to_string() });
     }
-    let mut header = header;
-    header.info.snapshot_len = snapshot.len() as u64;
+    header.info.snapshot_len = total;
     Ok(header)
 }
 
@@ -406,6 +448,7 @@ fn parse_header(b: &[u8]) -> Result<Header, ImportError> {
         nonce_prefix,
         owner_key,
         len: r.pos,
+        bytes: b[..r.pos].to_vec(),
     })
 }
 

@@ -78,6 +78,20 @@ fn snapshot_restores_a_new_box_with_the_same_words() {
 }
 
 #[test]
+fn snapshot_streams_from_a_file() {
+    let (src, snap, info) = box_with_snapshot(10);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot.bin");
+    std::fs::write(&path, &snap).unwrap();
+    let mut f = std::fs::File::open(&path).unwrap();
+    assert_eq!(inspect_snapshot_from(&mut f).unwrap(), inspect_snapshot(&snap).unwrap());
+    let (_d, mut fresh) = open_temp();
+    let got = fresh.import_snapshot_from(&mut f, &key(), &info.owner).unwrap();
+    assert_eq!(got.snapshot_len, snap.len() as u64);
+    assert_eq!(fingerprint(&fresh), fingerprint(&src.m));
+}
+
+#[test]
 fn snapshot_versions_only_go_up() {
     let (mut b, _s1, i1) = box_with_snapshot(1);
     let mut s2 = Vec::new();
