@@ -216,6 +216,33 @@ impl Opener {
         Ok(written)
     }
 
+    /// Opens one segment on its own (random access, e.g. a read of part of
+    /// a file): `sealed` must be exactly segment `index` of the object.
+    /// Returns its plaintext; the AEAD tag authenticates it, so no proof is
+    /// needed.
+    pub fn open_segment_at(
+        &self,
+        descriptor: &Descriptor,
+        index: u64,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, OpenError> {
+        let layout = descriptor.layout()?;
+        let (root, count) = (descriptor.root, layout.segment_count());
+        if index >= count || sealed.len() != layout.sealed_len(index) {
+            return Err(OpenError::Truncated {
+                root,
+                index: index.min(count),
+                count,
+            });
+        }
+        let mut buf = sealed.to_vec();
+        if !self.open_segment(&layout, index, &mut buf) {
+            return Err(OpenError::Corrupt { root, index, count });
+        }
+        buf.truncate(sealed.len() - TAG_LEN);
+        Ok(buf)
+    }
+
     /// Authenticates and decrypts `sealed` in place as segment `index`.
     /// On failure the buffer is left as it was.
     fn open_segment(&self, layout: &Layout, index: u64, sealed: &mut [u8]) -> bool {

@@ -289,6 +289,32 @@ impl ReadAt for Vec<u8> {
     }
 }
 
+/// Reads sealed segment `index` of a stored object with one positioned
+/// read: what a host sends with the proof to answer an audit.
+pub fn read_sealed_segment<F: ReadAt + ?Sized>(
+    object: &F,
+    layout: &Layout,
+    index: u64,
+) -> Result<Vec<u8>, SidecarError> {
+    if index >= layout.segment_count() {
+        return Err(SidecarError::IndexOutOfRange {
+            index,
+            count: layout.segment_count(),
+        });
+    }
+    let mut buf = vec![0u8; layout.sealed_len(index)];
+    object
+        .read_exact_at(&mut buf, layout.sealed_offset(index))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => SidecarError::ObjectShort {
+                index,
+                count: layout.segment_count(),
+            },
+            _ => SidecarError::Io(e),
+        })?;
+    Ok(buf)
+}
+
 /// A finished sidecar, open for proofs.
 #[derive(Debug)]
 pub struct Sidecar<F: ReadAt> {

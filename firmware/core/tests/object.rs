@@ -488,3 +488,39 @@ fn host_rebuilds_the_sidecar_from_the_stored_bytes() {
     let (root, _) = build_from_sealed(&layout, &bad[..], tempfile::tempfile().unwrap()).unwrap();
     assert_ne!(root, d.root);
 }
+
+#[test]
+fn host_answers_an_audit_from_the_stored_file_and_owner_reads_one_segment() {
+    use bunker_core::sidecar::read_sealed_segment;
+    use std::io::Write;
+    let (d, sealed, sidecar, _) = sealed_with_sidecar(64 * 12 + 9, 1);
+    let mut stored = tempfile::tempfile().unwrap();
+    stored.write_all(&sealed).unwrap();
+    let layout = d.layout().unwrap();
+    let key = keys().replica_key(&object().file_id, 1);
+    let opener = Opener::new(&key, object());
+    let plain = plaintext(64 * 12 + 9);
+    for i in [0u64, 5, 12] {
+        let seg = read_sealed_segment(&stored, &layout, i).unwrap();
+        verify_segment(&d, i, &seg, &sidecar.proof(i).unwrap()).unwrap();
+        let start = i as usize * 64;
+        assert_eq!(
+            opener.open_segment_at(&d, i, &seg).unwrap(),
+            plain[start..(start + 64).min(plain.len())]
+        );
+    }
+    let seg5 = read_sealed_segment(&stored, &layout, 5).unwrap();
+    assert!(matches!(
+        opener.open_segment_at(&d, 6, &seg5),
+        Err(OpenError::Corrupt { index: 6, .. })
+    ));
+    assert!(matches!(
+        read_sealed_segment(&stored, &layout, 13),
+        Err(SidecarError::IndexOutOfRange { .. })
+    ));
+    stored.set_len(80 * 12).unwrap();
+    assert!(matches!(
+        read_sealed_segment(&stored, &layout, 12),
+        Err(SidecarError::ObjectShort { index: 12, .. })
+    ));
+}
