@@ -262,3 +262,12 @@ fn unknown_button_index_is_ignored() {
     assert!(p.button_edge(7, true, ms(10)).is_empty());
     assert!(p.tick(ms(5000)).is_empty());
 }
+
+#[test]
+fn screens_are_found_by_name_and_bad_names_are_refused() {
+    for s in Screen::ALL {
+        assert_eq!(Screen::from_name(s.name()), Ok(s));
+    }
+    let err = Screen::from_name("settings").unwrap_err();
+    assert!(err.to_string().contains("\"settings\""), "{err}");
+}

@@ -78,6 +78,14 @@ impl Screen {
         }
     }
 
+    /// The screen called `name` (as [`Screen::name`] spells it), for the local API and tools.
+    pub fn from_name(name: &str) -> Result<Screen, UnknownScreen> {
+        Screen::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| UnknownScreen(name.chars().take(40).collect()))
+    }
+
     /// Number of pages the screen has for this snapshot (a long press turns them).
     pub fn pages(self, status: &PanelStatus) -> usize {
         match self {
@@ -87,6 +95,11 @@ impl Screen {
         }
     }
 }
+
+/// A screen name that is not one of [`Screen::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no panel screen is called {0:?}; screens are status, setup, recovery, alerts, network, disks, shutdown")]
+pub struct UnknownScreen(pub String);
 
 /// What the panel shows besides the snapshot: which screen, which page, shutdown stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
