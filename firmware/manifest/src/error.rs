@@ -139,6 +139,16 @@ pub enum QueryError {
         /// Requested state.
         to: String,
     },
+    /// An update would replace newer data with older (e.g. a held snapshot).
+    #[error("manifest: {what} version {offered} is older than or equal to the held version {current}")]
+    Stale {
+        /// The row.
+        what: String,
+        /// Version offered.
+        offered: u64,
+        /// Version already held.
+        current: u64,
+    },
     /// A stored value could not be read back (the file was edited by hand or is damaged).
     #[error("manifest: stored {column} of {what} is unreadable: {reason}")]
     Corrupt {

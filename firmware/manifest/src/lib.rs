@@ -39,6 +39,7 @@ mod kit;
 mod path;
 mod payments;
 mod peers;
+mod replication;
 mod schema;
 mod snapshot;
 mod types;
@@ -47,10 +48,14 @@ pub use contracts::MAX_TERMS_LEN;
 pub use db::Manifest;
 pub use error::{CopyError, ImportError, KitError, OpenError, PathError, QueryError, SnapshotError};
 pub use key::ManifestKey;
-pub use kit::{KitHolder, RecoveryKit, KIT_TEXT_PREFIX, MAX_ADDRESSES, MAX_HOLDERS};
+pub use kit::{
+    KitHolder, RecoveryKit, KIT_TEXT_PREFIX, MAX_ADDRESSES as KIT_MAX_ADDRESSES,
+    MAX_ADDRESS_LEN as KIT_MAX_ADDRESS_LEN, MAX_HOLDERS as KIT_MAX_HOLDERS,
+};
 pub use path::{FilePath, FolderPath, MANIFEST_PATH, MAX_NAME_LEN, MAX_PATH_LEN};
 pub use payments::MAX_REASON_LEN;
 pub use peers::{MAX_ADDRESSES_PER_PEER, MAX_ADDRESS_LEN};
+pub use replication::{HeldSnapshot, SnapshotHolder};
 pub use schema::SCHEMA_VERSION;
 pub use snapshot::{inspect_snapshot, inspect_snapshot_from, SnapshotInfo, MAX_COMPRESSED_LEN, MAX_DB_SIZE};
 pub use types::*;

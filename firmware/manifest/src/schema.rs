@@ -169,8 +169,27 @@ CREATE INDEX payments_by_time ON payments(created_at);
 CREATE INDEX payments_pending ON payments(state) WHERE state = 'pending';
 "#;
 
+/// Schema version 2: manifest replication — which peers hold our snapshots
+/// (what the recovery kit lists) and which owners' snapshots we hold.
+const V2: &str = r#"
+CREATE TABLE snapshot_holders (
+    peer      INTEGER PRIMARY KEY REFERENCES peers(id) ON DELETE CASCADE,
+    version   INTEGER NOT NULL CHECK (version >= 0),
+    stored_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX snapshot_holders_by_version ON snapshot_holders(version DESC, stored_at DESC);
+
+CREATE TABLE held_snapshots (
+    owner       INTEGER PRIMARY KEY REFERENCES peers(id),
+    version     INTEGER NOT NULL CHECK (version >= 0),
+    path        TEXT NOT NULL,
+    bytes       INTEGER NOT NULL CHECK (bytes >= 0),
+    received_at INTEGER NOT NULL
+) STRICT;
+"#;
+
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -197,4 +216,40 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenErro
         tracing::info!(path = %path.display(), version, "manifest schema migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_1_file_is_migrated_in_place_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute("INSERT INTO meta (key, value) VALUES ('snapshot_version', 7)", []).unwrap();
+        }
+        let m = crate::Manifest::open(&path).unwrap();
+        assert_eq!(m.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(m.snapshot_version().unwrap(), 7);
+        assert!(m.snapshot_holders().unwrap().is_empty());
+        assert!(m.integrity_problems().unwrap().is_empty());
+    }
+
+    #[test]
+    fn file_from_a_newer_firmware_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        }
+        let err = crate::Manifest::open(&path).unwrap_err();
+        assert!(matches!(err, OpenError::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1), "{err}");
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION + 1);
+    }
 }

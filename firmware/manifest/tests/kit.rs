@@ -73,21 +73,21 @@ fn kit_under_another_key_or_altered_is_refused() {
 #[test]
 fn oversized_kits_are_refused() {
     let mut k = kit();
-    k.holders = (0..MAX_HOLDERS as u8 + 1).map(|n| KitHolder { peer: peer(n), addresses: vec![] }).collect();
+    k.holders = (0..KIT_MAX_HOLDERS as u8 + 1).map(|n| KitHolder { peer: peer(n), addresses: vec![] }).collect();
     assert!(matches!(k.seal(&key()), Err(KitError::TooLarge { field: "holders", .. })));
     let mut k = kit();
     k.holders[0].addresses = vec!["/dns4/x".repeat(20)];
     assert!(matches!(k.seal(&key()), Err(KitError::TooLarge { field: "address", .. })));
     let mut k = kit();
-    k.holders[0].addresses = vec!["/a".into(); MAX_ADDRESSES + 1];
+    k.holders[0].addresses = vec!["/a".into(); KIT_MAX_ADDRESSES + 1];
     assert!(matches!(k.seal(&key()), Err(KitError::TooLarge { field: "addresses", .. })));
     // The largest allowed kit still fits a QR code.
     let big = RecoveryKit {
         owner: peer(1),
         latest_version: u64::MAX,
         created_at: i64::MAX,
-        holders: (0..MAX_HOLDERS as u8)
-            .map(|n| KitHolder { peer: peer(n), addresses: vec!["x".repeat(96); MAX_ADDRESSES] })
+        holders: (0..KIT_MAX_HOLDERS as u8)
+            .map(|n| KitHolder { peer: peer(n), addresses: vec!["x".repeat(96); KIT_MAX_ADDRESSES] })
             .collect(),
     };
     let text = big.to_text(&key()).unwrap();
