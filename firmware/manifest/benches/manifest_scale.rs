@@ -20,13 +20,23 @@ const PEERS: u8 = 60;
 const DUE_LIMIT: u32 = 1_000;
 
 fn main() {
-    let total: u64 = std::env::var("BUNKER_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let base = std::env::var("BUNKER_BENCH_DIR").map(Into::into).unwrap_or_else(|_| std::env::temp_dir());
+    let total: u64 = std::env::var("BUNKER_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let base = std::env::var("BUNKER_BENCH_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| std::env::temp_dir());
     let dir = tempfile::tempdir_in(base).expect("bench dir");
     let path = dir.path().join("MANIFEST.db");
     let mut m = Manifest::open(&path).expect("open");
     let peers: Vec<PeerId> = (0..PEERS)
-        .map(|n| Keypair::ed25519_from_bytes([n; 32]).unwrap().public().to_peer_id())
+        .map(|n| {
+            Keypair::ed25519_from_bytes([n; 32])
+                .unwrap()
+                .public()
+                .to_peer_id()
+        })
         .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
 
@@ -72,7 +82,8 @@ fn main() {
             batch.push((f, reps));
         }
         let (t, c) = (Instant::now(), cpu_ns());
-        m.put_files(batch.iter().map(|(f, r)| (f, &r[..]))).expect("insert batch");
+        m.put_files(batch.iter().map(|(f, r)| (f, &r[..])))
+            .expect("insert batch");
         insert += t.elapsed();
         insert_cpu += cpu_ns().saturating_sub(c);
         n = end;
@@ -113,27 +124,79 @@ fn main() {
     let mut fresh = Manifest::open(&fresh_path).unwrap();
     let t = Instant::now();
     let mut snap_file = std::fs::File::open(&snap_path).unwrap();
-    fresh.import_snapshot_from(&mut snap_file, &key, &owner.public().to_peer_id()).unwrap();
+    fresh
+        .import_snapshot_from(&mut snap_file, &key, &owner.public().to_peer_id())
+        .unwrap();
     let import = t.elapsed();
     assert_eq!(fresh.list_folder(&big).unwrap().files.len(), listed);
 
     let rows = total * 4;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("bunker-manifest scale bench: {total} files x 3 replicas (load average {})", load.trim());
-    println!("{:<48} {:>12} {:>10} {:>8}", "measure", "value", "target", "ratio");
-    row("insert files+replicas, wall (s)", insert.as_secs_f64(), 60.0);
-    row("insert files+replicas, on-CPU (s)", insert_cpu as f64 / 1e9, 60.0);
-    println!("{:<48} {:>12.0}", "  rows inserted per wall second", rows as f64 / insert.as_secs_f64());
-    row(&format!("list folder of {listed} files, wall (ms, median)"), ms(list.0), 50.0);
-    row(&format!("list folder of {listed} files, on-CPU (ms, mean)"), ms(list.1), 50.0);
-    row(&format!("{due_count} replicas due for audit, wall (ms, median)"), ms(due.0), 20.0);
-    row(&format!("{due_count} replicas due for audit, on-CPU (ms, mean)"), ms(due.1), 20.0);
+    println!(
+        "bunker-manifest scale bench: {total} files x 3 replicas (load average {})",
+        load.trim()
+    );
+    println!(
+        "{:<48} {:>12} {:>10} {:>8}",
+        "measure", "value", "target", "ratio"
+    );
+    row(
+        "insert files+replicas, wall (s)",
+        insert.as_secs_f64(),
+        60.0,
+    );
+    row(
+        "insert files+replicas, on-CPU (s)",
+        insert_cpu as f64 / 1e9,
+        60.0,
+    );
+    println!(
+        "{:<48} {:>12.0}",
+        "  rows inserted per wall second",
+        rows as f64 / insert.as_secs_f64()
+    );
+    row(
+        &format!("list folder of {listed} files, wall (ms, median)"),
+        ms(list.0),
+        50.0,
+    );
+    row(
+        &format!("list folder of {listed} files, on-CPU (ms, mean)"),
+        ms(list.1),
+        50.0,
+    );
+    row(
+        &format!("{due_count} replicas due for audit, wall (ms, median)"),
+        ms(due.0),
+        20.0,
+    );
+    row(
+        &format!("{due_count} replicas due for audit, on-CPU (ms, mean)"),
+        ms(due.1),
+        20.0,
+    );
     println!("{:<48} {:>12.0}", "consistent copy (ms)", ms(copy));
-    println!("{:<48} {:>12.1}", "database size (MiB)", copy_size as f64 / 1048576.0);
+    println!(
+        "{:<48} {:>12.1}",
+        "database size (MiB)",
+        copy_size as f64 / 1048576.0
+    );
     println!("{:<48} {:>12.0}", "snapshot export (ms)", ms(snapshot));
-    println!("{:<48} {:>12.1}", "snapshot size (MiB)", info.snapshot_len as f64 / 1048576.0);
-    println!("{:<48} {:>12.2}", "snapshot size / database size", info.snapshot_len as f64 / info.db_size as f64);
-    println!("{:<48} {:>12.0}", "snapshot import incl. verify (ms)", ms(import));
+    println!(
+        "{:<48} {:>12.1}",
+        "snapshot size (MiB)",
+        info.snapshot_len as f64 / 1048576.0
+    );
+    println!(
+        "{:<48} {:>12.2}",
+        "snapshot size / database size",
+        info.snapshot_len as f64 / info.db_size as f64
+    );
+    println!(
+        "{:<48} {:>12.0}",
+        "snapshot import incl. verify (ms)",
+        ms(import)
+    );
     if std::env::var_os("BUNKER_BENCH_KEEP").is_some() {
         std::fs::remove_file(&snap_path).ok();
         println!("kept {}", dir.keep().display());
@@ -142,7 +205,10 @@ fn main() {
 
 fn row(name: &str, value: f64, target: f64) {
     let verdict = if value <= target { "ok" } else { "OVER" };
-    println!("{name:<44} {value:>12.2} {target:>10.1} {:>7.2} {verdict}", value / target);
+    println!(
+        "{name:<44} {value:>12.2} {target:>10.1} {:>7.2} {verdict}",
+        value / target
+    );
 }
 
 fn ms(d: Duration) -> f64 {

@@ -4,10 +4,14 @@
 use libp2p_identity::PeerId;
 use rusqlite::{params, OptionalExtension};
 
-use crate::db::{sqlf, hash32, is_unique_violation, parse_enum, parse_peer, sql, to_i64, to_u64, Manifest};
+use crate::db::{
+    hash32, is_unique_violation, parse_enum, parse_peer, sql, sqlf, to_i64, to_u64, Manifest,
+};
 use crate::error::QueryError;
 use crate::files::{ensure_peer, hex32};
-use crate::types::{ContractDirection, ContractId, ContractRecord, ContractState, NewContract, UnixSecs};
+use crate::types::{
+    ContractDirection, ContractId, ContractRecord, ContractState, NewContract, UnixSecs,
+};
 
 /// Largest encoded terms or signature kept; contracts come from peers.
 pub const MAX_TERMS_LEN: usize = 16 * 1024;
@@ -35,7 +39,10 @@ impl Manifest {
             }
         }
         if c.audit_interval_secs == 0 || c.full_check_interval_secs == 0 {
-            return Err(QueryError::InvalidValue { field: "audit interval", reason: "must be > 0".into() });
+            return Err(QueryError::InvalidValue {
+                field: "audit interval",
+                reason: "must be > 0".into(),
+            });
         }
         if c.term_end_at < c.term_start_at {
             return Err(QueryError::InvalidValue {
@@ -43,7 +50,10 @@ impl Manifest {
                 reason: format!("{} is before term start {}", c.term_end_at, c.term_start_at),
             });
         }
-        let tx = self.conn.transaction().map_err(sql("begin insert_contract"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("begin insert_contract"))?;
         let peer = ensure_peer(&tx, &c.peer, c.created_at)?;
         let res = tx.execute(
             "INSERT INTO contracts (contract_id, direction, peer, object_root, size_bytes, \
@@ -73,7 +83,12 @@ impl Manifest {
         match res {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => return Err(QueryError::AlreadyExists { what }),
-            Err(e) => return Err(QueryError::Sqlite { what: format!("insert {what}"), source: e }),
+            Err(e) => {
+                return Err(QueryError::Sqlite {
+                    what: format!("insert {what}"),
+                    source: e,
+                })
+            }
         }
         tx.commit().map_err(sqlf(|| format!("commit {what}")))?;
         Ok(())
@@ -91,7 +106,11 @@ impl Manifest {
     }
 
     /// Contracts in one direction and state (e.g. our active ones, for audits).
-    pub fn contracts(&self, direction: ContractDirection, state: ContractState) -> Result<Vec<ContractRecord>, QueryError> {
+    pub fn contracts(
+        &self,
+        direction: ContractDirection,
+        state: ContractState,
+    ) -> Result<Vec<ContractRecord>, QueryError> {
         let q = format!(
             "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE state = ?1 AND direction = ?2 ORDER BY id"
         );
@@ -107,8 +126,15 @@ impl Manifest {
         self.query_contracts(&q, params![peer.to_base58()])
     }
 
-    fn query_contracts(&self, q: &str, p: impl rusqlite::Params) -> Result<Vec<ContractRecord>, QueryError> {
-        let mut stmt = self.conn.prepare_cached(q).map_err(sql("prepare contract query"))?;
+    fn query_contracts(
+        &self,
+        q: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<ContractRecord>, QueryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(q)
+            .map_err(sql("prepare contract query"))?;
         let raws = stmt
             .query_map(p, raw_contract)
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
@@ -117,7 +143,12 @@ impl Manifest {
     }
 
     /// Moves a contract to `state`; `at` is recorded as the end time for ended or broken.
-    pub fn set_contract_state(&mut self, id: &ContractId, state: ContractState, at: UnixSecs) -> Result<(), QueryError> {
+    pub fn set_contract_state(
+        &mut self,
+        id: &ContractId,
+        state: ContractState,
+        at: UnixSecs,
+    ) -> Result<(), QueryError> {
         let what = format!("contract {}", hex32(&id.0));
         let ends = matches!(state, ContractState::Ended | ContractState::Broken);
         let n = self
@@ -152,7 +183,12 @@ impl Manifest {
     }
 
     /// Takes `msat` off the amount owed after a payment succeeded (never below zero).
-    pub fn settle_owed(&mut self, id: &ContractId, msat: u64, at: UnixSecs) -> Result<u64, QueryError> {
+    pub fn settle_owed(
+        &mut self,
+        id: &ContractId,
+        msat: u64,
+        at: UnixSecs,
+    ) -> Result<u64, QueryError> {
         let what = format!("contract {}", hex32(&id.0));
         let sub = to_i64("msat", msat)?;
         let total: Option<i64> = self
@@ -194,7 +230,14 @@ fn raw_contract(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawContract> {
         direction: r.get(1)?,
         peer: r.get(2)?,
         root: r.get(3)?,
-        ints: [r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(17)?],
+        ints: [
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(17)?,
+        ],
         is_swap: r.get(9)?,
         term_start: r.get(10)?,
         term_end: r.get(11)?,

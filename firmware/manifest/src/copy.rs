@@ -16,20 +16,34 @@ impl Manifest {
     /// Writes a consistent, self-contained copy (rollback journal, no WAL
     /// beside it) to `dest`, replacing it atomically. Returns its size in bytes.
     pub fn write_consistent_copy(&self, dest: &Path) -> Result<u64, CopyError> {
-        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
             .prefix(".manifest-copy-")
             .tempfile_in(dir)
-            .map_err(|source| CopyError::Io { step: "create temporary copy", source })?;
+            .map_err(|source| CopyError::Io {
+                step: "create temporary copy",
+                source,
+            })?;
         backup_into(&self.conn, tmp.path())?;
-        tmp.as_file().sync_all().map_err(|source| CopyError::Io { step: "sync copy", source })?;
+        tmp.as_file().sync_all().map_err(|source| CopyError::Io {
+            step: "sync copy",
+            source,
+        })?;
         let size = tmp
             .as_file()
             .metadata()
-            .map_err(|source| CopyError::Io { step: "stat copy", source })?
+            .map_err(|source| CopyError::Io {
+                step: "stat copy",
+                source,
+            })?
             .len();
-        tmp.persist(dest)
-            .map_err(|e| CopyError::Io { step: "move copy into place", source: e.error })?;
+        tmp.persist(dest).map_err(|e| CopyError::Io {
+            step: "move copy into place",
+            source: e.error,
+        })?;
         Ok(size)
     }
 
@@ -37,19 +51,35 @@ impl Manifest {
     /// copy is staged in a temporary file beside the database, never in memory.
     pub fn copy_to_writer(&self, out: &mut dyn Write) -> Result<u64, CopyError> {
         let tmp = self.staged_copy()?;
-        let mut f = tmp.reopen().map_err(|source| CopyError::Io { step: "reopen copy", source })?;
-        let n = std::io::copy(&mut f, out).map_err(|source| CopyError::Io { step: "write copy", source })?;
-        out.flush().map_err(|source| CopyError::Io { step: "flush copy", source })?;
+        let mut f = tmp.reopen().map_err(|source| CopyError::Io {
+            step: "reopen copy",
+            source,
+        })?;
+        let n = std::io::copy(&mut f, out).map_err(|source| CopyError::Io {
+            step: "write copy",
+            source,
+        })?;
+        out.flush().map_err(|source| CopyError::Io {
+            step: "flush copy",
+            source,
+        })?;
         Ok(n)
     }
 
     /// A consistent copy in a temporary file beside the database, deleted on drop.
     pub(crate) fn staged_copy(&self) -> Result<tempfile::NamedTempFile, CopyError> {
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
             .prefix(".manifest-copy-")
             .tempfile_in(dir)
-            .map_err(|source| CopyError::Io { step: "create temporary copy", source })?;
+            .map_err(|source| CopyError::Io {
+                step: "create temporary copy",
+                source,
+            })?;
         backup_into(&self.conn, tmp.path())?;
         Ok(tmp)
     }
@@ -80,6 +110,9 @@ pub(crate) fn backup_into(src: &Connection, dest: &Path) -> Result<(), CopyError
     let _mode: String = dst
         .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
         .map_err(sqlite("set journal mode of copy"))?;
-    dst.close().map_err(|(_, e)| CopyError::Sqlite { step: "close copy", source: e })?;
+    dst.close().map_err(|(_, e)| CopyError::Sqlite {
+        step: "close copy",
+        source: e,
+    })?;
     Ok(())
 }

@@ -25,7 +25,9 @@ pub struct Manifest {
 
 impl std::fmt::Debug for Manifest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Manifest").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Manifest")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,15 +62,19 @@ impl Manifest {
 }
 
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, OpenError> {
-    let sqlite = |source| OpenError::Sqlite { path: path.to_owned(), source };
+    let sqlite = |source| OpenError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
-    let mode: String =
-        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(sqlite)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(sqlite)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(OpenError::Pragma {
             path: path.to_owned(),
@@ -77,16 +83,21 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, OpenError> {
             got: mode,
         });
     }
-    conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sqlite)?;
     // A million-file manifest is about 500 MB: a 64 MiB page cache keeps the
     // hot index pages of bulk inserts and audits resident, and memory-mapped
     // reads spare a copy per page. Both are modest for a Pi 4/5.
-    conn.pragma_update(None, "cache_size", -65_536).map_err(sqlite)?;
+    conn.pragma_update(None, "cache_size", -65_536)
+        .map_err(sqlite)?;
     let _mmap: i64 = conn
         .query_row("PRAGMA mmap_size = 268435456", [], |r| r.get(0))
         .map_err(sqlite)?;
-    conn.pragma_update(None, "foreign_keys", true).map_err(sqlite)?;
-    let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).map_err(sqlite)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(sqlite)?;
+    let fk: i64 = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .map_err(sqlite)?;
     if fk != 1 {
         return Err(OpenError::Pragma {
             path: path.to_owned(),
@@ -125,12 +136,18 @@ pub(crate) fn integrity_problems(conn: &Connection) -> rusqlite::Result<Vec<Stri
 
 /// Maps a rusqlite error to [`QueryError::Sqlite`] naming the operation.
 pub(crate) fn sql<W: Into<String>>(what: W) -> impl FnOnce(rusqlite::Error) -> QueryError {
-    move |source| QueryError::Sqlite { what: what.into(), source }
+    move |source| QueryError::Sqlite {
+        what: what.into(),
+        source,
+    }
 }
 
 /// Like [`sql`], but builds the description only when there is an error (hot loops).
 pub(crate) fn sqlf<F: FnOnce() -> String>(what: F) -> impl FnOnce(rusqlite::Error) -> QueryError {
-    move |source| QueryError::Sqlite { what: what(), source }
+    move |source| QueryError::Sqlite {
+        what: what(),
+        source,
+    }
 }
 
 /// True when SQLite refused a row because of a UNIQUE or PRIMARY KEY constraint.

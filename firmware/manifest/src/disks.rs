@@ -4,7 +4,9 @@
 use libp2p_identity::PeerId;
 use rusqlite::params;
 
-use crate::db::{sqlf, hash32, is_unique_violation, parse_enum, parse_peer, sql, to_i64, to_u64, Manifest};
+use crate::db::{
+    hash32, is_unique_violation, parse_enum, parse_peer, sql, sqlf, to_i64, to_u64, Manifest,
+};
 use crate::error::QueryError;
 use crate::files::{contract_row, ensure_peer, hex32};
 use crate::types::{
@@ -17,7 +19,10 @@ impl Manifest {
     pub fn upsert_disk(&mut self, d: &DiskInfo) -> Result<DiskId, QueryError> {
         let what = format!("disk {}", d.uuid);
         if d.uuid.is_empty() || d.uuid.len() > 128 {
-            return Err(QueryError::InvalidValue { field: "uuid", reason: format!("{} bytes, must be 1..=128", d.uuid.len()) });
+            return Err(QueryError::InvalidValue {
+                field: "uuid",
+                reason: format!("{} bytes, must be 1..=128", d.uuid.len()),
+            });
         }
         let id: i64 = self
             .conn
@@ -48,10 +53,15 @@ impl Manifest {
     pub fn set_disk_scrubbed(&mut self, disk: DiskId, at: UnixSecs) -> Result<(), QueryError> {
         let n = self
             .conn
-            .execute("UPDATE disks SET last_scrub_at = ?2 WHERE id = ?1", params![disk.0, at])
+            .execute(
+                "UPDATE disks SET last_scrub_at = ?2 WHERE id = ?1",
+                params![disk.0, at],
+            )
             .map_err(sql("record scrub"))?;
         if n == 0 {
-            return Err(QueryError::NotFound { what: format!("disk #{}", disk.0) });
+            return Err(QueryError::NotFound {
+                what: format!("disk #{}", disk.0),
+            });
         }
         Ok(())
     }
@@ -72,7 +82,11 @@ impl Manifest {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
-                    [r.get::<_, i64>(4)?, r.get::<_, i64>(5)?, r.get::<_, i64>(6)?],
+                    [
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ],
                     r.get::<_, String>(7)?,
                     r.get::<_, i64>(8)?,
                     r.get::<_, i64>(9)?,
@@ -82,24 +96,26 @@ impl Manifest {
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(sql("list disks"))?;
         raws.into_iter()
-            .map(|(id, uuid, label, mount_path, n, state, added, seen, scrub)| {
-                let what = format!("disk {uuid}");
-                Ok(DiskRecord {
-                    id: DiskId(id),
-                    info: DiskInfo {
-                        total_bytes: to_u64(&what, "total_bytes", n[0])?,
-                        free_bytes: to_u64(&what, "free_bytes", n[1])?,
-                        reserved_bytes: to_u64(&what, "reserved_bytes", n[2])?,
-                        state: parse_enum(&what, "state", &state, DiskState::parse)?,
-                        uuid,
-                        label,
-                        mount_path,
-                        seen_at: seen,
-                    },
-                    added_at: added,
-                    last_scrub_at: scrub,
-                })
-            })
+            .map(
+                |(id, uuid, label, mount_path, n, state, added, seen, scrub)| {
+                    let what = format!("disk {uuid}");
+                    Ok(DiskRecord {
+                        id: DiskId(id),
+                        info: DiskInfo {
+                            total_bytes: to_u64(&what, "total_bytes", n[0])?,
+                            free_bytes: to_u64(&what, "free_bytes", n[1])?,
+                            reserved_bytes: to_u64(&what, "reserved_bytes", n[2])?,
+                            state: parse_enum(&what, "state", &state, DiskState::parse)?,
+                            uuid,
+                            label,
+                            mount_path,
+                            seen_at: seen,
+                        },
+                        added_at: added,
+                        last_scrub_at: scrub,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -117,7 +133,17 @@ impl Manifest {
             .map_err(sql("disk allocation"))?;
         let raws = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, [r.get::<_, i64>(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?]))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    [
+                        r.get::<_, i64>(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ],
+                ))
             })
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(sql("disk allocation"))?;
@@ -138,9 +164,15 @@ impl Manifest {
     }
 
     /// Records an object we keep for a peer under a contract.
-    pub fn insert_hosted_object(&mut self, o: &NewHostedObject) -> Result<HostedObjectId, QueryError> {
+    pub fn insert_hosted_object(
+        &mut self,
+        o: &NewHostedObject,
+    ) -> Result<HostedObjectId, QueryError> {
         let what = format!("hosted object {} of {}", hex32(&o.root), o.owner);
-        let tx = self.conn.transaction().map_err(sql("begin insert_hosted_object"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("begin insert_hosted_object"))?;
         let contract = contract_row(&tx, &o.contract)?;
         let owner = ensure_peer(&tx, &o.owner, o.created_at)?;
         let res = tx.execute(
@@ -161,9 +193,16 @@ impl Manifest {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => return Err(QueryError::AlreadyExists { what }),
             Err(e) if crate::db::is_fk_violation(&e) => {
-                return Err(QueryError::NotFound { what: format!("disk #{}", o.disk.0) })
+                return Err(QueryError::NotFound {
+                    what: format!("disk #{}", o.disk.0),
+                })
             }
-            Err(e) => return Err(QueryError::Sqlite { what: format!("insert {what}"), source: e }),
+            Err(e) => {
+                return Err(QueryError::Sqlite {
+                    what: format!("insert {what}"),
+                    source: e,
+                })
+            }
         }
         let id = HostedObjectId(tx.last_insert_rowid());
         tx.commit().map_err(sqlf(|| format!("commit {what}")))?;
@@ -171,7 +210,12 @@ impl Manifest {
     }
 
     /// Updates a hosted object's state and size (upload finished, released).
-    pub fn set_hosted_state(&mut self, id: HostedObjectId, state: HostedState, bytes: u64) -> Result<(), QueryError> {
+    pub fn set_hosted_state(
+        &mut self,
+        id: HostedObjectId,
+        state: HostedState,
+        bytes: u64,
+    ) -> Result<(), QueryError> {
         let n = self
             .conn
             .execute(
@@ -180,7 +224,9 @@ impl Manifest {
             )
             .map_err(sql("update hosted object"))?;
         if n == 0 {
-            return Err(QueryError::NotFound { what: format!("hosted object #{}", id.0) });
+            return Err(QueryError::NotFound {
+                what: format!("hosted object #{}", id.0),
+            });
         }
         Ok(())
     }
@@ -192,13 +238,19 @@ impl Manifest {
             .execute("DELETE FROM hosted_objects WHERE id = ?1", [id.0])
             .map_err(sql("delete hosted object"))?;
         if n == 0 {
-            return Err(QueryError::NotFound { what: format!("hosted object #{}", id.0) });
+            return Err(QueryError::NotFound {
+                what: format!("hosted object #{}", id.0),
+            });
         }
         Ok(())
     }
 
     /// The object `owner` stored with root `root`, as an audit or fetch names it.
-    pub fn hosted_object(&self, owner: &PeerId, root: &[u8; 32]) -> Result<Option<HostedObject>, QueryError> {
+    pub fn hosted_object(
+        &self,
+        owner: &PeerId,
+        root: &[u8; 32],
+    ) -> Result<Option<HostedObject>, QueryError> {
         let mut v = self.query_hosted(
             "WHERE h.owner = (SELECT id FROM peers WHERE peer_id = ?1) AND h.root = ?2",
             params![owner.to_base58(), &root[..]],
@@ -207,7 +259,10 @@ impl Manifest {
     }
 
     /// Objects kept under one contract.
-    pub fn hosted_objects_for_contract(&self, contract: &ContractId) -> Result<Vec<HostedObject>, QueryError> {
+    pub fn hosted_objects_for_contract(
+        &self,
+        contract: &ContractId,
+    ) -> Result<Vec<HostedObject>, QueryError> {
         let cid = contract_row(&self.conn, contract)?;
         self.query_hosted("WHERE h.contract_id = ?1", params![cid])
     }
@@ -217,14 +272,21 @@ impl Manifest {
         self.query_hosted("WHERE h.disk_id = ?1", params![disk.0])
     }
 
-    fn query_hosted(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<HostedObject>, QueryError> {
+    fn query_hosted(
+        &self,
+        filter: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<HostedObject>, QueryError> {
         let q = format!(
             "SELECT h.id, c.contract_id, p.peer_id, h.root, h.disk_id, h.rel_path, h.bytes, \
              h.state, h.created_at FROM hosted_objects h JOIN contracts c ON c.id = h.contract_id \
              JOIN peers p ON p.id = h.owner \
              {filter} ORDER BY h.id"
         );
-        let mut stmt = self.conn.prepare_cached(&q).map_err(sql("prepare hosted query"))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&q)
+            .map_err(sql("prepare hosted query"))?;
         let raws = stmt
             .query_map(p, |r| {
                 Ok((
@@ -242,23 +304,24 @@ impl Manifest {
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(sql("read hosted objects"))?;
         raws.into_iter()
-            .map(|(id, contract, owner, root, disk, rel_path, bytes, state, created)| {
-                let what = format!("hosted object #{id}");
-                Ok(HostedObject {
-                    id: HostedObjectId(id),
-                    object: NewHostedObject {
-                        contract: ContractId(hash32(&what, "contract_id", contract)?),
-                        owner: parse_peer(&what, "owner", &owner)?,
-                        root: hash32(&what, "root", root)?,
-                        disk: DiskId(disk),
-                        rel_path,
-                        bytes: to_u64(&what, "bytes", bytes)?,
-                        state: parse_enum(&what, "state", &state, HostedState::parse)?,
-                        created_at: created,
-                    },
-                })
-            })
+            .map(
+                |(id, contract, owner, root, disk, rel_path, bytes, state, created)| {
+                    let what = format!("hosted object #{id}");
+                    Ok(HostedObject {
+                        id: HostedObjectId(id),
+                        object: NewHostedObject {
+                            contract: ContractId(hash32(&what, "contract_id", contract)?),
+                            owner: parse_peer(&what, "owner", &owner)?,
+                            root: hash32(&what, "root", root)?,
+                            disk: DiskId(disk),
+                            rel_path,
+                            bytes: to_u64(&what, "bytes", bytes)?,
+                            state: parse_enum(&what, "state", &state, HostedState::parse)?,
+                            created_at: created,
+                        },
+                    })
+                },
+            )
             .collect()
     }
 }
-

@@ -28,7 +28,9 @@ pub enum OpenError {
         got: String,
     },
     /// The file was written by a newer firmware; opening it would risk damaging it.
-    #[error("manifest database {path} has schema version {found}, this firmware knows up to {known}")]
+    #[error(
+        "manifest database {path} has schema version {found}, this firmware knows up to {known}"
+    )]
     SchemaTooNew {
         /// The database file.
         path: PathBuf,
@@ -140,7 +142,9 @@ pub enum QueryError {
         to: String,
     },
     /// An update would replace newer data with older (e.g. a held snapshot).
-    #[error("manifest: {what} version {offered} is older than or equal to the held version {current}")]
+    #[error(
+        "manifest: {what} version {offered} is older than or equal to the held version {current}"
+    )]
     Stale {
         /// The row.
         what: String,
@@ -286,7 +290,9 @@ pub enum ImportError {
         owner: String,
     },
     /// Authenticated decryption failed although the signature is good: wrong manifest key.
-    #[error("snapshot chunk {chunk} does not decrypt with this manifest key (wrong key or damaged)")]
+    #[error(
+        "snapshot chunk {chunk} does not decrypt with this manifest key (wrong key or damaged)"
+    )]
     Decrypt {
         /// Chunk index.
         chunk: u64,

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use libp2p_identity::PeerId;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-use crate::db::{sqlf, 
-    hash32, is_unique_violation, parse_enum, parse_peer, sql, to_i64, to_u64, Manifest,
+use crate::db::{
+    hash32, is_unique_violation, parse_enum, parse_peer, sql, sqlf, to_i64, to_u64, Manifest,
 };
 use crate::error::QueryError;
 use crate::path::{FilePath, FolderPath};
@@ -37,11 +37,16 @@ impl Manifest {
     /// Records one file and its replicas atomically. Fails with
     /// [`QueryError::AlreadyExists`] when the path is taken: replacing a file
     /// is a remove (which hands back the replicas to release) then a put.
-    pub fn put_file(&mut self, file: &NewFile, replicas: &[NewReplica]) -> Result<FileId, QueryError> {
+    pub fn put_file(
+        &mut self,
+        file: &NewFile,
+        replicas: &[NewReplica],
+    ) -> Result<FileId, QueryError> {
         let tx = self.conn.transaction().map_err(sql("begin put_file"))?;
         let mut cache = InsertCache::default();
         let id = insert_file(&tx, &mut cache, file, replicas)?;
-        tx.commit().map_err(sqlf(|| format!("commit file {}", file.path)))?;
+        tx.commit()
+            .map_err(sqlf(|| format!("commit file {}", file.path)))?;
         Ok(id)
     }
 
@@ -96,7 +101,10 @@ impl Manifest {
             return Ok(None);
         };
         let local = match (disk, local_path) {
-            (Some(d), Some(p)) => Some(LocalCopy { disk: DiskId(d), rel_path: p }),
+            (Some(d), Some(p)) => Some(LocalCopy {
+                disk: DiskId(d),
+                rel_path: p,
+            }),
             _ => None,
         };
         Ok(Some(FileRecord {
@@ -168,25 +176,42 @@ impl Manifest {
     /// and returns the replicas so the engine can release their contracts.
     pub fn remove_file(&mut self, path: &FilePath) -> Result<Vec<Replica>, QueryError> {
         let what = format!("file {path}");
-        let file = self.file(path)?.ok_or_else(|| QueryError::NotFound { what: what.clone() })?;
+        let file = self
+            .file(path)?
+            .ok_or_else(|| QueryError::NotFound { what: what.clone() })?;
         let replicas = self.replicas_of(file.id)?;
         let tx = self.conn.transaction().map_err(sql("begin remove_file"))?;
         tx.execute("DELETE FROM files WHERE id = ?1", [file.id.0])
             .map_err(sqlf(|| format!("delete {what}")))?;
-        tx.commit().map_err(sqlf(|| format!("commit delete {what}")))?;
+        tx.commit()
+            .map_err(sqlf(|| format!("commit delete {what}")))?;
         Ok(replicas)
     }
 
     /// Records (or clears) where the local copy of a file lives.
-    pub fn set_local_copy(&mut self, file: FileId, local: Option<&LocalCopy>) -> Result<(), QueryError> {
+    pub fn set_local_copy(
+        &mut self,
+        file: FileId,
+        local: Option<&LocalCopy>,
+    ) -> Result<(), QueryError> {
         let what = format!("file #{}", file.0);
         let n = self
             .conn
             .execute(
                 "UPDATE files SET local_disk_id = ?2, local_path = ?3 WHERE id = ?1",
-                params![file.0, local.map(|l| l.disk.0), local.map(|l| l.rel_path.as_str())],
+                params![
+                    file.0,
+                    local.map(|l| l.disk.0),
+                    local.map(|l| l.rel_path.as_str())
+                ],
             )
-            .map_err(|e| fk_or_sql(e, "disk of the local copy", format!("set local copy of {what}")))?;
+            .map_err(|e| {
+                fk_or_sql(
+                    e,
+                    "disk of the local copy",
+                    format!("set local copy of {what}"),
+                )
+            })?;
         if n == 0 {
             return Err(QueryError::NotFound { what });
         }
@@ -213,9 +238,7 @@ impl Manifest {
 
     /// One replica.
     pub fn replica(&self, id: ReplicaId) -> Result<Replica, QueryError> {
-        let q = format!(
-            "SELECT {REPLICA_COLUMNS} FROM replicas r {REPLICA_JOINS} WHERE r.id = ?1"
-        );
+        let q = format!("SELECT {REPLICA_COLUMNS} FROM replicas r {REPLICA_JOINS} WHERE r.id = ?1");
         let what = format!("replica #{}", id.0);
         query_replicas(self, &q, [id.0], &what)?
             .pop()
@@ -223,20 +246,33 @@ impl Manifest {
     }
 
     /// Adds a replica to an existing file (repair, raised redundancy).
-    pub fn add_replica(&mut self, file: FileId, replica: &NewReplica) -> Result<ReplicaId, QueryError> {
+    pub fn add_replica(
+        &mut self,
+        file: FileId,
+        replica: &NewReplica,
+    ) -> Result<ReplicaId, QueryError> {
         let tx = self.conn.transaction().map_err(sql("begin add_replica"))?;
         let mut cache = InsertCache::default();
-        let id = insert_replica(&tx, &mut cache, file, replica, &|| format!("file #{}", file.0))?;
+        let id = insert_replica(&tx, &mut cache, file, replica, &|| {
+            format!("file #{}", file.0)
+        })?;
         tx.commit().map_err(sql("commit add_replica"))?;
         Ok(id)
     }
 
     /// Moves a replica to `state` (active after upload, lost after K failures, released).
-    pub fn set_replica_state(&mut self, id: ReplicaId, state: ReplicaState) -> Result<(), QueryError> {
+    pub fn set_replica_state(
+        &mut self,
+        id: ReplicaId,
+        state: ReplicaState,
+    ) -> Result<(), QueryError> {
         let what = format!("replica #{}", id.0);
         let n = self
             .conn
-            .execute("UPDATE replicas SET state = ?2 WHERE id = ?1", params![id.0, state.as_str()])
+            .execute(
+                "UPDATE replicas SET state = ?2 WHERE id = ?1",
+                params![id.0, state.as_str()],
+            )
             .map_err(sqlf(|| format!("set state of {what}")))?;
         if n == 0 {
             return Err(QueryError::NotFound { what });
@@ -245,12 +281,19 @@ impl Manifest {
     }
 
     /// Attaches the contract that now covers a replica.
-    pub fn set_replica_contract(&mut self, id: ReplicaId, contract: &ContractId) -> Result<(), QueryError> {
+    pub fn set_replica_contract(
+        &mut self,
+        id: ReplicaId,
+        contract: &ContractId,
+    ) -> Result<(), QueryError> {
         let what = format!("replica #{}", id.0);
         let cid = contract_row(&self.conn, contract)?;
         let n = self
             .conn
-            .execute("UPDATE replicas SET contract_id = ?2 WHERE id = ?1", params![id.0, cid])
+            .execute(
+                "UPDATE replicas SET contract_id = ?2 WHERE id = ?1",
+                params![id.0, cid],
+            )
             .map_err(sqlf(|| format!("set contract of {what}")))?;
         if n == 0 {
             return Err(QueryError::NotFound { what });
@@ -260,12 +303,18 @@ impl Manifest {
 
     /// Active replicas whose audit is due at `now`, oldest due first, at most `limit`.
     /// Served by the partial index `replicas_due`, not a scan.
-    pub fn replicas_due_for_audit(&self, now: UnixSecs, limit: u32) -> Result<Vec<DueReplica>, QueryError> {
+    pub fn replicas_due_for_audit(
+        &self,
+        now: UnixSecs,
+        limit: u32,
+    ) -> Result<Vec<DueReplica>, QueryError> {
         let mut stmt = self
             .conn
             .prepare_cached(DUE_QUERY)
             .map_err(sql("prepare due-audit query"))?;
-        let mut rows = stmt.query(params![now, limit]).map_err(sql("query due audits"))?;
+        let mut rows = stmt
+            .query(params![now, limit])
+            .map_err(sql("query due audits"))?;
         let mut out = Vec::new();
         // Few hosts, many replicas: parse each PeerId once per call.
         let mut hosts: HashMap<i64, PeerId> = HashMap::new();
@@ -303,7 +352,8 @@ impl Manifest {
                 host,
                 root: hash32(&what, "root", root)?,
                 stored_size: to_u64(&what, "stored_size", size)?,
-                segment_size: u32::try_from(seg).map_err(|_| corrupt(&what, "segment_size", seg))?,
+                segment_size: u32::try_from(seg)
+                    .map_err(|_| corrupt(&what, "segment_size", seg))?,
                 contract: contract
                     .map(|c| hash32(&what, "contract_id", c).map(ContractId))
                     .transpose()?,
@@ -333,7 +383,11 @@ impl Manifest {
         let Some(failures) = failures else {
             return Err(QueryError::NotFound { what });
         };
-        let failures = if report.outcome.is_pass() { 0 } else { failures + 1 };
+        let failures = if report.outcome.is_pass() {
+            0
+        } else {
+            failures + 1
+        };
         tx.execute(
             "INSERT INTO audits (replica_id, at, kind, segment, outcome, latency_ms, detail) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -354,15 +408,26 @@ impl Manifest {
              last_audit_at = CASE WHEN ?3 THEN last_audit_at ELSE ?4 END, \
              last_full_check_at = CASE WHEN ?3 THEN ?4 ELSE last_full_check_at END, \
              next_audit_at = coalesce(?5, next_audit_at) WHERE id = ?1",
-            params![report.replica.0, failures, full, report.at, report.next_audit_at],
+            params![
+                report.replica.0,
+                failures,
+                full,
+                report.at,
+                report.next_audit_at
+            ],
         )
         .map_err(sqlf(|| format!("update {what} after audit")))?;
-        tx.commit().map_err(sqlf(|| format!("commit audit of {what}")))?;
+        tx.commit()
+            .map_err(sqlf(|| format!("commit audit of {what}")))?;
         Ok(failures as u32)
     }
 
     /// Audits of one replica, newest first.
-    pub fn audits_of_replica(&self, replica: ReplicaId, limit: u32) -> Result<Vec<AuditRecord>, QueryError> {
+    pub fn audits_of_replica(
+        &self,
+        replica: ReplicaId,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, QueryError> {
         self.query_audits(
             "SELECT id, replica_id, at, kind, segment, outcome, latency_ms, detail FROM audits \
              WHERE replica_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
@@ -379,8 +444,15 @@ impl Manifest {
         )
     }
 
-    fn query_audits(&self, q: &str, p: impl rusqlite::Params) -> Result<Vec<AuditRecord>, QueryError> {
-        let mut stmt = self.conn.prepare_cached(q).map_err(sql("prepare audit query"))?;
+    fn query_audits(
+        &self,
+        q: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<AuditRecord>, QueryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(q)
+            .map_err(sql("prepare audit query"))?;
         let mut rows = stmt.query(p).map_err(sql("query audits"))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(sql("read audits"))? {
@@ -432,12 +504,18 @@ pub(crate) const DUE_QUERY: &str = "SELECT r.id, r.file_id, r.replica_index, p.p
      ORDER BY r.next_audit_at LIMIT ?2";
 
 fn corrupt(what: &str, column: &'static str, v: i64) -> QueryError {
-    QueryError::Corrupt { what: what.to_owned(), column, reason: format!("value {v} out of range") }
+    QueryError::Corrupt {
+        what: what.to_owned(),
+        column,
+        reason: format!("value {v} out of range"),
+    }
 }
 
 fn fk_or_sql(e: rusqlite::Error, referenced: &str, what: String) -> QueryError {
     if crate::db::is_fk_violation(&e) {
-        QueryError::NotFound { what: referenced.to_owned() }
+        QueryError::NotFound {
+            what: referenced.to_owned(),
+        }
     } else {
         QueryError::Sqlite { what, source: e }
     }
@@ -453,11 +531,16 @@ pub(crate) fn folder_id(
         .map_err(sqlf(|| format!("look up folder of {what}")))
 }
 
-pub(crate) fn contract_row(conn: &rusqlite::Connection, id: &ContractId) -> Result<i64, QueryError> {
+pub(crate) fn contract_row(
+    conn: &rusqlite::Connection,
+    id: &ContractId,
+) -> Result<i64, QueryError> {
     conn.prepare_cached("SELECT id FROM contracts WHERE contract_id = ?1")
         .and_then(|mut s| s.query_row([&id.0[..]], |r| r.get(0)).optional())
         .map_err(sql("look up contract"))?
-        .ok_or_else(|| QueryError::NotFound { what: format!("contract {}", hex32(&id.0)) })
+        .ok_or_else(|| QueryError::NotFound {
+            what: format!("contract {}", hex32(&id.0)),
+        })
 }
 
 pub(crate) fn hex32(b: &[u8; 32]) -> String {
@@ -465,7 +548,11 @@ pub(crate) fn hex32(b: &[u8; 32]) -> String {
 }
 
 /// Makes sure a peer row exists so replicas and contracts can reference it; returns its row id.
-pub(crate) fn ensure_peer(tx: &Transaction<'_>, peer: &PeerId, at: UnixSecs) -> Result<i64, QueryError> {
+pub(crate) fn ensure_peer(
+    tx: &Transaction<'_>,
+    peer: &PeerId,
+    at: UnixSecs,
+) -> Result<i64, QueryError> {
     tx.prepare_cached(
         "INSERT INTO peers (peer_id, first_seen_at, last_seen_at) VALUES (?1, ?2, ?2) \
          ON CONFLICT (peer_id) DO UPDATE SET peer_id = excluded.peer_id RETURNING id",
@@ -474,7 +561,11 @@ pub(crate) fn ensure_peer(tx: &Transaction<'_>, peer: &PeerId, at: UnixSecs) -> 
     .map_err(sqlf(|| format!("record peer {peer}")))
 }
 
-fn ensure_folder(tx: &Transaction<'_>, cache: &mut InsertCache, folder: &FolderPath) -> Result<i64, QueryError> {
+fn ensure_folder(
+    tx: &Transaction<'_>,
+    cache: &mut InsertCache,
+    folder: &FolderPath,
+) -> Result<i64, QueryError> {
     if let Some(id) = cache.folders.get(folder.as_str()) {
         return Ok(*id);
     }
@@ -483,11 +574,13 @@ fn ensure_folder(tx: &Transaction<'_>, cache: &mut InsertCache, folder: &FolderP
         Some(id) => id,
         None => {
             // The root always exists (created by the schema), so this recursion ends.
-            let (parent, name) = folder.parent_and_name().ok_or_else(|| QueryError::Corrupt {
-                what: "folder /".into(),
-                column: "path",
-                reason: "root folder row is missing".into(),
-            })?;
+            let (parent, name) = folder
+                .parent_and_name()
+                .ok_or_else(|| QueryError::Corrupt {
+                    what: "folder /".into(),
+                    column: "path",
+                    reason: "root folder row is missing".into(),
+                })?;
             let parent_id = ensure_folder(tx, cache, &parent)?;
             tx.prepare_cached("INSERT INTO folders (parent_id, path, name) VALUES (?1, ?2, ?3)")
                 .and_then(|mut s| s.execute(params![parent_id, folder.as_str(), name]))
@@ -511,7 +604,10 @@ fn insert_file(
         None => ensure_folder(tx, cache, &FolderPath::parse(file.path.folder())?)?,
     };
     if file.segment_size == 0 {
-        return Err(QueryError::InvalidValue { field: "segment_size", reason: "must be > 0".into() });
+        return Err(QueryError::InvalidValue {
+            field: "segment_size",
+            reason: "must be > 0".into(),
+        });
     }
     let size = to_i64("size", file.size)?;
     let inserted = tx
@@ -537,8 +633,16 @@ fn insert_file(
         });
     match inserted {
         Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => return Err(QueryError::AlreadyExists { what: what() }),
-        Err(e) => return Err(fk_or_sql(e, "disk of the local copy", format!("insert {}", what()))),
+        Err(e) if is_unique_violation(&e) => {
+            return Err(QueryError::AlreadyExists { what: what() })
+        }
+        Err(e) => {
+            return Err(fk_or_sql(
+                e,
+                "disk of the local copy",
+                format!("insert {}", what()),
+            ))
+        }
     }
     let id = FileId(tx.last_insert_rowid());
     for replica in replicas {
@@ -562,7 +666,11 @@ fn insert_replica(
             id
         }
     };
-    let contract = replica.contract.as_ref().map(|c| contract_row(tx, c)).transpose()?;
+    let contract = replica
+        .contract
+        .as_ref()
+        .map(|c| contract_row(tx, c))
+        .transpose()?;
     let stored = to_i64("stored_size", replica.stored_size)?;
     let res = tx
         .prepare_cached(
@@ -588,7 +696,11 @@ fn insert_replica(
         Err(e) if is_unique_violation(&e) => Err(QueryError::AlreadyExists {
             what: format!("replica {} of {}", replica.index, file_what()),
         }),
-        Err(e) => Err(fk_or_sql(e, &file_what(), format!("insert replica of {}", file_what()))),
+        Err(e) => Err(fk_or_sql(
+            e,
+            &file_what(),
+            format!("insert replica of {}", file_what()),
+        )),
     }
 }
 
@@ -598,7 +710,10 @@ fn query_replicas(
     p: impl rusqlite::Params,
     what: &str,
 ) -> Result<Vec<Replica>, QueryError> {
-    let mut stmt = m.conn.prepare_cached(q).map_err(sqlf(|| format!("prepare {what}")))?;
+    let mut stmt = m
+        .conn
+        .prepare_cached(q)
+        .map_err(sqlf(|| format!("prepare {what}")))?;
     let mut rows = stmt.query(p).map_err(sqlf(|| format!("query {what}")))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(sqlf(|| format!("read {what}")))? {
@@ -630,7 +745,9 @@ fn replica_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Replica, QueryError>
             host: parse_peer(&what, "host", &host)?,
             root: hash32(&what, "root", root)?,
             stored_size: to_u64(&what, "stored_size", size)?,
-            contract: contract.map(|c| hash32(&what, "contract_id", c).map(ContractId)).transpose()?,
+            contract: contract
+                .map(|c| hash32(&what, "contract_id", c).map(ContractId))
+                .transpose()?,
             state: parse_enum(&what, "state", &state, ReplicaState::parse)?,
             next_audit_at: next,
             last_audit_at: last,
@@ -657,9 +774,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = Manifest::open(dir.path().join("m.db")).unwrap();
         let p = plan(&m, DUE_QUERY, params![100, 10]);
-        assert!(p.contains("SEARCH r USING INDEX replicas_due (next_audit_at<?)"), "{p}");
+        assert!(
+            p.contains("SEARCH r USING INDEX replicas_due (next_audit_at<?)"),
+            "{p}"
+        );
         assert!(!p.contains("SCAN r"), "due query scans replicas:\n{p}");
-        assert!(!p.contains("TEMP B-TREE"), "due query sorts instead of reading in index order:\n{p}");
+        assert!(
+            !p.contains("TEMP B-TREE"),
+            "due query sorts instead of reading in index order:\n{p}"
+        );
         assert!(p.contains("SEARCH f USING INTEGER PRIMARY KEY"), "{p}");
     }
 
@@ -669,8 +792,16 @@ mod tests {
         let m = Manifest::open(dir.path().join("m.db")).unwrap();
         let p = plan(&m, LIST_FILES_QUERY, [1]);
         assert!(p.contains("SEARCH f USING"), "{p}");
-        assert!(p.contains("INDEX sqlite_autoindex_files_1 (folder_id=?)"), "{p}");
-        assert!(p.contains("SEARCH r USING COVERING INDEX replicas_by_file_state (file_id=? AND state=?)"), "{p}");
+        assert!(
+            p.contains("INDEX sqlite_autoindex_files_1 (folder_id=?)"),
+            "{p}"
+        );
+        assert!(
+            p.contains(
+                "SEARCH r USING COVERING INDEX replicas_by_file_state (file_id=? AND state=?)"
+            ),
+            "{p}"
+        );
         assert!(!p.contains("TEMP B-TREE"), "{p}");
     }
 }

@@ -65,7 +65,13 @@ impl RecoveryKit {
         blob.extend_from_slice(&nonce);
         let cipher = XChaCha20Poly1305::new(key.subkey(KEY_CONTEXT).as_ref().into());
         let sealed = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plain, aad: &blob[..MAGIC.len() + 1] })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &blob[..MAGIC.len() + 1],
+                },
+            )
             .map_err(|_| KitError::Decrypt)?;
         blob.extend_from_slice(&sealed);
         Ok(blob)
@@ -74,11 +80,17 @@ impl RecoveryKit {
     /// Opens a sealed kit.
     pub fn open(blob: &[u8], key: &ManifestKey) -> Result<Self, KitError> {
         if blob.len() > MAX_BLOB_LEN {
-            return Err(KitError::TooLarge { field: "kit", size: blob.len(), max: MAX_BLOB_LEN });
+            return Err(KitError::TooLarge {
+                field: "kit",
+                size: blob.len(),
+                max: MAX_BLOB_LEN,
+            });
         }
         let head = MAGIC.len() + 1;
         if blob.len() < head + NONCE_LEN + TAG_LEN {
-            if blob.len() >= head && (&blob[..MAGIC.len()] != MAGIC || blob[MAGIC.len()] != KIT_FORMAT) {
+            if blob.len() >= head
+                && (&blob[..MAGIC.len()] != MAGIC || blob[MAGIC.len()] != KIT_FORMAT)
+            {
                 return Err(KitError::BadMagic);
             }
             return Err(KitError::Truncated {
@@ -93,7 +105,13 @@ impl RecoveryKit {
         let nonce = XNonce::from_slice(&blob[head..head + NONCE_LEN]);
         let cipher = XChaCha20Poly1305::new(key.subkey(KEY_CONTEXT).as_ref().into());
         let plain = cipher
-            .decrypt(nonce, Payload { msg: &blob[head + NONCE_LEN..], aad: &blob[..head] })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &blob[head + NONCE_LEN..],
+                    aad: &blob[..head],
+                },
+            )
             .map_err(|_| KitError::Decrypt)?;
         Self::decode(&plain)
     }
@@ -101,19 +119,31 @@ impl RecoveryKit {
     /// The sealed kit as QR-friendly text: `BUNKERKIT1:` and uppercase base32.
     pub fn to_text(&self, key: &ManifestKey) -> Result<String, KitError> {
         let blob = self.seal(key)?;
-        Ok(format!("{KIT_TEXT_PREFIX}{}", data_encoding::BASE32_NOPAD.encode(&blob)))
+        Ok(format!(
+            "{KIT_TEXT_PREFIX}{}",
+            data_encoding::BASE32_NOPAD.encode(&blob)
+        ))
     }
 
     /// Reads the text form; spaces, line breaks and lowercase (hand typing) are tolerated.
     pub fn from_text(text: &str, key: &ManifestKey) -> Result<Self, KitError> {
         if text.len() > MAX_BLOB_LEN * 2 {
-            return Err(KitError::TooLarge { field: "kit text", size: text.len(), max: MAX_BLOB_LEN * 2 });
+            return Err(KitError::TooLarge {
+                field: "kit text",
+                size: text.len(),
+                max: MAX_BLOB_LEN * 2,
+            });
         }
-        let cleaned: String =
-            text.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+        let cleaned: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
         let body = cleaned
             .strip_prefix(KIT_TEXT_PREFIX)
-            .ok_or(KitError::BadPrefix { expected: KIT_TEXT_PREFIX })?;
+            .ok_or(KitError::BadPrefix {
+                expected: KIT_TEXT_PREFIX,
+            })?;
         let blob = data_encoding::BASE32_NOPAD
             .decode(body.as_bytes())
             .map_err(|e| KitError::BadText(e.to_string()))?;
@@ -123,22 +153,39 @@ impl RecoveryKit {
     /// Writes the sealed kit to a file (what the admin page offers to download).
     pub fn write_file(&self, path: &Path, key: &ManifestKey) -> Result<(), KitError> {
         let blob = self.seal(key)?;
-        std::fs::write(path, blob).map_err(|source| KitError::Io { path: path.to_owned(), source })
+        std::fs::write(path, blob).map_err(|source| KitError::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Reads a sealed kit file.
     pub fn read_file(path: &Path, key: &ManifestKey) -> Result<Self, KitError> {
-        let meta = std::fs::metadata(path).map_err(|source| KitError::Io { path: path.to_owned(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| KitError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         if meta.len() > MAX_BLOB_LEN as u64 {
-            return Err(KitError::TooLarge { field: "kit file", size: meta.len() as usize, max: MAX_BLOB_LEN });
+            return Err(KitError::TooLarge {
+                field: "kit file",
+                size: meta.len() as usize,
+                max: MAX_BLOB_LEN,
+            });
         }
-        let blob = std::fs::read(path).map_err(|source| KitError::Io { path: path.to_owned(), source })?;
+        let blob = std::fs::read(path).map_err(|source| KitError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::open(&blob, key)
     }
 
     fn encode(&self) -> Result<Vec<u8>, KitError> {
         if self.holders.len() > MAX_HOLDERS {
-            return Err(KitError::TooLarge { field: "holders", size: self.holders.len(), max: MAX_HOLDERS });
+            return Err(KitError::TooLarge {
+                field: "holders",
+                size: self.holders.len(),
+                max: MAX_HOLDERS,
+            });
         }
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(&self.latest_version.to_be_bytes());
@@ -148,12 +195,20 @@ impl RecoveryKit {
         for h in &self.holders {
             put_bytes(&mut out, &h.peer.to_bytes());
             if h.addresses.len() > MAX_ADDRESSES {
-                return Err(KitError::TooLarge { field: "addresses", size: h.addresses.len(), max: MAX_ADDRESSES });
+                return Err(KitError::TooLarge {
+                    field: "addresses",
+                    size: h.addresses.len(),
+                    max: MAX_ADDRESSES,
+                });
             }
             out.push(h.addresses.len() as u8);
             for a in &h.addresses {
                 if a.len() > MAX_ADDRESS_LEN {
-                    return Err(KitError::TooLarge { field: "address", size: a.len(), max: MAX_ADDRESS_LEN });
+                    return Err(KitError::TooLarge {
+                        field: "address",
+                        size: a.len(),
+                        max: MAX_ADDRESS_LEN,
+                    });
                 }
                 put_bytes(&mut out, a.as_bytes());
             }
@@ -168,28 +223,46 @@ impl RecoveryKit {
         let owner = r.peer("owner")?;
         let n = r.array::<1>("holder count")?[0] as usize;
         if n > MAX_HOLDERS {
-            return Err(KitError::TooLarge { field: "holders", size: n, max: MAX_HOLDERS });
+            return Err(KitError::TooLarge {
+                field: "holders",
+                size: n,
+                max: MAX_HOLDERS,
+            });
         }
         let mut holders = Vec::with_capacity(n);
         for _ in 0..n {
             let peer = r.peer("holder")?;
             let m = r.array::<1>("address count")?[0] as usize;
             if m > MAX_ADDRESSES {
-                return Err(KitError::TooLarge { field: "addresses", size: m, max: MAX_ADDRESSES });
+                return Err(KitError::TooLarge {
+                    field: "addresses",
+                    size: m,
+                    max: MAX_ADDRESSES,
+                });
             }
             let mut addresses = Vec::with_capacity(m);
             for _ in 0..m {
                 let raw = r.bytes("address")?;
-                let s = std::str::from_utf8(raw)
-                    .map_err(|e| KitError::Malformed { field: "address", reason: e.to_string() })?;
+                let s = std::str::from_utf8(raw).map_err(|e| KitError::Malformed {
+                    field: "address",
+                    reason: e.to_string(),
+                })?;
                 addresses.push(s.to_owned());
             }
             holders.push(KitHolder { peer, addresses });
         }
         if r.pos != b.len() {
-            return Err(KitError::Malformed { field: "kit", reason: format!("{} trailing bytes", b.len() - r.pos) });
+            return Err(KitError::Malformed {
+                field: "kit",
+                reason: format!("{} trailing bytes", b.len() - r.pos),
+            });
         }
-        Ok(RecoveryKit { owner, latest_version, created_at, holders })
+        Ok(RecoveryKit {
+            owner,
+            latest_version,
+            created_at,
+            holders,
+        })
     }
 }
 
@@ -208,7 +281,11 @@ impl<'a> Reader<'a> {
     fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], KitError> {
         let available = self.b.len() - self.pos;
         if n > available {
-            return Err(KitError::Truncated { field, needed: n, available });
+            return Err(KitError::Truncated {
+                field,
+                needed: n,
+                available,
+            });
         }
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
@@ -228,6 +305,9 @@ impl<'a> Reader<'a> {
 
     fn peer(&mut self, field: &'static str) -> Result<PeerId, KitError> {
         let raw = self.bytes(field)?;
-        PeerId::from_bytes(raw).map_err(|e| KitError::Malformed { field, reason: e.to_string() })
+        PeerId::from_bytes(raw).map_err(|e| KitError::Malformed {
+            field,
+            reason: e.to_string(),
+        })
     }
 }

@@ -46,7 +46,9 @@ mod types;
 
 pub use contracts::MAX_TERMS_LEN;
 pub use db::Manifest;
-pub use error::{CopyError, ImportError, KitError, OpenError, PathError, QueryError, SnapshotError};
+pub use error::{
+    CopyError, ImportError, KitError, OpenError, PathError, QueryError, SnapshotError,
+};
 pub use key::ManifestKey;
 pub use kit::{
     KitHolder, RecoveryKit, KIT_TEXT_PREFIX, MAX_ADDRESSES as KIT_MAX_ADDRESSES,
@@ -57,6 +59,7 @@ pub use payments::MAX_REASON_LEN;
 pub use peers::{MAX_ADDRESSES_PER_PEER, MAX_ADDRESS_LEN};
 pub use replication::{HeldSnapshot, SnapshotHolder};
 pub use schema::SCHEMA_VERSION;
-pub use snapshot::{inspect_snapshot, inspect_snapshot_from, SnapshotInfo, MAX_COMPRESSED_LEN, MAX_DB_SIZE};
+pub use snapshot::{
+    inspect_snapshot, inspect_snapshot_from, SnapshotInfo, MAX_COMPRESSED_LEN, MAX_DB_SIZE,
+};
 pub use types::*;
-

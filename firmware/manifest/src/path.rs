@@ -30,7 +30,11 @@ impl FilePath {
         let s = folder_path.0;
         // parse() guarantees at least one '/' and a non-empty last component.
         let cut = s.rfind('/').unwrap_or(0);
-        let folder = if cut == 0 { "/".to_owned() } else { s[..cut].to_owned() };
+        let folder = if cut == 0 {
+            "/".to_owned()
+        } else {
+            s[..cut].to_owned()
+        };
         let name = s[cut + 1..].to_owned();
         Ok(FilePath { folder, name })
     }
@@ -74,13 +78,18 @@ impl FolderPath {
     /// Checks `path`; one trailing slash is tolerated and dropped.
     pub fn parse(path: &str) -> Result<Self, PathError> {
         if path.len() > MAX_PATH_LEN {
-            return Err(PathError::TooLong { len: path.len(), max: MAX_PATH_LEN });
+            return Err(PathError::TooLong {
+                len: path.len(),
+                max: MAX_PATH_LEN,
+            });
         }
         if !path.starts_with('/') {
             return Err(PathError::NotAbsolute(path.to_owned()));
         }
         if path.chars().any(char::is_control) {
-            return Err(PathError::ControlCharacter { path: path.to_owned() });
+            return Err(PathError::ControlCharacter {
+                path: path.to_owned(),
+            });
         }
         if path == "/" {
             return Ok(Self::root());
@@ -88,10 +97,15 @@ impl FolderPath {
         let trimmed = path.strip_suffix('/').unwrap_or(path);
         for component in trimmed[1..].split('/') {
             if component.is_empty() || component == "." || component == ".." {
-                return Err(PathError::BadComponent { path: path.to_owned() });
+                return Err(PathError::BadComponent {
+                    path: path.to_owned(),
+                });
             }
             if component.len() > MAX_NAME_LEN {
-                return Err(PathError::NameTooLong { name: component.to_owned(), max: MAX_NAME_LEN });
+                return Err(PathError::NameTooLong {
+                    name: component.to_owned(),
+                    max: MAX_NAME_LEN,
+                });
             }
         }
         Ok(FolderPath(trimmed.to_owned()))
@@ -108,7 +122,11 @@ impl FolderPath {
             return None;
         }
         let cut = self.0.rfind('/').unwrap_or(0);
-        let parent = if cut == 0 { "/".to_owned() } else { self.0[..cut].to_owned() };
+        let parent = if cut == 0 {
+            "/".to_owned()
+        } else {
+            self.0[..cut].to_owned()
+        };
         Some((FolderPath(parent), &self.0[cut + 1..]))
     }
 }
@@ -136,17 +154,41 @@ mod tests {
 
     #[test]
     fn refuses_ambiguous_or_hostile_paths() {
-        assert!(matches!(FilePath::parse("a/b"), Err(PathError::NotAbsolute(_))));
-        assert!(matches!(FilePath::parse("/a//b"), Err(PathError::BadComponent { .. })));
-        assert!(matches!(FilePath::parse("/a/../b"), Err(PathError::BadComponent { .. })));
-        assert!(matches!(FilePath::parse("/a/./b"), Err(PathError::BadComponent { .. })));
-        assert!(matches!(FilePath::parse("/a\0b"), Err(PathError::ControlCharacter { .. })));
+        assert!(matches!(
+            FilePath::parse("a/b"),
+            Err(PathError::NotAbsolute(_))
+        ));
+        assert!(matches!(
+            FilePath::parse("/a//b"),
+            Err(PathError::BadComponent { .. })
+        ));
+        assert!(matches!(
+            FilePath::parse("/a/../b"),
+            Err(PathError::BadComponent { .. })
+        ));
+        assert!(matches!(
+            FilePath::parse("/a/./b"),
+            Err(PathError::BadComponent { .. })
+        ));
+        assert!(matches!(
+            FilePath::parse("/a\0b"),
+            Err(PathError::ControlCharacter { .. })
+        ));
         assert!(matches!(FilePath::parse("/"), Err(PathError::NotAFile(_))));
-        assert!(matches!(FilePath::parse("/MANIFEST.db"), Err(PathError::Reserved(_))));
+        assert!(matches!(
+            FilePath::parse("/MANIFEST.db"),
+            Err(PathError::Reserved(_))
+        ));
         let long = format!("/{}", "n".repeat(256));
-        assert!(matches!(FilePath::parse(&long), Err(PathError::NameTooLong { .. })));
+        assert!(matches!(
+            FilePath::parse(&long),
+            Err(PathError::NameTooLong { .. })
+        ));
         let huge = "/a".repeat(3000);
-        assert!(matches!(FilePath::parse(&huge), Err(PathError::TooLong { .. })));
+        assert!(matches!(
+            FilePath::parse(&huge),
+            Err(PathError::TooLong { .. })
+        ));
     }
 
     #[test]

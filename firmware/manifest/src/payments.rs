@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::db::{sqlf, hash32, is_unique_violation, parse_enum, sql, to_i64, to_u64, Manifest};
+use crate::db::{hash32, is_unique_violation, parse_enum, sql, sqlf, to_i64, to_u64, Manifest};
 use crate::error::QueryError;
 use crate::files::{contract_row, hex32};
 use crate::types::{
@@ -13,14 +13,19 @@ use crate::types::{
 /// Longest failure reason kept.
 pub const MAX_REASON_LEN: usize = 1024;
 
-const PAYMENT_COLUMNS: &str = "p.payment_id, p.direction, p.amount_msat, p.fee_msat, c.contract_id, \
+const PAYMENT_COLUMNS: &str =
+    "p.payment_id, p.direction, p.amount_msat, p.fee_msat, c.contract_id, \
      p.payment_hash, p.state, p.reason, p.created_at, p.updated_at";
 
 impl Manifest {
     /// Records a payment as pending, when it is sent or first announced.
     pub fn insert_payment(&mut self, p: &NewPayment) -> Result<(), QueryError> {
         let what = format!("payment {}", hex32(&p.id.0));
-        let contract = p.contract.as_ref().map(|c| contract_row(&self.conn, c)).transpose()?;
+        let contract = p
+            .contract
+            .as_ref()
+            .map(|c| contract_row(&self.conn, c))
+            .transpose()?;
         let res = self.conn.execute(
             "INSERT INTO payments (direction, amount_msat, contract_id, payment_hash, payment_id, \
              state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
@@ -36,7 +41,10 @@ impl Manifest {
         match res {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(QueryError::AlreadyExists { what }),
-            Err(e) => Err(QueryError::Sqlite { what: format!("insert {what}"), source: e }),
+            Err(e) => Err(QueryError::Sqlite {
+                what: format!("insert {what}"),
+                source: e,
+            }),
         }
     }
 
@@ -59,9 +67,16 @@ impl Manifest {
             });
         }
         let fee = fee_msat.map(|f| to_i64("fee_msat", f)).transpose()?;
-        let tx = self.conn.transaction().map_err(sql("begin finish_payment"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("begin finish_payment"))?;
         let current: Option<String> = tx
-            .query_row("SELECT state FROM payments WHERE payment_id = ?1", [&id.0[..]], |r| r.get(0))
+            .query_row(
+                "SELECT state FROM payments WHERE payment_id = ?1",
+                [&id.0[..]],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(sqlf(|| format!("read {what}")))?;
         let current = current.ok_or_else(|| QueryError::NotFound { what: what.clone() })?;
@@ -70,7 +85,11 @@ impl Manifest {
             return Ok(());
         }
         if current != PaymentState::Pending || state == PaymentState::Pending {
-            return Err(QueryError::InvalidTransition { what, from: current.to_string(), to: state.to_string() });
+            return Err(QueryError::InvalidTransition {
+                what,
+                from: current.to_string(),
+                to: state.to_string(),
+            });
         }
         tx.execute(
             "UPDATE payments SET state = ?2, fee_msat = coalesce(?3, fee_msat), reason = ?4, \
@@ -93,7 +112,11 @@ impl Manifest {
     }
 
     /// Payments newest first, optionally only those older than `before` (paging).
-    pub fn payments(&self, before: Option<UnixSecs>, limit: u32) -> Result<Vec<PaymentRecord>, QueryError> {
+    pub fn payments(
+        &self,
+        before: Option<UnixSecs>,
+        limit: u32,
+    ) -> Result<Vec<PaymentRecord>, QueryError> {
         let q = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments p LEFT JOIN contracts c ON c.id = p.contract_id \
              WHERE p.created_at < ?1 ORDER BY p.created_at DESC, p.id DESC LIMIT ?2"
@@ -102,7 +125,10 @@ impl Manifest {
     }
 
     /// Payments settling one contract, oldest first.
-    pub fn payments_for_contract(&self, contract: &ContractId) -> Result<Vec<PaymentRecord>, QueryError> {
+    pub fn payments_for_contract(
+        &self,
+        contract: &ContractId,
+    ) -> Result<Vec<PaymentRecord>, QueryError> {
         let cid = contract_row(&self.conn, contract)?;
         let q = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments p LEFT JOIN contracts c ON c.id = p.contract_id \
@@ -133,8 +159,15 @@ impl Manifest {
         to_u64("payments", "amount_msat", total)
     }
 
-    fn query_payments(&self, q: &str, p: impl rusqlite::Params) -> Result<Vec<PaymentRecord>, QueryError> {
-        let mut stmt = self.conn.prepare_cached(q).map_err(sql("prepare payment query"))?;
+    fn query_payments(
+        &self,
+        q: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<PaymentRecord>, QueryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(q)
+            .map_err(sql("prepare payment query"))?;
         let raws = stmt
             .query_map(p, |r| {
                 Ok((
@@ -153,22 +186,26 @@ impl Manifest {
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(sql("read payments"))?;
         raws.into_iter()
-            .map(|(id, dir, amount, fee, contract, hash, state, reason, created, updated)| {
-                let id = hash32("payment", "payment_id", id)?;
-                let what = format!("payment {}", hex32(&id));
-                Ok(PaymentRecord {
-                    id: PaymentId(id),
-                    direction: parse_enum(&what, "direction", &dir, PaymentDirection::parse)?,
-                    amount_msat: to_u64(&what, "amount_msat", amount)?,
-                    fee_msat: fee.map(|f| to_u64(&what, "fee_msat", f)).transpose()?,
-                    contract: contract.map(|c| hash32(&what, "contract_id", c).map(ContractId)).transpose()?,
-                    payment_hash: hash.map(|h| hash32(&what, "payment_hash", h)).transpose()?,
-                    state: parse_enum(&what, "state", &state, PaymentState::parse)?,
-                    reason,
-                    created_at: created,
-                    updated_at: updated,
-                })
-            })
+            .map(
+                |(id, dir, amount, fee, contract, hash, state, reason, created, updated)| {
+                    let id = hash32("payment", "payment_id", id)?;
+                    let what = format!("payment {}", hex32(&id));
+                    Ok(PaymentRecord {
+                        id: PaymentId(id),
+                        direction: parse_enum(&what, "direction", &dir, PaymentDirection::parse)?,
+                        amount_msat: to_u64(&what, "amount_msat", amount)?,
+                        fee_msat: fee.map(|f| to_u64(&what, "fee_msat", f)).transpose()?,
+                        contract: contract
+                            .map(|c| hash32(&what, "contract_id", c).map(ContractId))
+                            .transpose()?,
+                        payment_hash: hash.map(|h| hash32(&what, "payment_hash", h)).transpose()?,
+                        state: parse_enum(&what, "state", &state, PaymentState::parse)?,
+                        reason,
+                        created_at: created,
+                        updated_at: updated,
+                    })
+                },
+            )
             .collect()
     }
 }

@@ -4,7 +4,7 @@
 use libp2p_identity::PeerId;
 use rusqlite::{params, OptionalExtension};
 
-use crate::db::{sqlf, parse_peer, sql, Manifest};
+use crate::db::{parse_peer, sql, sqlf, Manifest};
 use crate::error::QueryError;
 use crate::types::{PeerRecord, PeerSighting};
 
@@ -66,10 +66,18 @@ impl Manifest {
     }
 
     /// Stores the peer's reputation counts (already decayed by the engine).
-    pub fn set_peer_score(&mut self, peer: &PeerId, successes: f64, failures: f64) -> Result<(), QueryError> {
+    pub fn set_peer_score(
+        &mut self,
+        peer: &PeerId,
+        successes: f64,
+        failures: f64,
+    ) -> Result<(), QueryError> {
         for (field, v) in [("successes", successes), ("failures", failures)] {
             if !v.is_finite() || v < 0.0 {
-                return Err(QueryError::InvalidValue { field, reason: format!("{v} is not a finite count >= 0") });
+                return Err(QueryError::InvalidValue {
+                    field,
+                    reason: format!("{v} is not a finite count >= 0"),
+                });
             }
         }
         let what = format!("peer {peer}");
@@ -125,7 +133,8 @@ impl Manifest {
                  WHERE p.peer_id = ?1 ORDER BY a.last_seen_at DESC, a.address",
             )
             .and_then(|mut s| {
-                s.query_map([&r.0], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()
+                s.query_map([&r.0], |row| row.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()
             })
             .map_err(sqlf(|| format!("read addresses of {what}")))?;
         Ok(PeerRecord {
@@ -143,5 +152,12 @@ impl Manifest {
 type RawPeer = (String, Option<String>, i64, i64, f64, f64);
 
 fn peer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawPeer> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }

@@ -42,9 +42,17 @@ pub struct HeldSnapshot {
 impl Manifest {
     /// Records that `holder` confirmed storing our snapshot `version`; a
     /// late confirmation of an older version never lowers what is recorded.
-    pub fn record_snapshot_holder(&mut self, holder: &PeerId, version: u64, at: UnixSecs) -> Result<(), QueryError> {
+    pub fn record_snapshot_holder(
+        &mut self,
+        holder: &PeerId,
+        version: u64,
+        at: UnixSecs,
+    ) -> Result<(), QueryError> {
         let v = to_i64("version", version)?;
-        let tx = self.conn.transaction().map_err(sql("begin record_snapshot_holder"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("begin record_snapshot_holder"))?;
         let peer = ensure_peer(&tx, holder, at)?;
         tx.execute(
             "INSERT INTO snapshot_holders (peer, version, stored_at) VALUES (?1, ?2, ?3) \
@@ -79,7 +87,13 @@ impl Manifest {
             )
             .map_err(sql("list snapshot holders"))?;
         let raws = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(sql("list snapshot holders"))?;
         let mut out = Vec::with_capacity(raws.len());
@@ -87,7 +101,12 @@ impl Manifest {
             let what = format!("snapshot holder {peer}");
             let peer = parse_peer(&what, "peer", &peer)?;
             let addresses = self.peer(&peer)?.map(|p| p.addresses).unwrap_or_default();
-            out.push(SnapshotHolder { peer, version: to_u64(&what, "version", version)?, stored_at, addresses });
+            out.push(SnapshotHolder {
+                peer,
+                version: to_u64(&what, "version", version)?,
+                stored_at,
+                addresses,
+            });
         }
         Ok(out)
     }
@@ -110,20 +129,37 @@ impl Manifest {
                     .collect(),
             })
             .collect();
-        Ok(RecoveryKit { owner, latest_version: self.snapshot_version()?, created_at: now, holders })
+        Ok(RecoveryKit {
+            owner,
+            latest_version: self.snapshot_version()?,
+            created_at: now,
+            holders,
+        })
     }
 
     /// Records a snapshot we now hold for its owner (checked with
     /// [`crate::inspect_snapshot`] first). Refuses a version not newer than the
     /// one held, so a replayed old snapshot cannot displace the owner's newest.
-    pub fn record_held_snapshot(&mut self, info: &SnapshotInfo, path: &str, at: UnixSecs) -> Result<(), QueryError> {
+    pub fn record_held_snapshot(
+        &mut self,
+        info: &SnapshotInfo,
+        path: &str,
+        at: UnixSecs,
+    ) -> Result<(), QueryError> {
         let what = format!("snapshot of {}", info.owner);
         if let Some(held) = self.held_snapshot(&info.owner)? {
             if held.version >= info.version {
-                return Err(QueryError::Stale { what, offered: info.version, current: held.version });
+                return Err(QueryError::Stale {
+                    what,
+                    offered: info.version,
+                    current: held.version,
+                });
             }
         }
-        let tx = self.conn.transaction().map_err(sql("begin record_held_snapshot"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("begin record_held_snapshot"))?;
         let owner = ensure_peer(&tx, &info.owner, at)?;
         tx.execute(
             "INSERT INTO held_snapshots (owner, version, path, bytes, received_at) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -146,12 +182,19 @@ impl Manifest {
             )
             .and_then(|mut s| {
                 s.query_row([owner.to_base58()], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
                 })
                 .optional()
             })
             .map_err(sqlf(|| format!("read held snapshot of {owner}")))?;
-        let Some((version, path, bytes, received_at)) = raw else { return Ok(None) };
+        let Some((version, path, bytes, received_at)) = raw else {
+            return Ok(None);
+        };
         let what = format!("held snapshot of {owner}");
         Ok(Some(HeldSnapshot {
             owner: *owner,

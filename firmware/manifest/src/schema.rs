@@ -201,17 +201,29 @@ pub(crate) fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// Brings the schema to [`SCHEMA_VERSION`], refusing files from a newer firmware.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
-    let sqlite = |source| OpenError::Sqlite { path: path.to_owned(), source };
+    let sqlite = |source| OpenError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
     let found = current_version(conn).map_err(sqlite)?;
     if found > SCHEMA_VERSION {
-        return Err(OpenError::SchemaTooNew { path: path.to_owned(), found, known: SCHEMA_VERSION });
+        return Err(OpenError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            known: SCHEMA_VERSION,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
         let version = i as i64 + 1;
-        let failed = |source| OpenError::Migration { path: path.to_owned(), version, source };
+        let failed = |source| OpenError::Migration {
+            path: path.to_owned(),
+            version,
+            source,
+        };
         let tx = conn.transaction().map_err(failed)?;
         tx.execute_batch(sql).map_err(failed)?;
-        tx.pragma_update(None, "user_version", version).map_err(failed)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(failed)?;
         tx.commit().map_err(failed)?;
         tracing::info!(path = %path.display(), version, "manifest schema migrated");
     }
@@ -230,7 +242,11 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(V1).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
-            conn.execute("INSERT INTO meta (key, value) VALUES ('snapshot_version', 7)", []).unwrap();
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('snapshot_version', 7)",
+                [],
+            )
+            .unwrap();
         }
         let m = crate::Manifest::open(&path).unwrap();
         assert_eq!(m.schema_version().unwrap(), SCHEMA_VERSION);
@@ -245,10 +261,14 @@ mod tests {
         let path = dir.path().join("new.db");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
         }
         let err = crate::Manifest::open(&path).unwrap_err();
-        assert!(matches!(err, OpenError::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1), "{err}");
+        assert!(
+            matches!(err, OpenError::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1),
+            "{err}"
+        );
         let conn = Connection::open(&path).unwrap();
         assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION + 1);
     }

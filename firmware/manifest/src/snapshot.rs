@@ -18,7 +18,6 @@
 //! without the key; the AEAD keeps its content secret; the version makes
 //! replaying an old snapshot detectable. Chunks keep memory bounded on a Pi.
 
-
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -115,25 +114,43 @@ impl Manifest {
         let db_size = copy
             .as_file()
             .metadata()
-            .map_err(|source| SnapshotError::Io { step: "stat copy", source })?
+            .map_err(|source| SnapshotError::Io {
+                step: "stat copy",
+                source,
+            })?
             .len();
 
         let io = |step| move |source| SnapshotError::Io { step, source };
-        let dir = copy.path().parent().map(|p| p.to_owned()).unwrap_or_else(|| ".".into());
+        let dir = copy
+            .path()
+            .parent()
+            .map(|p| p.to_owned())
+            .unwrap_or_else(|| ".".into());
         let mut compressed = tempfile::tempfile_in(&dir).map_err(io("create compressed file"))?;
         {
             let mut input = BufReader::new(copy.reopen().map_err(io("reopen copy"))?);
-            let mut enc = zstd::stream::write::Encoder::new(BufWriter::new(&mut compressed), ZSTD_LEVEL)
-                .map_err(io("start compression"))?;
+            let mut enc =
+                zstd::stream::write::Encoder::new(BufWriter::new(&mut compressed), ZSTD_LEVEL)
+                    .map_err(io("start compression"))?;
             std::io::copy(&mut input, &mut enc).map_err(io("compress"))?;
-            enc.finish().map_err(io("finish compression"))?.flush().map_err(io("flush compressed"))?;
+            enc.finish()
+                .map_err(io("finish compression"))?
+                .flush()
+                .map_err(io("flush compressed"))?;
         }
         drop(copy);
-        let compressed_len = compressed.stream_position().map_err(io("measure compressed"))?;
+        let compressed_len = compressed
+            .stream_position()
+            .map_err(io("measure compressed"))?;
         if compressed_len > MAX_COMPRESSED_LEN {
-            return Err(SnapshotError::TooLarge { size: compressed_len, max: MAX_COMPRESSED_LEN });
+            return Err(SnapshotError::TooLarge {
+                size: compressed_len,
+                max: MAX_COMPRESSED_LEN,
+            });
         }
-        compressed.seek(SeekFrom::Start(0)).map_err(io("rewind compressed"))?;
+        compressed
+            .seek(SeekFrom::Start(0))
+            .map_err(io("rewind compressed"))?;
 
         let mut nonce_prefix = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut nonce_prefix);
@@ -163,11 +180,16 @@ impl Manifest {
         let mut total = header.len() as u64;
         for i in 0..chunks {
             let len = chunk_len(compressed_len, CHUNK_SIZE, i);
-            reader.read_exact(&mut buf[..len]).map_err(io("read compressed"))?;
+            reader
+                .read_exact(&mut buf[..len])
+                .map_err(io("read compressed"))?;
             let sealed = cipher
                 .encrypt(
                     &chunk_nonce(&nonce_prefix, i),
-                    Payload { msg: &buf[..len], aad: &chunk_aad(&header_hash, i, i + 1 == chunks) },
+                    Payload {
+                        msg: &buf[..len],
+                        aad: &chunk_aad(&header_hash, i, i + 1 == chunks),
+                    },
                 )
                 .map_err(|_| SnapshotError::Encrypt { chunk: i })?;
             signed.update(&sealed);
@@ -178,11 +200,18 @@ impl Manifest {
         let signature = owner
             .sign(&signature_message(digest.as_bytes()))
             .map_err(|e| SnapshotError::Sign(e.to_string()))?;
-        out.write_all(&(signature.len() as u16).to_be_bytes()).map_err(io("write signature"))?;
+        out.write_all(&(signature.len() as u16).to_be_bytes())
+            .map_err(io("write signature"))?;
         out.write_all(&signature).map_err(io("write signature"))?;
         out.flush().map_err(io("flush snapshot"))?;
         total += 2 + signature.len() as u64;
-        tracing::info!(version, db_size, compressed_len, snapshot_len = total, "manifest snapshot made");
+        tracing::info!(
+            version,
+            db_size,
+            compressed_len,
+            snapshot_len = total,
+            "manifest snapshot made"
+        );
         Ok(SnapshotInfo {
             format: FORMAT_VERSION,
             version,
@@ -219,18 +248,30 @@ impl Manifest {
         let header = verify_snapshot(src)?;
         let info = header.info.clone();
         if &info.owner != owner {
-            return Err(ImportError::WrongOwner { found: info.owner.to_string(), expected: owner.to_string() });
+            return Err(ImportError::WrongOwner {
+                found: info.owner.to_string(),
+                expected: owner.to_string(),
+            });
         }
         let current = self.snapshot_version()?;
         if info.version < current {
-            return Err(ImportError::Older { offered: info.version, current });
+            return Err(ImportError::Older {
+                offered: info.version,
+                current,
+            });
         }
         if info.version == current {
-            return Err(ImportError::AlreadyCurrent { offered: info.version });
+            return Err(ImportError::AlreadyCurrent {
+                offered: info.version,
+            });
         }
 
         let io = |step| move |source| ImportError::Io { step, source };
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
         // 1. decrypt every chunk into a temporary file (the AEAD proves the key).
         let mut compressed = tempfile::tempfile_in(dir).map_err(io("create temporary file"))?;
         {
@@ -238,22 +279,29 @@ impl Manifest {
             let cipher = XChaCha20Poly1305::new(key.subkey(KEY_CONTEXT).as_ref().into());
             let header_hash = blake3::hash(&header.bytes);
             let chunks = chunk_count(info.compressed_len, header.chunk_size);
-            src.seek(SeekFrom::Start(header.len as u64)).map_err(io("seek to chunks"))?;
+            src.seek(SeekFrom::Start(header.len as u64))
+                .map_err(io("seek to chunks"))?;
             let mut sealed = vec![0u8; header.chunk_size as usize + TAG_LEN as usize];
             for i in 0..chunks {
                 let len = chunk_len(info.compressed_len, header.chunk_size, i) + TAG_LEN as usize;
-                src.read_exact(&mut sealed[..len]).map_err(io("read chunk"))?;
+                src.read_exact(&mut sealed[..len])
+                    .map_err(io("read chunk"))?;
                 let plain = cipher
                     .decrypt(
                         &chunk_nonce(&header.nonce_prefix, i),
-                        Payload { msg: &sealed[..len], aad: &chunk_aad(&header_hash, i, i + 1 == chunks) },
+                        Payload {
+                            msg: &sealed[..len],
+                            aad: &chunk_aad(&header_hash, i, i + 1 == chunks),
+                        },
                     )
                     .map_err(|_| ImportError::Decrypt { chunk: i })?;
                 w.write_all(&plain).map_err(io("write decrypted chunk"))?;
             }
             w.flush().map_err(io("flush decrypted"))?;
         }
-        compressed.seek(SeekFrom::Start(0)).map_err(io("rewind decrypted"))?;
+        compressed
+            .seek(SeekFrom::Start(0))
+            .map_err(io("rewind decrypted"))?;
 
         // 2. decompress into a candidate database file, never past the announced size.
         let candidate = tempfile::Builder::new()
@@ -278,14 +326,25 @@ impl Manifest {
 
         // 3. check the candidate is a sound manifest of the announced version.
         let cand = Connection::open_with_flags(candidate.path(), OpenFlags::SQLITE_OPEN_READ_WRITE)
-            .map_err(|source| ImportError::Sqlite { step: "open candidate", source })?;
+            .map_err(|source| ImportError::Sqlite {
+                step: "open candidate",
+                source,
+            })?;
         check_candidate(&cand, info.version)?;
 
         // 4. swap it in: the backup API writes all pages into the live file in one transaction.
         {
-            let backup = rusqlite::backup::Backup::new(&cand, &mut self.conn)
-                .map_err(|source| ImportError::Sqlite { step: "start restore", source })?;
-            match backup.step(-1).map_err(|source| ImportError::Sqlite { step: "restore", source })? {
+            let backup =
+                rusqlite::backup::Backup::new(&cand, &mut self.conn).map_err(|source| {
+                    ImportError::Sqlite {
+                        step: "start restore",
+                        source,
+                    }
+                })?;
+            match backup.step(-1).map_err(|source| ImportError::Sqlite {
+                step: "restore",
+                source,
+            })? {
                 rusqlite::backup::StepResult::Done => {}
                 other => {
                     return Err(ImportError::Sqlite {
@@ -347,7 +406,8 @@ impl From<CopyError> for ImportError {
 fn verify_snapshot<R: Read + Seek>(src: &mut R) -> Result<Header, ImportError> {
     let io = |step| move |source| ImportError::Io { step, source };
     let total = src.seek(SeekFrom::End(0)).map_err(io("measure snapshot"))?;
-    src.seek(SeekFrom::Start(0)).map_err(io("rewind snapshot"))?;
+    src.seek(SeekFrom::Start(0))
+        .map_err(io("rewind snapshot"))?;
     let mut head = vec![0u8; total.min(MAX_HEADER_LEN as u64) as usize];
     src.read_exact(&mut head).map_err(io("read header"))?;
     let mut header = parse_header(&head)?;
@@ -355,24 +415,40 @@ fn verify_snapshot<R: Read + Seek>(src: &mut R) -> Result<Header, ImportError> {
     let body_len = header.info.compressed_len + chunks * TAG_LEN;
     let after_header = total - header.len as u64;
     if body_len > after_header {
-        return Err(ImportError::Truncated { field: "sealed chunks", needed: body_len, available: after_header });
+        return Err(ImportError::Truncated {
+            field: "sealed chunks",
+            needed: body_len,
+            available: after_header,
+        });
     }
     let body_end = header.len as u64 + body_len;
     let mut tail = vec![0u8; (total - body_end).min(2 + MAX_SIGNATURE_LEN as u64) as usize];
-    src.seek(SeekFrom::Start(body_end)).map_err(io("seek to signature"))?;
+    src.seek(SeekFrom::Start(body_end))
+        .map_err(io("seek to signature"))?;
     src.read_exact(&mut tail).map_err(io("read signature"))?;
-    let mut r = Cursor { bytes: &tail, pos: 0 };
+    let mut r = Cursor {
+        bytes: &tail,
+        pos: 0,
+    };
     let sig_len = u16::from_be_bytes(r.array("signature length")?);
     if sig_len > MAX_SIGNATURE_LEN {
-        return Err(ImportError::TooLarge { field: "signature", size: sig_len.into(), max: MAX_SIGNATURE_LEN.into() });
+        return Err(ImportError::TooLarge {
+            field: "signature",
+            size: sig_len.into(),
+            max: MAX_SIGNATURE_LEN.into(),
+        });
     }
     let signature = r.take("signature", sig_len.into())?;
     let end = body_end + 2 + u64::from(sig_len);
     if end != total {
-        return Err(ImportError::Malformed { field: "trailer", reason: format!("{} bytes after the signature", total - end) });
+        return Err(ImportError::Malformed {
+            field: "trailer",
+            reason: format!("{} bytes after the signature", total - end),
+        });
     }
     let mut h = blake3::Hasher::new();
-    src.seek(SeekFrom::Start(0)).map_err(io("rewind snapshot"))?;
+    src.seek(SeekFrom::Start(0))
+        .map_err(io("rewind snapshot"))?;
     let mut left = body_end;
     let mut buf = vec![0u8; READ_BLOCK];
     while left > 0 {
@@ -381,8 +457,13 @@ fn verify_snapshot<R: Read + Seek>(src: &mut R) -> Result<Header, ImportError> {
         h.update(&buf[..n]);
         left -= n as u64;
     }
-    if !header.owner_key.verify(&signature_message(h.finalize().as_bytes()), signature) {
-        return Err(ImportError::BadSignature { owner: header.info.owner.to_string() });
+    if !header
+        .owner_key
+        .verify(&signature_message(h.finalize().as_bytes()), signature)
+    {
+        return Err(ImportError::BadSignature {
+            owner: header.info.owner.to_string(),
+        });
     }
     header.info.snapshot_len = total;
     Ok(header)
@@ -395,7 +476,10 @@ fn parse_header(b: &[u8]) -> Result<Header, ImportError> {
     }
     let format = u16::from_be_bytes(r.array("format version")?);
     if format != FORMAT_VERSION {
-        return Err(ImportError::UnsupportedFormat { found: format, supported: FORMAT_VERSION });
+        return Err(ImportError::UnsupportedFormat {
+            found: format,
+            supported: FORMAT_VERSION,
+        });
     }
     let [compression, reserved] = r.array::<2>("compression")?;
     if compression != COMPRESSION_ZSTD || reserved != 0 {
@@ -408,11 +492,19 @@ fn parse_header(b: &[u8]) -> Result<Header, ImportError> {
     let created_at = i64::from_be_bytes(r.array("created_at")?);
     let db_size = u64::from_be_bytes(r.array("db_size")?);
     if db_size > MAX_DB_SIZE {
-        return Err(ImportError::TooLarge { field: "db_size", size: db_size, max: MAX_DB_SIZE });
+        return Err(ImportError::TooLarge {
+            field: "db_size",
+            size: db_size,
+            max: MAX_DB_SIZE,
+        });
     }
     let compressed_len = u64::from_be_bytes(r.array("compressed_len")?);
     if compressed_len > MAX_COMPRESSED_LEN {
-        return Err(ImportError::TooLarge { field: "compressed_len", size: compressed_len, max: MAX_COMPRESSED_LEN });
+        return Err(ImportError::TooLarge {
+            field: "compressed_len",
+            size: compressed_len,
+            max: MAX_COMPRESSED_LEN,
+        });
     }
     let chunk_size = u32::from_be_bytes(r.array("chunk_size")?);
     if chunk_size == 0 || chunk_size > CHUNK_SIZE {
@@ -423,15 +515,23 @@ fn parse_header(b: &[u8]) -> Result<Header, ImportError> {
     }
     let key_len = u16::from_be_bytes(r.array("owner key length")?);
     if key_len > MAX_OWNER_KEY_LEN {
-        return Err(ImportError::TooLarge { field: "owner key", size: key_len.into(), max: MAX_OWNER_KEY_LEN.into() });
+        return Err(ImportError::TooLarge {
+            field: "owner key",
+            size: key_len.into(),
+            max: MAX_OWNER_KEY_LEN.into(),
+        });
     }
     let key_bytes = r.take("owner key", key_len.into())?;
-    let owner_key = PublicKey::try_decode_protobuf(key_bytes).map_err(|e| ImportError::Malformed {
-        field: "owner key",
-        reason: e.to_string(),
-    })?;
+    let owner_key =
+        PublicKey::try_decode_protobuf(key_bytes).map_err(|e| ImportError::Malformed {
+            field: "owner key",
+            reason: e.to_string(),
+        })?;
     if owner_key.key_type() != libp2p_identity::KeyType::Ed25519 {
-        return Err(ImportError::Malformed { field: "owner key", reason: "not an ed25519 key".into() });
+        return Err(ImportError::Malformed {
+            field: "owner key",
+            reason: "not an ed25519 key".into(),
+        });
     }
     let nonce_prefix: [u8; 16] = r.array("nonce prefix")?;
     Ok(Header {
@@ -454,7 +554,8 @@ fn parse_header(b: &[u8]) -> Result<Header, ImportError> {
 
 fn check_candidate(cand: &Connection, version: u64) -> Result<(), ImportError> {
     let bad = |reason: String| ImportError::BadContent { reason };
-    let problems = integrity_problems(cand).map_err(|e| bad(format!("integrity check failed: {e}")))?;
+    let problems =
+        integrity_problems(cand).map_err(|e| bad(format!("integrity check failed: {e}")))?;
     if !problems.is_empty() {
         return Err(bad(format!("integrity check: {}", problems.join("; "))));
     }
@@ -462,18 +563,27 @@ fn check_candidate(cand: &Connection, version: u64) -> Result<(), ImportError> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| bad(format!("no schema version: {e}")))?;
     if !(1..=SCHEMA_VERSION).contains(&schema) {
-        return Err(bad(format!("schema version {schema}, this firmware reads 1..={SCHEMA_VERSION}")));
+        return Err(bad(format!(
+            "schema version {schema}, this firmware reads 1..={SCHEMA_VERSION}"
+        )));
     }
-    let inner = read_snapshot_version(cand).map_err(|e| bad(format!("no snapshot version inside: {e}")))?;
+    let inner =
+        read_snapshot_version(cand).map_err(|e| bad(format!("no snapshot version inside: {e}")))?;
     if inner != version {
-        return Err(bad(format!("content is snapshot version {inner}, header says {version}")));
+        return Err(bad(format!(
+            "content is snapshot version {inner}, header says {version}"
+        )));
     }
     Ok(())
 }
 
 fn read_snapshot_version(conn: &Connection) -> rusqlite::Result<u64> {
     let v: Option<i64> = conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [META_SNAPSHOT_VERSION], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [META_SNAPSHOT_VERSION],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(v.unwrap_or(0).max(0) as u64)
 }
@@ -519,7 +629,11 @@ impl<'a> Cursor<'a> {
     fn take(&mut self, field: &'static str, n: u64) -> Result<&'a [u8], ImportError> {
         let available = (self.bytes.len() - self.pos) as u64;
         if n > available {
-            return Err(ImportError::Truncated { field, needed: n, available });
+            return Err(ImportError::Truncated {
+                field,
+                needed: n,
+                available,
+            });
         }
         let s = &self.bytes[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -533,4 +647,3 @@ impl<'a> Cursor<'a> {
         Ok(a)
     }
 }
-

@@ -24,27 +24,49 @@ fn files_list_by_folder_with_subfolders_and_replica_counts() {
     let (_d, mut m) = open_temp();
     let a = peer(1);
     let b = peer(2);
-    m.put_file(&file("/photos/2024/b.jpg", 1), &[replica(0, a, 10), replica(1, b, 20)]).unwrap();
-    m.put_file(&file("/photos/2024/a.jpg", 2), &[replica(0, a, 30)]).unwrap();
+    m.put_file(
+        &file("/photos/2024/b.jpg", 1),
+        &[replica(0, a, 10), replica(1, b, 20)],
+    )
+    .unwrap();
+    m.put_file(&file("/photos/2024/a.jpg", 2), &[replica(0, a, 30)])
+        .unwrap();
     m.put_file(&file("/photos/readme.txt", 3), &[]).unwrap();
     m.put_file(&file("/top.txt", 4), &[]).unwrap();
 
     let root = m.list_folder(&FolderPath::root()).unwrap();
     assert_eq!(root.folders, vec!["photos".to_string()]);
-    assert_eq!(root.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["top.txt"]);
+    assert_eq!(
+        root.files
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["top.txt"]
+    );
 
-    let photos = m.list_folder(&FolderPath::parse("/photos").unwrap()).unwrap();
+    let photos = m
+        .list_folder(&FolderPath::parse("/photos").unwrap())
+        .unwrap();
     assert_eq!(photos.folders, vec!["2024".to_string()]);
     assert_eq!(photos.files.len(), 1);
 
-    let y = m.list_folder(&FolderPath::parse("/photos/2024/").unwrap()).unwrap();
-    let names: Vec<_> = y.files.iter().map(|f| (f.name.as_str(), f.active_replicas)).collect();
+    let y = m
+        .list_folder(&FolderPath::parse("/photos/2024/").unwrap())
+        .unwrap();
+    let names: Vec<_> = y
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f.active_replicas))
+        .collect();
     assert_eq!(names, [("a.jpg", 1), ("b.jpg", 2)]);
 
     let unknown = m.list_folder(&FolderPath::parse("/nope").unwrap()).unwrap();
     assert!(unknown.files.is_empty() && unknown.folders.is_empty());
 
-    let rec = m.file(&FilePath::parse("/photos/2024/b.jpg").unwrap()).unwrap().unwrap();
+    let rec = m
+        .file(&FilePath::parse("/photos/2024/b.jpg").unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!(rec.size, 1001);
     assert_eq!(rec.path, "/photos/2024/b.jpg");
     assert_eq!(rec.plaintext_blake3, file("/x", 1).plaintext_blake3);
@@ -60,11 +82,16 @@ fn duplicate_path_and_replica_index_are_refused_atomically() {
     m.put_file(&file("/a/x", 1), &[]).unwrap();
     let err = m.put_file(&file("/a/x", 2), &[]).unwrap_err();
     assert!(matches!(err, QueryError::AlreadyExists { .. }), "{err}");
-    assert!(err.to_string().contains("/a/x"), "error names the path: {err}");
+    assert!(
+        err.to_string().contains("/a/x"),
+        "error names the path: {err}"
+    );
 
     // Two replicas with one index: nothing of the file stays behind.
     let p = peer(1);
-    let err = m.put_file(&file("/a/y", 3), &[replica(0, p, 1), replica(0, p, 2)]).unwrap_err();
+    let err = m
+        .put_file(&file("/a/y", 3), &[replica(0, p, 1), replica(0, p, 2)])
+        .unwrap_err();
     assert!(matches!(err, QueryError::AlreadyExists { .. }), "{err}");
     assert!(m.file(&FilePath::parse("/a/y").unwrap()).unwrap().is_none());
 
@@ -85,7 +112,10 @@ fn unknown_contract_or_disk_is_a_clear_not_found() {
     assert!(matches!(err, QueryError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("0909"), "{err}");
     let mut f = file("/d", 1);
-    f.local = Some(LocalCopy { disk: DiskId(77), rel_path: "x".into() });
+    f.local = Some(LocalCopy {
+        disk: DiskId(77),
+        rel_path: "x".into(),
+    });
     let err = m.put_file(&f, &[]).unwrap_err();
     assert!(matches!(err, QueryError::NotFound { .. }), "{err}");
 }
@@ -93,9 +123,15 @@ fn unknown_contract_or_disk_is_a_clear_not_found() {
 #[test]
 fn removing_a_file_returns_its_replicas_and_drops_their_audits() {
     let (_d, mut m) = open_temp();
-    let id = m.put_file(&file("/r/x", 1), &[replica(0, peer(1), 5), replica(1, peer(2), 5)]).unwrap();
+    let id = m
+        .put_file(
+            &file("/r/x", 1),
+            &[replica(0, peer(1), 5), replica(1, peer(2), 5)],
+        )
+        .unwrap();
     let reps = m.replicas_of(id).unwrap();
-    m.record_audit(&audit(reps[0].id, AuditOutcome::Passed, 100)).unwrap();
+    m.record_audit(&audit(reps[0].id, AuditOutcome::Passed, 100))
+        .unwrap();
     let removed = m.remove_file(&FilePath::parse("/r/x").unwrap()).unwrap();
     assert_eq!(removed.len(), 2);
     assert!(m.replicas_of(id).unwrap().is_empty());
@@ -124,35 +160,62 @@ fn due_audits_come_oldest_first_and_audits_move_the_schedule() {
     let (_d, mut m) = open_temp();
     let p = peer(3);
     let id = m
-        .put_file(&file("/due/x", 1), &[replica(0, p, 300), replica(1, p, 100), replica(2, p, 900)])
+        .put_file(
+            &file("/due/x", 1),
+            &[replica(0, p, 300), replica(1, p, 100), replica(2, p, 900)],
+        )
         .unwrap();
     let reps = m.replicas_of(id).unwrap();
     m.set_replica_state(reps[2].id, ReplicaState::Lost).unwrap();
 
     let due = m.replicas_due_for_audit(500, 10).unwrap();
-    assert_eq!(due.iter().map(|d| d.next_audit_at).collect::<Vec<_>>(), [100, 300]);
+    assert_eq!(
+        due.iter().map(|d| d.next_audit_at).collect::<Vec<_>>(),
+        [100, 300]
+    );
     assert_eq!(due[0].segment_size, 65536);
     assert_eq!(m.replicas_due_for_audit(1000, 1).unwrap().len(), 1);
-    assert!(m.replicas_due_for_audit(50, 10).unwrap().is_empty(), "lost replica must not be due");
+    assert!(
+        m.replicas_due_for_audit(50, 10).unwrap().is_empty(),
+        "lost replica must not be due"
+    );
 
     let r1 = reps[1].id;
-    assert_eq!(m.record_audit(&audit(r1, AuditOutcome::Failed, 100)).unwrap(), 1);
-    assert_eq!(m.record_audit(&audit(r1, AuditOutcome::Timeout, 200)).unwrap(), 2);
+    assert_eq!(
+        m.record_audit(&audit(r1, AuditOutcome::Failed, 100))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        m.record_audit(&audit(r1, AuditOutcome::Timeout, 200))
+            .unwrap(),
+        2
+    );
     let rep = m.replica(r1).unwrap();
     assert_eq!(rep.consecutive_failures, 2);
     assert_eq!(rep.last_audit_at, Some(200));
     assert_eq!(rep.next_audit_at, 3800);
-    assert_eq!(m.record_audit(&audit(r1, AuditOutcome::Passed, 300)).unwrap(), 0);
+    assert_eq!(
+        m.record_audit(&audit(r1, AuditOutcome::Passed, 300))
+            .unwrap(),
+        0
+    );
 
     let mut full = audit(r1, AuditOutcome::Passed, 400);
     full.kind = AuditKind::Full;
     full.next_audit_at = None;
     m.record_audit(&full).unwrap();
     let rep = m.replica(r1).unwrap();
-    assert_eq!((rep.last_full_check_at, rep.last_audit_at, rep.next_audit_at), (Some(400), Some(300), 3900));
+    assert_eq!(
+        (rep.last_full_check_at, rep.last_audit_at, rep.next_audit_at),
+        (Some(400), Some(300), 3900)
+    );
 
     let hist = m.audits_of_replica(r1, 10).unwrap();
-    assert_eq!(hist.iter().map(|a| a.at).collect::<Vec<_>>(), [400, 300, 200, 100]);
+    assert_eq!(
+        hist.iter().map(|a| a.at).collect::<Vec<_>>(),
+        [400, 300, 200, 100]
+    );
     assert_eq!(hist[3].outcome, AuditOutcome::Failed);
     assert_eq!(hist[3].segment, Some(3));
 
@@ -176,7 +239,9 @@ fn peers_keep_addresses_bounded_and_scores() {
     let ln = format!("02{}", "ab".repeat(32));
     m.upsert_peer(&PeerSighting {
         peer: p,
-        addresses: (0..20).map(|i| format!("/ip4/127.0.0.1/tcp/{}", 100 + i)).collect(),
+        addresses: (0..20)
+            .map(|i| format!("/ip4/127.0.0.1/tcp/{}", 100 + i))
+            .collect(),
         ln_node_id: Some(ln.clone()),
         seen_at: 20,
     })
@@ -188,12 +253,40 @@ fn peers_keep_addresses_bounded_and_scores() {
     m.set_peer_score(&p, 4.5, 0.5).unwrap();
     let rec = m.peer(&p).unwrap().unwrap();
     assert_eq!((rec.successes, rec.failures), (4.5, 0.5));
-    assert!(matches!(m.set_peer_score(&p, f64::NAN, 0.0), Err(QueryError::InvalidValue { .. })));
-    assert!(matches!(m.set_peer_score(&peer(6), 1.0, 0.0), Err(QueryError::NotFound { .. })));
-    let bad = PeerSighting { peer: p, addresses: vec!["x".repeat(300)], ln_node_id: None, seen_at: 1 };
-    assert!(matches!(m.upsert_peer(&bad), Err(QueryError::InvalidValue { field: "address", .. })));
-    let bad = PeerSighting { peer: p, addresses: vec![], ln_node_id: Some("zz".into()), seen_at: 1 };
-    assert!(matches!(m.upsert_peer(&bad), Err(QueryError::InvalidValue { field: "ln_node_id", .. })));
+    assert!(matches!(
+        m.set_peer_score(&p, f64::NAN, 0.0),
+        Err(QueryError::InvalidValue { .. })
+    ));
+    assert!(matches!(
+        m.set_peer_score(&peer(6), 1.0, 0.0),
+        Err(QueryError::NotFound { .. })
+    ));
+    let bad = PeerSighting {
+        peer: p,
+        addresses: vec!["x".repeat(300)],
+        ln_node_id: None,
+        seen_at: 1,
+    };
+    assert!(matches!(
+        m.upsert_peer(&bad),
+        Err(QueryError::InvalidValue {
+            field: "address",
+            ..
+        })
+    ));
+    let bad = PeerSighting {
+        peer: p,
+        addresses: vec![],
+        ln_node_id: Some("zz".into()),
+        seen_at: 1,
+    };
+    assert!(matches!(
+        m.upsert_peer(&bad),
+        Err(QueryError::InvalidValue {
+            field: "ln_node_id",
+            ..
+        })
+    ));
     assert_eq!(m.peers().unwrap().len(), 1);
 }
 
@@ -205,21 +298,33 @@ fn contracts_in_both_directions_with_owed_amounts() {
     let theirs = contract(2, p, ContractDirection::TheirsOnUs);
     m.insert_contract(&ours).unwrap();
     m.insert_contract(&theirs).unwrap();
-    assert!(matches!(m.insert_contract(&ours), Err(QueryError::AlreadyExists { .. })));
+    assert!(matches!(
+        m.insert_contract(&ours),
+        Err(QueryError::AlreadyExists { .. })
+    ));
 
     let got = m.contract(&ours.id).unwrap().unwrap();
     assert_eq!(got.contract, ours);
     assert_eq!(got.state, ContractState::Active);
-    assert_eq!(m.contracts(ContractDirection::TheirsOnUs, ContractState::Active).unwrap().len(), 1);
+    assert_eq!(
+        m.contracts(ContractDirection::TheirsOnUs, ContractState::Active)
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(m.contracts_with_peer(&p).unwrap().len(), 2);
 
     assert_eq!(m.accrue_owed(&ours.id, 700).unwrap(), 700);
     assert_eq!(m.accrue_owed(&ours.id, 500).unwrap(), 1200);
     assert_eq!(m.settle_owed(&ours.id, 1000, 55).unwrap(), 200);
     assert_eq!(m.settle_owed(&ours.id, 1000, 56).unwrap(), 0);
-    assert_eq!(m.contract(&ours.id).unwrap().unwrap().last_paid_at, Some(56));
+    assert_eq!(
+        m.contract(&ours.id).unwrap().unwrap().last_paid_at,
+        Some(56)
+    );
 
-    m.set_contract_state(&ours.id, ContractState::Broken, 99).unwrap();
+    m.set_contract_state(&ours.id, ContractState::Broken, 99)
+        .unwrap();
     let got = m.contract(&ours.id).unwrap().unwrap();
     assert_eq!((got.state, got.ended_at), (ContractState::Broken, Some(99)));
     assert!(matches!(
@@ -229,10 +334,19 @@ fn contracts_in_both_directions_with_owed_amounts() {
 
     let mut bad = contract(3, p, ContractDirection::OursOnPeer);
     bad.terms = vec![0; MAX_TERMS_LEN + 1];
-    assert!(matches!(m.insert_contract(&bad), Err(QueryError::InvalidValue { field: "terms", .. })));
+    assert!(matches!(
+        m.insert_contract(&bad),
+        Err(QueryError::InvalidValue { field: "terms", .. })
+    ));
     let mut bad = contract(4, p, ContractDirection::OursOnPeer);
     bad.size_bytes = u64::MAX;
-    assert!(matches!(m.insert_contract(&bad), Err(QueryError::InvalidValue { field: "size_bytes", .. })));
+    assert!(matches!(
+        m.insert_contract(&bad),
+        Err(QueryError::InvalidValue {
+            field: "size_bytes",
+            ..
+        })
+    ));
 
     // A replica can be attached to the contract afterwards.
     let fid = m.put_file(&file("/k", 1), &[replica(0, p, 1)]).unwrap();
@@ -256,16 +370,29 @@ fn payments_move_only_from_pending_and_tolerate_repeated_events() {
         created_at: 100,
     };
     m.insert_payment(&pay).unwrap();
-    assert!(matches!(m.insert_payment(&pay), Err(QueryError::AlreadyExists { .. })));
+    assert!(matches!(
+        m.insert_payment(&pay),
+        Err(QueryError::AlreadyExists { .. })
+    ));
     assert_eq!(m.pending_payments().unwrap().len(), 1);
-    m.finish_payment(&pay.id, PaymentState::Succeeded, Some(1_000), "", 110).unwrap();
-    m.finish_payment(&pay.id, PaymentState::Succeeded, Some(1_000), "", 111).unwrap();
-    let err = m.finish_payment(&pay.id, PaymentState::Failed, None, "late", 112).unwrap_err();
+    m.finish_payment(&pay.id, PaymentState::Succeeded, Some(1_000), "", 110)
+        .unwrap();
+    m.finish_payment(&pay.id, PaymentState::Succeeded, Some(1_000), "", 111)
+        .unwrap();
+    let err = m
+        .finish_payment(&pay.id, PaymentState::Failed, None, "late", 112)
+        .unwrap_err();
     assert!(matches!(err, QueryError::InvalidTransition { .. }), "{err}");
-    assert!(err.to_string().contains("succeeded") && err.to_string().contains("failed"), "{err}");
+    assert!(
+        err.to_string().contains("succeeded") && err.to_string().contains("failed"),
+        "{err}"
+    );
 
     let got = m.payment(&pay.id).unwrap().unwrap();
-    assert_eq!((got.state, got.fee_msat, got.updated_at), (PaymentState::Succeeded, Some(1_000), 110));
+    assert_eq!(
+        (got.state, got.fee_msat, got.updated_at),
+        (PaymentState::Succeeded, Some(1_000), 110)
+    );
     assert_eq!(got.contract, Some(c.id));
 
     let inbound = NewPayment {
@@ -277,11 +404,21 @@ fn payments_move_only_from_pending_and_tolerate_repeated_events() {
         created_at: 200,
     };
     m.insert_payment(&inbound).unwrap();
-    m.finish_payment(&inbound.id, PaymentState::Failed, None, "no route", 201).unwrap();
-    assert_eq!(m.payments_total_msat(PaymentDirection::Outgoing).unwrap(), 5_000);
-    assert_eq!(m.payments_total_msat(PaymentDirection::Incoming).unwrap(), 0);
+    m.finish_payment(&inbound.id, PaymentState::Failed, None, "no route", 201)
+        .unwrap();
+    assert_eq!(
+        m.payments_total_msat(PaymentDirection::Outgoing).unwrap(),
+        5_000
+    );
+    assert_eq!(
+        m.payments_total_msat(PaymentDirection::Incoming).unwrap(),
+        0
+    );
     let all = m.payments(None, 10).unwrap();
-    assert_eq!(all.iter().map(|p| p.created_at).collect::<Vec<_>>(), [200, 100]);
+    assert_eq!(
+        all.iter().map(|p| p.created_at).collect::<Vec<_>>(),
+        [200, 100]
+    );
     assert_eq!(m.payments(Some(200), 10).unwrap().len(), 1);
     assert_eq!(m.payments_for_contract(&c.id).unwrap().len(), 1);
     assert!(m.pending_payments().unwrap().is_empty());
@@ -305,15 +442,27 @@ fn disks_hosted_objects_and_allocation() {
         seen_at: 10,
     };
     let disk = m.upsert_disk(&info).unwrap();
-    let again = m.upsert_disk(&DiskInfo { free_bytes: 5, seen_at: 20, ..info.clone() }).unwrap();
+    let again = m
+        .upsert_disk(&DiskInfo {
+            free_bytes: 5,
+            seen_at: 20,
+            ..info.clone()
+        })
+        .unwrap();
     assert_eq!(disk, again);
     let disks = m.disks().unwrap();
-    assert_eq!((disks.len(), disks[0].info.free_bytes, disks[0].added_at), (1, 5, 10));
+    assert_eq!(
+        (disks.len(), disks[0].info.free_bytes, disks[0].added_at),
+        (1, 5, 10)
+    );
     m.set_disk_scrubbed(disk, 30).unwrap();
     assert_eq!(m.disks().unwrap()[0].last_scrub_at, Some(30));
 
     let mut f = file("/local/x", 1);
-    f.local = Some(LocalCopy { disk, rel_path: "files/x".into() });
+    f.local = Some(LocalCopy {
+        disk,
+        rel_path: "files/x".into(),
+    });
     let fid = m.put_file(&f, &[]).unwrap();
 
     let owner = peer(9);
@@ -330,14 +479,21 @@ fn disks_hosted_objects_and_allocation() {
         created_at: 40,
     };
     let hid = m.insert_hosted_object(&obj).unwrap();
-    assert!(matches!(m.insert_hosted_object(&obj), Err(QueryError::AlreadyExists { .. })));
-    assert_eq!(m.hosted_object(&owner, &[4; 32]).unwrap().unwrap().object, obj);
+    assert!(matches!(
+        m.insert_hosted_object(&obj),
+        Err(QueryError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        m.hosted_object(&owner, &[4; 32]).unwrap().unwrap().object,
+        obj
+    );
     assert_eq!(m.hosted_objects_for_contract(&c.id).unwrap().len(), 1);
     assert_eq!(m.hosted_objects_on_disk(disk).unwrap().len(), 1);
 
     let alloc = m.disk_allocation().unwrap();
     assert_eq!((alloc[0].local_bytes, alloc[0].hosted_bytes), (1001, 3000));
-    m.set_hosted_state(hid, HostedState::Released, 3000).unwrap();
+    m.set_hosted_state(hid, HostedState::Released, 3000)
+        .unwrap();
     assert_eq!(m.disk_allocation().unwrap()[0].hosted_bytes, 0);
     m.set_local_copy(fid, None).unwrap();
     assert_eq!(m.disk_allocation().unwrap()[0].local_bytes, 0);
@@ -345,14 +501,18 @@ fn disks_hosted_objects_and_allocation() {
     assert!(m.hosted_object(&owner, &[4; 32]).unwrap().is_none());
     let mut bad = obj.clone();
     bad.disk = DiskId(42);
-    assert!(matches!(m.insert_hosted_object(&bad), Err(QueryError::NotFound { .. })));
+    assert!(matches!(
+        m.insert_hosted_object(&bad),
+        Err(QueryError::NotFound { .. })
+    ));
 }
 
 #[test]
 fn consistent_copy_is_a_standalone_sound_database() {
     let (dir, mut m) = open_temp();
     for i in 0..50 {
-        m.put_file(&file(&format!("/copy/f{i}"), i), &[replica(0, peer(1), 5)]).unwrap();
+        m.put_file(&file(&format!("/copy/f{i}"), i), &[replica(0, peer(1), 5)])
+            .unwrap();
     }
     let dest = dir.path().join("download.db");
     let size = m.write_consistent_copy(&dest).unwrap();
@@ -365,7 +525,13 @@ fn consistent_copy_is_a_standalone_sound_database() {
     assert_eq!((buf[18], buf[19]), (1, 1));
     let copy = Manifest::open(&dest).unwrap();
     assert!(copy.integrity_problems().unwrap().is_empty());
-    assert_eq!(copy.list_folder(&FolderPath::parse("/copy").unwrap()).unwrap().files.len(), 50);
+    assert_eq!(
+        copy.list_folder(&FolderPath::parse("/copy").unwrap())
+            .unwrap()
+            .files
+            .len(),
+        50
+    );
     assert!(!dir.path().read_dir().unwrap().any(|e| e
         .unwrap()
         .file_name()

@@ -32,7 +32,9 @@ fn crash_writer_child() {
     let out = std::io::stdout();
     let report = |line: String| {
         let mut o = out.lock();
-        writeln!(o, "COMMITTED {line}").and_then(|_| o.flush()).expect("report to parent");
+        writeln!(o, "COMMITTED {line}")
+            .and_then(|_| o.flush())
+            .expect("report to parent");
     };
     report("ready 0".into());
     let hosts = [peer(1), peer(2), peer(3)];
@@ -40,16 +42,20 @@ fn crash_writer_child() {
         let id = round * 1_000_000 + k;
         match k % 4 {
             0 | 1 => {
-                let reps: Vec<_> =
-                    (0..3).map(|i| replica(i, hosts[i as usize], id as i64)).collect();
-                m.put_file(&file(&format!("/crash/f{id}"), id), &reps).expect("put file");
+                let reps: Vec<_> = (0..3)
+                    .map(|i| replica(i, hosts[i as usize], id as i64))
+                    .collect();
+                m.put_file(&file(&format!("/crash/f{id}"), id), &reps)
+                    .expect("put file");
                 report(format!("file {id}"));
             }
             2 => {
-                let files: Vec<_> =
-                    (0..BATCH).map(|j| file(&format!("/crash/b{id}/{j}"), j)).collect();
+                let files: Vec<_> = (0..BATCH)
+                    .map(|j| file(&format!("/crash/b{id}/{j}"), j))
+                    .collect();
                 let reps = [replica(0, hosts[0], 1)];
-                m.put_files(files.iter().map(|f| (f, &reps[..]))).expect("put batch");
+                m.put_files(files.iter().map(|f| (f, &reps[..])))
+                    .expect("put batch");
                 report(format!("batch {id}"));
             }
             _ => {
@@ -89,7 +95,13 @@ fn committed_transactions_survive_sigkill() {
 
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
-            .args(["crash_writer_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_writer_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DB, &db)
             .env(CHILD_ROUND, round.to_string())
             .stdout(Stdio::piped())
@@ -110,7 +122,9 @@ fn committed_transactions_survive_sigkill() {
             }
         });
         // Wait until the child has opened the database, then let it write for a random while.
-        let first = rx.recv_timeout(Duration::from_secs(60)).expect("child never became ready");
+        let first = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("child never became ready");
         assert_eq!(first, "ready 0");
         let deadline = Instant::now() + Duration::from_millis(rng.gen_range(1..120));
         while Instant::now() < deadline {
@@ -127,7 +141,10 @@ fn committed_transactions_survive_sigkill() {
 
         let m = Manifest::open(&db).expect("reopen after SIGKILL");
         let problems = m.integrity_problems().unwrap();
-        assert!(problems.is_empty(), "round {round}: integrity problems {problems:?}");
+        assert!(
+            problems.is_empty(),
+            "round {round}: integrity problems {problems:?}"
+        );
         for line in &reported {
             let (kind, id) = line.split_once(' ').unwrap();
             let id: u64 = id.parse().unwrap();
@@ -140,11 +157,20 @@ fn committed_transactions_survive_sigkill() {
                     assert_eq!(m.replicas_of(f.id).unwrap().len(), 3, "file {id} replicas");
                 }
                 "batch" => {
-                    let listing = m.list_folder(&FolderPath::parse(&format!("/crash/b{id}")).unwrap()).unwrap();
-                    assert_eq!(listing.files.len() as u64, BATCH, "round {round}: batch {id} incomplete");
+                    let listing = m
+                        .list_folder(&FolderPath::parse(&format!("/crash/b{id}")).unwrap())
+                        .unwrap();
+                    assert_eq!(
+                        listing.files.len() as u64,
+                        BATCH,
+                        "round {round}: batch {id} incomplete"
+                    );
                 }
                 "payment" => {
-                    assert!(m.payment(&payment_id(id)).unwrap().is_some(), "payment {id} lost");
+                    assert!(
+                        m.payment(&payment_id(id)).unwrap().is_some(),
+                        "payment {id} lost"
+                    );
                 }
                 "paid" => {
                     let p = m.payment(&payment_id(id)).unwrap().unwrap();
@@ -154,14 +180,26 @@ fn committed_transactions_survive_sigkill() {
             }
         }
         // Atomicity of the unreported tail too: any batch present is whole.
-        let crash = m.list_folder(&FolderPath::parse("/crash").unwrap()).unwrap();
+        let crash = m
+            .list_folder(&FolderPath::parse("/crash").unwrap())
+            .unwrap();
         for b in &crash.folders {
-            let n = m.list_folder(&FolderPath::parse(&format!("/crash/{b}")).unwrap()).unwrap().files.len();
+            let n = m
+                .list_folder(&FolderPath::parse(&format!("/crash/{b}")).unwrap())
+                .unwrap()
+                .files
+                .len();
             assert_eq!(n as u64, BATCH, "round {round}: torn batch {b}");
         }
     }
     // The test proves something only if the kills landed mid-write.
-    assert!(killed_while_writing >= (ROUNDS as usize) * 9 / 10, "only {killed_while_writing} kills hit a running writer");
-    assert!(reported_total > ROUNDS as usize * 2, "children reported only {reported_total} commits");
+    assert!(
+        killed_while_writing >= (ROUNDS as usize) * 9 / 10,
+        "only {killed_while_writing} kills hit a running writer"
+    );
+    assert!(
+        reported_total > ROUNDS as usize * 2,
+        "children reported only {reported_total} commits"
+    );
     eprintln!("{ROUNDS} SIGKILLs, {reported_total} reported commits, all present");
 }

@@ -8,7 +8,10 @@ pub fn peer(n: u8) -> PeerId {
     let mut seed = [0u8; 32];
     seed[0] = n;
     seed[1] = 0xb0;
-    Keypair::ed25519_from_bytes(seed).expect("32 bytes").public().to_peer_id()
+    Keypair::ed25519_from_bytes(seed)
+        .expect("32 bytes")
+        .public()
+        .to_peer_id()
 }
 
 pub fn file(path: &str, n: u64) -> NewFile {
@@ -17,7 +20,7 @@ pub fn file(path: &str, n: u64) -> NewFile {
         size: 1000 + n,
         plaintext_blake3: *blake3::hash(&n.to_le_bytes()).as_bytes(),
         segment_size: 65536,
-        keep_local: n % 2 == 0,
+        keep_local: n & 1 == 0,
         redundancy: 3,
         local: None,
         created_at: 1_700_000_000 + n as i64,
