@@ -28,6 +28,7 @@ fn keysend_with_contract_bolt11_and_bolt12_are_paid_and_recorded_alike_on_both_s
     let chain = chain();
     let root = tempfile::tempdir().unwrap();
     let (a, b) = pair(chain, root.path());
+    let _quiet = quiet_chain(&[&a, &b]);
 
     // Keysend carrying the contract id: the host attributes it.
     let contract = ContractId([0xC7; 32]);
@@ -122,6 +123,7 @@ fn threshold_settlement_pays_exactly_what_was_owed_with_the_contract_id() {
     let chain = chain();
     let root = tempfile::tempdir().unwrap();
     let (a, b) = pair(chain, root.path());
+    let _quiet = quiet_chain(&[&a, &b]);
     let host = b.ln.node_id();
     let c1 = ContractId([1; 32]);
     let c2 = ContractId([2; 32]);
@@ -189,6 +191,7 @@ fn bad_invoices_offers_and_amounts_are_refused_clearly_and_the_ledger_stays_inta
     let chain = chain();
     let root = tempfile::tempdir().unwrap();
     let (a, b) = pair(chain, root.path());
+    let _quiet = quiet_chain(&[&a, &b]);
     // Something in the ledger to keep intact.
     let ks = a.ln.pay_keysend(b.ln.node_id(), 1_000, None).unwrap();
     a.ln.wait_payment(&ks, T).unwrap();
@@ -322,6 +325,7 @@ fn start_lsp(chain: &Bitcoind, dir: &std::path::Path) -> (ldk_node::Node, std::n
 fn a_new_box_without_inbound_capacity_is_paid_through_an_lsps2_jit_channel() {
     let chain = chain();
     let root = tempfile::tempdir().unwrap();
+    let mining = mining();
     let (lsp, lsp_addr) = start_lsp(chain, &root.path().join("lsp"));
     let lsp_addr_chain = lsp.onchain_payment().new_address().unwrap().to_string();
     chain.fund(&lsp_addr_chain, 3_000_000).unwrap();
@@ -344,6 +348,8 @@ fn a_new_box_without_inbound_capacity_is_paid_through_an_lsps2_jit_channel() {
         });
     }
 
+    drop(mining);
+
     // The new box: no on-chain funds, no channels, only the LSP configured.
     let dir = root.path().join("new-box");
     let mut config = common::config(&dir, chain.chain_source(), free_addr());
@@ -362,6 +368,8 @@ fn a_new_box_without_inbound_capacity_is_paid_through_an_lsps2_jit_channel() {
         seed,
     };
     assert_eq!(newbox.ln.balances().onchain_total_sat, 0);
+    let _quiet = quiet_chain(&[&payer, &newbox]);
+    let _ = lsp.sync_wallets();
 
     let invoice = newbox
         .ln

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bunker_core::seed::Seed;
@@ -14,6 +14,28 @@ use bunker_ln::{
 };
 
 pub const T: Duration = Duration::from_secs(90);
+
+/// Tests in one binary share a chain. A node whose view of the tip lags the
+/// payee's by many blocks builds HTLCs the payee rejects ("final CLTV expiry
+/// too soon"): in real life blocks come every ten minutes, here another test
+/// can mine a dozen in a second. So mining takes this lock for writing, and
+/// a test that pays holds it for reading ([`quiet_chain`]) after syncing its
+/// nodes to the tip.
+static CHAIN_LOCK: RwLock<()> = RwLock::new(());
+
+/// Held while a test mines.
+pub fn mining() -> RwLockWriteGuard<'static, ()> {
+    CHAIN_LOCK.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Holds the chain still and brings `nodes` to its tip.
+pub fn quiet_chain(nodes: &[&TestNode]) -> RwLockReadGuard<'static, ()> {
+    let guard = CHAIN_LOCK.read().unwrap_or_else(|p| p.into_inner());
+    for n in nodes {
+        n.ln.wait_until("wallet sync", T, || n.ln.sync().ok()).unwrap();
+    }
+    guard
+}
 
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -107,6 +129,7 @@ pub fn open_channel(chain: &Bitcoind, a: &TestNode, b: &TestNode, sat: u64, push
 pub fn pair(chain: &Bitcoind, root: &Path) -> (TestNode, TestNode) {
     let a = start_node(chain, &root.join("a"), Seed::generate());
     let b = start_node(chain, &root.join("b"), Seed::generate());
+    let _mining = mining();
     fund(chain, &a, 2_000_000);
     fund(chain, &b, 100_000);
     open_channel(chain, &a, &b, 1_000_000, 300_000_000);
