@@ -20,6 +20,8 @@ use crate::merkle::{leaf_hash, Hash, RootBuilder};
 /// batches costs nothing next to the crypto, small enough that the two
 /// batches in flight stay a few MiB (at least one segment per thread).
 const BATCH_BYTES: usize = 4 << 20;
+/// Most sealing threads one sealer starts.
+pub const MAX_THREADS: usize = 64;
 /// Most segments per thread in a batch, so that small segments still make
 /// several batches (and tests with small segments exercise the pipeline).
 const MAX_SEGMENTS_PER_THREAD: usize = 32;
@@ -146,15 +148,17 @@ impl Sealer {
         })
     }
 
-    /// Seal on `threads` cores; 0 means every core the machine has.
+    /// Seal on `threads` cores; 0 means every core the machine has. More
+    /// threads than [`MAX_THREADS`] are not started.
     pub fn threads(mut self, threads: usize) -> Sealer {
-        self.threads = if threads == 0 {
+        let threads = if threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
         } else {
             threads
         };
+        self.threads = threads.min(MAX_THREADS);
         self
     }
 
