@@ -1,9 +1,210 @@
-// Bunker admin page: the status card. Polls the daemon's status API every
-// few seconds and shows it; shows a plain message when the box is unreachable.
+// Bunker admin page. One page, one view at a time:
+//   claim (pairing code + password) → words (shown once) → quiz (3 words) → dashboard,
+//   and login whenever there is no session. Every view is chosen from what the
+//   daemon says, never assumed: reloading the page lands where setup really stands.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const VIEWS = ["claim", "words", "quiz", "login", "dashboard"];
+let pollTimer = null;
 
+function show(view) {
+  $("loading").hidden = true;
+  for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
+  $("logout").hidden = !(view === "dashboard" || view === "words" || view === "quiz");
+  // The state badge is the dashboard's: a logged-out page shows nothing of the box.
+  if (view !== "dashboard") $("state").hidden = true;
+  clearInterval(pollTimer);
+  pollTimer = null;
+  if (view === "dashboard") {
+    refreshStatus();
+    pollTimer = setInterval(refreshStatus, 5000);
+  }
+  const first = $(`view-${view}`).querySelector("input");
+  if (first && window.matchMedia("(min-width: 700px)").matches) first.focus();
+}
+
+class ApiError extends Error {
+  constructor(status, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+// Calls the admin API; throws ApiError with the daemon's own message.
+async function api(method, path, body) {
+  const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, "Cannot reach the box. Is it on, and is this phone on the same network?");
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch (err) {
+    data = null;
+  }
+  if (!res.ok) {
+    const msg = (data && data.error) || `the box answered ${res.status}`;
+    throw new ApiError(res.status, msg, res.headers.get("Retry-After"));
+  }
+  return data;
+}
+
+function showError(id, err) {
+  const el = $(id);
+  el.textContent = err instanceof ApiError || err instanceof Error ? capitalize(err.message) : String(err);
+  el.hidden = false;
+}
+
+function capitalize(s) {
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
+}
+
+// Runs `work` with the form's button disabled and its error line cleared.
+async function busy(form, errorId, work) {
+  const button = form.querySelector("button[type=submit]") || form;
+  $(errorId).hidden = true;
+  button.disabled = true;
+  try {
+    await work();
+  } catch (err) {
+    if (err.status === 401 && errorId !== "login-error") return route();
+    showError(errorId, err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// Where does the page start? Asks the daemon.
+async function route() {
+  try {
+    const claim = await api("GET", "/api/setup/claim");
+    if (!claim.claimed) return show("claim");
+    const session = await api("GET", "/api/session");
+    return goToStage(session.setup);
+  } catch (err) {
+    if (err.status === 401) return show("login");
+    $("loading").textContent = capitalize(err.message);
+    $("loading").className = "error";
+  }
+}
+
+async function goToStage(stage) {
+  if (stage === "show_words") return show("words");
+  if (stage === "confirm_words") return startQuiz();
+  return show("dashboard");
+}
+
+// ---- step 1: claim ----
+$("claim-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  busy(ev.target, "claim-error", async () => {
+    const code = $("claim-code").value.trim();
+    const password = $("claim-password").value;
+    if (!code) throw new Error("enter the pairing code from the box's screen");
+    if (password.length < 8) throw new Error("the password must have at least 8 characters");
+    if (password !== $("claim-password2").value) throw new Error("the two passwords are not the same");
+    const answer = await api("POST", "/api/setup/claim", { pairing_code: code, password });
+    $("claim-password").value = $("claim-password2").value = "";
+    goToStage(answer.setup);
+  });
+});
+
+// ---- step 2: the words, once ----
+$("words-show").addEventListener("click", (ev) => {
+  busy(ev.target, "words-error", async () => {
+    const answer = await api("POST", "/api/setup/words");
+    const list = $("words-list");
+    list.replaceChildren(...answer.words.map((w) => {
+      const li = document.createElement("li");
+      li.textContent = w;
+      return li;
+    }));
+    $("words-intro").hidden = true;
+    $("words-shown").hidden = false;
+  });
+});
+
+$("words-done").addEventListener("click", () => {
+  // The words leave the page before the quiz: it must be answered from paper.
+  $("words-list").replaceChildren();
+  $("words-shown").hidden = true;
+  startQuiz();
+});
+
+// ---- step 3: three words back ----
+async function startQuiz() {
+  try {
+    const quiz = await api("GET", "/api/setup/quiz");
+    const fields = $("quiz-fields");
+    fields.replaceChildren();
+    for (const pos of quiz.positions) {
+      const label = document.createElement("label");
+      label.htmlFor = `quiz-${pos}`;
+      label.textContent = `Word ${pos}`;
+      const input = document.createElement("input");
+      input.id = `quiz-${pos}`;
+      input.autocomplete = "off";
+      input.autocapitalize = "none";
+      input.spellcheck = false;
+      input.required = true;
+      input.maxLength = 16;
+      fields.append(label, input);
+    }
+    show("quiz");
+  } catch (err) {
+    if (err.status === 401) return show("login");
+    show("quiz");
+    showError("quiz-error", err);
+  }
+}
+
+$("quiz-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  busy(ev.target, "quiz-error", async () => {
+    const words = [...$("quiz-fields").querySelectorAll("input")].map((i) => i.value.trim());
+    if (words.some((w) => !w)) throw new Error("fill in all three words");
+    const answer = await api("POST", "/api/setup/quiz", { words });
+    goToStage(answer.setup);
+  });
+});
+
+// ---- login / logout ----
+$("login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  busy(ev.target, "login-error", async () => {
+    try {
+      const answer = await api("POST", "/api/login", { password: $("login-password").value });
+      $("login-password").value = "";
+      goToStage(answer.setup);
+    } catch (err) {
+      if (err.status === 429 && err.retryAfter) {
+        throw new Error(`too many attempts: wait ${err.retryAfter} seconds, then try again`);
+      }
+      throw err;
+    }
+  });
+});
+
+$("logout").addEventListener("click", async () => {
+  try {
+    await api("POST", "/api/logout");
+  } catch (err) {
+    // Already logged out on the box: the login view is right either way.
+  }
+  show("login");
+});
+
+// ---- dashboard ----
 function formatDuration(secs) {
   const d = Math.floor(secs / 86400), h = Math.floor((secs % 86400) / 3600);
   const m = Math.floor((secs % 3600) / 60), s = secs % 60;
@@ -13,25 +214,61 @@ function formatDuration(secs) {
   return `${s} s`;
 }
 
-async function refresh() {
+function formatBytes(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${n >= 100 || i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
+}
+
+async function refreshStatus() {
   try {
-    const res = await fetch("/api/status", { headers: { Accept: "application/json" } });
-    if (!res.ok) throw new Error(`the box answered ${res.status}`);
-    const st = await res.json();
+    const st = await api("GET", "/api/status");
+    if ($("view-dashboard").hidden) return;
     $("state").textContent = st.state;
     $("state").dataset.state = st.state;
+    $("state").hidden = false;
     $("state-text").textContent = st.state;
     $("uptime").textContent = formatDuration(st.uptime_secs);
     $("peer-id").textContent = st.peer_id ?? "not known yet";
     $("version").textContent = st.version;
-    $("error").hidden = true;
+    const space = st.data_dir_space;
+    if (space && space.total_bytes > 0) {
+      const used = space.total_bytes - space.free_bytes;
+      const pct = Math.min(100, Math.max(0, (used / space.total_bytes) * 100));
+      $("space-used").style.width = `${pct.toFixed(1)}%`;
+      $("space-meter").classList.toggle("full", pct > 90);
+      $("space-meter").setAttribute("aria-label", `${Math.round(pct)}% used`);
+      $("space-text").textContent =
+        `${formatBytes(space.free_bytes)} free of ${formatBytes(space.total_bytes)}`;
+    } else {
+      $("space-text").textContent = "The box could not read its storage.";
+    }
+    $("status-error").hidden = true;
   } catch (err) {
+    if (err.status === 401) return show("login");
+    if ($("view-dashboard").hidden) return;
     $("state").textContent = "offline";
     $("state").dataset.state = "offline";
-    $("error").textContent = `Cannot reach the box: ${err.message}`;
-    $("error").hidden = false;
+    $("state").hidden = false;
+    showError("status-error", err);
   }
 }
 
-refresh();
-setInterval(refresh, 5000);
+$("password-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  $("password-ok").hidden = true;
+  busy(ev.target, "password-error", async () => {
+    const newPassword = $("pw-new").value;
+    if (newPassword.length < 8) throw new Error("the new password must have at least 8 characters");
+    if (newPassword !== $("pw-new2").value) throw new Error("the two new passwords are not the same");
+    await api("POST", "/api/password", { old_password: $("pw-old").value, new_password: newPassword });
+    for (const id of ["pw-old", "pw-new", "pw-new2"]) $(id).value = "";
+    $("password-ok").hidden = false;
+  });
+});
+
+route();

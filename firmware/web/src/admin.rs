@@ -158,6 +158,10 @@ impl Admin {
             .map_err(|wait| ApiError::TooManyAttempts { retry_after_secs: wait.as_secs().max(1) })
     }
 
+    fn succeeded(&self, ip: Option<IpAddr>) {
+        lock(&self.limiter).refund(ip, Instant::now());
+    }
+
     fn new_session(&self) -> String {
         lock(&self.sessions).create(Instant::now())
     }
@@ -189,6 +193,7 @@ impl Admin {
         *lock(&self.pairing_code) = None;
         store::remove_pairing_code(&self.opts.data_dir)?;
         tracing::info!(client = ?ip, "box claimed: admin password set");
+        self.succeeded(ip);
         Ok(self.new_session())
     }
 
@@ -204,6 +209,7 @@ impl Admin {
             return Err(ApiError::WrongPassword);
         }
         tracing::info!(client = ?ip, "admin logged in");
+        self.succeeded(ip);
         Ok(self.new_session())
     }
 
@@ -238,6 +244,7 @@ impl Admin {
             *record = next;
         }
         lock(&self.sessions).retain_only(session);
+        self.succeeded(ip);
         tracing::info!(client = ?ip, "admin password changed; other sessions ended");
         Ok(())
     }
@@ -314,6 +321,8 @@ impl Admin {
         next.setup_complete = true;
         store::save(&self.opts.data_dir, &next)?;
         *record = next;
+        drop(record);
+        self.succeeded(ip);
         tracing::info!("owner confirmed the 24 words: setup complete");
         Ok(())
     }

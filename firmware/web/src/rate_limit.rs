@@ -104,6 +104,19 @@ impl Limiter {
         Ok(())
     }
 
+    /// Gives back the attempt `ip` took, after it succeeded: only failures
+    /// should count against a person, but every attempt must take a token
+    /// first, or many guesses sent at once would all pass before any failed.
+    pub fn refund(&mut self, ip: Option<IpAddr>, now: Instant) {
+        let limits = self.limits;
+        self.global.refill(limits.global, now);
+        self.global.tokens = (self.global.tokens + 1.0).min(f64::from(limits.global.burst));
+        if let Some(st) = ip.and_then(|ip| self.per_ip.get_mut(&ip)) {
+            st.refill(limits.per_ip, now);
+            st.tokens = (st.tokens + 1.0).min(f64::from(limits.per_ip.burst));
+        }
+    }
+
     fn forget_fullest(&mut self, now: Instant) {
         let limits = self.limits;
         for st in self.per_ip.values_mut() {
@@ -160,6 +173,23 @@ mod tests {
         assert_eq!(l.attempt(Some(B), t0), Err(Duration::from_secs(4)));
         assert!(l.attempt(None, t0).is_err());
         l.attempt(Some(B), t0 + Duration::from_secs(4)).unwrap();
+    }
+
+    #[test]
+    fn a_successful_attempt_is_given_back_but_never_beyond_the_burst() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(limits(2, 3), t0);
+        for _ in 0..10 {
+            l.attempt(Some(A), t0).unwrap();
+            l.refund(Some(A), t0);
+        }
+        l.refund(Some(A), t0);
+        l.refund(Some(B), t0);
+        l.attempt(Some(A), t0).unwrap();
+        l.attempt(Some(A), t0).unwrap();
+        assert!(l.attempt(Some(A), t0).is_err(), "refunds must not raise the burst");
+        l.attempt(Some(B), t0).unwrap();
+        assert!(l.attempt(Some(B), t0).is_err(), "global bucket: 3");
     }
 
     #[test]

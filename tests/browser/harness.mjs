@@ -1,0 +1,145 @@
+// Harness for the browser tests: a real bunkerd (the cargo-built binary) with
+// its own temp data dir and a free loopback port, and Debian's Chromium in
+// headless mode driven by playwright-core. Nothing here downloads a browser.
+import { spawn, execFile } from "node:child_process";
+import { mkdtemp, rm, readFile, mkdir } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, "..", "..");
+
+/// The phone the page is designed for first.
+export const PHONE = { width: 390, height: 844 };
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const START_TIMEOUT_MS = 30_000;
+
+/// Directory of the cargo-built binaries (target/debug unless told).
+export function binDir() {
+  if (process.env.BUNKER_BIN_DIR) return process.env.BUNKER_BIN_DIR;
+  const target = process.env.CARGO_TARGET_DIR || path.join(repoRoot, "target");
+  return path.join(target, "debug");
+}
+
+function binary(name) {
+  const p = path.join(binDir(), name);
+  if (!existsSync(p)) {
+    throw new Error(`${p} is missing: build it first with 'cargo build -p bunkerd --bins' (or set BUNKER_BIN_DIR)`);
+  }
+  return p;
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function run(file, args, timeoutMs = 30_000) {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { timeout: timeoutMs, env: cleanEnv() }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(file)} ${args.join(" ")} failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+function cleanEnv() {
+  const env = { ...process.env, RUST_LOG: "info" };
+  for (const k of Object.keys(env)) if (k.startsWith("BUNKER_") && k !== "BUNKER_BIN_DIR") delete env[k];
+  return env;
+}
+
+/// Starts bunkerd on a fresh data dir; resolves once /healthz answers.
+export async function startBox() {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "bunker-browser-"));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(binary("bunkerd"), ["--data-dir", dataDir, "--web-addr", `127.0.0.1:${port}`], {
+    env: cleanEnv(),
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  child.stderr.on("data", (chunk) => (log += chunk));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`bunkerd exited with ${child.exitCode} before it was ready:\n${log}`);
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`bunkerd not ready within ${START_TIMEOUT_MS} ms:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    dataDir,
+    log: () => log,
+    /// The pairing code as the owner reads it with the CLI (same as on the OLED).
+    pairingCode: async () => (await run(binary("bunker"), ["--data-dir", dataDir, "pairing-code"])).trim(),
+    seedWords: async () => (await readFile(path.join(dataDir, "seed"), "utf8")).trim().split(/\s+/),
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/// Headless Chromium with a fresh profile, sized like a phone.
+export async function startBrowser() {
+  const profile = await mkdtemp(path.join(tmpdir(), "bunker-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: PHONE,
+    timeout: 60_000,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  context.setDefaultTimeout(15_000);
+  return {
+    context,
+    async close() {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/// Saves a phone-size screenshot of `page` as NAME.png when
+/// SCREENSHOT_DIR is set (docs/screenshots is made that way).
+export async function screenshot(page, name) {
+  const dir = process.env.SCREENSHOT_DIR;
+  if (!dir) return;
+  await mkdir(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
+}
