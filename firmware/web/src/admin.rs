@@ -24,6 +24,11 @@ use crate::store::{self, AdminRecord, StoreError};
 /// How many words the owner gives back after seeing them.
 pub const QUIZ_WORDS: usize = 3;
 
+/// Password hashes computed at once. Each argon2id run holds its memory
+/// cost (19 MiB by default); a burst of logins on a 1 GiB Pi queues here
+/// instead of exhausting memory.
+pub const CONCURRENT_HASHES: usize = 2;
+
 /// Where the 24 words come from (the daemon's seed file). A trait so the
 /// web crate never owns the seed: it asks for the words at the one moment
 /// it shows or checks them.
@@ -86,6 +91,7 @@ pub struct Admin {
     pairing_code: Mutex<Option<String>>,
     sessions: Mutex<Sessions>,
     limiter: Mutex<Limiter>,
+    hashing: tokio::sync::Semaphore,
     seed: Arc<dyn SeedWords>,
 }
 
@@ -117,6 +123,7 @@ impl Admin {
             limiter: Mutex::new(Limiter::new(opts.rate_limits, Instant::now())),
             record: Mutex::new(record),
             pairing_code: Mutex::new(pairing_code),
+            hashing: tokio::sync::Semaphore::new(CONCURRENT_HASHES),
             seed,
             opts,
         })
@@ -330,6 +337,7 @@ impl Admin {
     async fn hash_blocking(&self, password: &str) -> Result<String, ApiError> {
         let password = password.to_string();
         let cost = self.opts.password_cost;
+        let _permit = self.hashing.acquire().await.map_err(|e| ApiError::Internal(format!("hash queue: {e}")))?;
         tokio::task::spawn_blocking(move || password::hash(&password, cost))
             .await
             .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))?
@@ -338,6 +346,7 @@ impl Admin {
 
     async fn verify_blocking(&self, password: &str, stored: String) -> Result<bool, ApiError> {
         let password = password.to_string();
+        let _permit = self.hashing.acquire().await.map_err(|e| ApiError::Internal(format!("hash queue: {e}")))?;
         tokio::task::spawn_blocking(move || password::verify(&password, &stored))
             .await
             .map_err(|e| ApiError::Internal(format!("password check task: {e}")))?

@@ -18,11 +18,10 @@ pub(crate) async fn serve(uri: Uri) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     match UI.get_file(path) {
-        Some(file) => (
-            [(header::CONTENT_TYPE, content_type(path)), (header::CACHE_CONTROL, "no-cache")],
-            file.contents(),
-        )
-            .into_response(),
+        Some(file) => {
+            ([(header::CONTENT_TYPE, content_type(path)), (header::CACHE_CONTROL, "no-cache")], file.contents())
+                .into_response()
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -81,6 +81,9 @@ pub enum ApiError {
     /// Hashing failed, or a new password was refused.
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// The request took longer than the server allows.
+    #[error("the request took too long (more than {} s)", crate::REQUEST_TIMEOUT.as_secs())]
+    Timeout,
     /// A background task died.
     #[error("internal error: {0}")]
     Internal(String),
@@ -105,6 +108,7 @@ impl ApiError {
             | ApiError::WordsNotShown
             | ApiError::SetupComplete => StatusCode::CONFLICT,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Store(_) | ApiError::Seed(_) | ApiError::Password(_) | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -20,6 +20,23 @@ use crate::AppState;
 /// words): anything bigger is refused before it is read whole.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// Longest time one admin request may take, body upload included (a login
+/// waits behind at most a few password hashes): a client that sends its
+/// body a byte a minute gets 408 instead of holding a task for ever.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Ends requests that take longer than [`REQUEST_TIMEOUT`].
+pub(crate) async fn time_limit(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(path, "admin request took longer than {REQUEST_TIMEOUT:?}; ended");
+            ApiError::Timeout.into_response()
+        }
+    }
+}
+
 /// Host and Origin checks for the admin page (not `/healthz`, which
 /// monitors reach by any name and which tells nothing).
 pub(crate) async fn host_and_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -52,7 +52,7 @@ pub use admin::{Admin, AdminOptions, SeedWords, SetupStage, QUIZ_WORDS};
 pub use axum::serve::Listener;
 pub use axum::Router;
 pub use error::ApiError;
-pub use guard::{host_allowed, MAX_BODY};
+pub use guard::{host_allowed, MAX_BODY, REQUEST_TIMEOUT};
 pub use status::{disk_space, DiskSpace, NodeStatus, StatusSource};
 
 /// Serves `router` on `listener` (TCP or Unix) until `shutdown` completes,
@@ -106,6 +106,7 @@ pub fn admin_router(admin: Arc<Admin>, status: Arc<dyn StatusSource>) -> Router 
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .fallback(assets::serve)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::host_and_origin))
+        .layer(axum::middleware::from_fn(guard::time_limit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

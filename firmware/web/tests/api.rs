@@ -649,3 +649,20 @@ async fn the_local_socket_api_gives_the_owner_the_pairing_code_until_the_claim()
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert!(a.error().contains("already claimed"), "{}", a.error());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_finishes_its_body_gets_408_not_a_stuck_task() {
+    let b = new_box();
+    let body = Body::from_stream(futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>());
+    let mut req = Request::post("/api/login")
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, ORIGIN)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap();
+    req.extensions_mut().insert(ConnectInfo(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000)));
+    let resp = b.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("took too long"), "{body:?}");
+}
