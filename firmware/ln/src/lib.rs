@@ -35,8 +35,11 @@
 pub mod chain;
 pub mod config;
 pub mod error;
+mod events;
 pub mod ledger;
 mod node;
+mod pay;
+mod settle;
 pub mod store;
 
 #[cfg(feature = "regtest")]
@@ -49,5 +52,7 @@ pub use ledger::{
     ContractId, Direction, LedgerSinkError, Method, NoExternalLedger, PaymentLedger, PaymentRecord, Status,
     CONTRACT_TLV_TYPE,
 };
-pub use node::{Balances, ChannelSummary, Lightning, LnEvent, NodeId, OwedBook, SettleReport, MAX_PAYMENT_TEXT};
+pub use node::{Balances, ChannelSummary, Lightning, LnEvent, NodeId};
+pub use pay::MAX_PAYMENT_TEXT;
+pub use settle::{OwedBook, SettleReport};
 pub use store::{OweError, Owed, StoreError};
