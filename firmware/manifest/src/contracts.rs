@@ -117,6 +117,18 @@ impl Manifest {
         self.query_contracts(&q, params![state.as_str(), direction.as_str()])
     }
 
+    /// Active contracts whose term ends before `before` (renewal or release), soonest first.
+    pub fn contracts_ending_before(
+        &self,
+        before: UnixSecs,
+    ) -> Result<Vec<ContractRecord>, QueryError> {
+        let q = format!(
+            "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE state = 'active' AND term_end_at < ?1 \
+             ORDER BY term_end_at, id"
+        );
+        self.query_contracts(&q, params![before])
+    }
+
     /// Every contract with one peer, both directions (swap balance, peer page).
     pub fn contracts_with_peer(&self, peer: &PeerId) -> Result<Vec<ContractRecord>, QueryError> {
         let q = format!(

@@ -188,6 +188,77 @@ impl Manifest {
         Ok(replicas)
     }
 
+    /// Moves a file to another path (rename or move between folders); the
+    /// target folder is created if needed. Fails if the target path is taken.
+    pub fn rename_file(&mut self, from: &FilePath, to: &FilePath) -> Result<(), QueryError> {
+        let what = format!("file {from}");
+        let file = self
+            .file(from)?
+            .ok_or_else(|| QueryError::NotFound { what: what.clone() })?;
+        let tx = self.conn.transaction().map_err(sql("begin rename_file"))?;
+        let mut cache = InsertCache::default();
+        let folder = ensure_folder(&tx, &mut cache, &FolderPath::parse(to.folder())?)?;
+        match tx.execute(
+            "UPDATE files SET folder_id = ?2, name = ?3 WHERE id = ?1",
+            params![file.id.0, folder, to.name()],
+        ) {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(QueryError::AlreadyExists {
+                    what: format!("file {to}"),
+                })
+            }
+            Err(e) => {
+                return Err(QueryError::Sqlite {
+                    what: format!("rename {what} to {to}"),
+                    source: e,
+                })
+            }
+        }
+        tx.commit()
+            .map_err(sqlf(|| format!("commit rename of {what}")))?;
+        Ok(())
+    }
+
+    /// Files with fewer active replicas than their redundancy asks for, in id
+    /// order after `after` (page with the last id returned). A scan, for the
+    /// repair worker's start-up reconciliation; during normal work the engine
+    /// knows which file lost a replica.
+    pub fn under_replicated_files(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<(FileId, u8, u32)>, QueryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT f.id, f.redundancy, (SELECT count(*) FROM replicas r \
+                 WHERE r.file_id = f.id AND r.state = 'active') AS active \
+                 FROM files f WHERE f.id > ?1 AND active < f.redundancy ORDER BY f.id LIMIT ?2",
+            )
+            .map_err(sql("prepare under-replicated query"))?;
+        let rows = stmt
+            .query_map(params![after.map_or(0, |f| f.0), limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+            .map_err(sql("query under-replicated files"))?;
+        rows.into_iter()
+            .map(|(id, red, active)| {
+                let what = format!("file #{id}");
+                Ok((
+                    FileId(id),
+                    u8::try_from(red).map_err(|_| corrupt(&what, "redundancy", red))?,
+                    active as u32,
+                ))
+            })
+            .collect()
+    }
+
     /// Records (or clears) where the local copy of a file lives.
     pub fn set_local_copy(
         &mut self,

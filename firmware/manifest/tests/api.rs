@@ -538,3 +538,93 @@ fn consistent_copy_is_a_standalone_sound_database() {
         .to_string_lossy()
         .starts_with(".manifest-copy-")));
 }
+
+#[test]
+fn files_can_be_renamed_across_folders_but_not_onto_another_file() {
+    let (_d, mut m) = open_temp();
+    let id = m
+        .put_file(&file("/a/x", 1), &[replica(0, peer(1), 5)])
+        .unwrap();
+    m.put_file(&file("/b/y", 2), &[]).unwrap();
+    let from = FilePath::parse("/a/x").unwrap();
+    let err = m
+        .rename_file(&from, &FilePath::parse("/b/y").unwrap())
+        .unwrap_err();
+    assert!(matches!(err, QueryError::AlreadyExists { .. }), "{err}");
+    m.rename_file(&from, &FilePath::parse("/c/d/z").unwrap())
+        .unwrap();
+    assert!(m.file(&from).unwrap().is_none());
+    let moved = m
+        .file(&FilePath::parse("/c/d/z").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.id, id);
+    assert_eq!(m.replicas_of(id).unwrap().len(), 1);
+    assert_eq!(
+        m.list_folder(&FolderPath::parse("/c").unwrap())
+            .unwrap()
+            .folders,
+        ["d"]
+    );
+    assert!(matches!(
+        m.rename_file(&from, &FilePath::parse("/q").unwrap()),
+        Err(QueryError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn under_replicated_files_are_found_in_pages() {
+    let (_d, mut m) = open_temp();
+    let p = peer(1);
+    // redundancy 3 (from the builder): 3 active, 2 active, 3 with one lost, 0.
+    let full = m
+        .put_file(
+            &file("/u/full", 1),
+            &[replica(0, p, 1), replica(1, p, 1), replica(2, p, 1)],
+        )
+        .unwrap();
+    let two = m
+        .put_file(&file("/u/two", 2), &[replica(0, p, 1), replica(1, p, 1)])
+        .unwrap();
+    let lost = m
+        .put_file(
+            &file("/u/lost", 3),
+            &[replica(0, p, 1), replica(1, p, 1), replica(2, p, 1)],
+        )
+        .unwrap();
+    let none = m.put_file(&file("/u/none", 4), &[]).unwrap();
+    let r = m.replicas_of(lost).unwrap()[2].id;
+    m.set_replica_state(r, ReplicaState::Lost).unwrap();
+    let all = m.under_replicated_files(None, 10).unwrap();
+    assert_eq!(all, vec![(two, 3, 2), (lost, 3, 2), (none, 3, 0)]);
+    assert!(!all.iter().any(|(id, _, _)| *id == full));
+    let page = m.under_replicated_files(Some(two), 1).unwrap();
+    assert_eq!(page, vec![(lost, 3, 2)]);
+}
+
+#[test]
+fn contracts_ending_soon_are_listed_soonest_first() {
+    let (_d, mut m) = open_temp();
+    let p = peer(2);
+    let mut a = contract(1, p, ContractDirection::OursOnPeer);
+    a.term_end_at = 5_000;
+    let mut b = contract(2, p, ContractDirection::TheirsOnUs);
+    b.term_end_at = 3_000;
+    let mut c = contract(3, p, ContractDirection::OursOnPeer);
+    c.term_end_at = 4_000;
+    for x in [&a, &b, &c] {
+        let mut x = x.clone();
+        x.term_start_at = 1_000;
+        m.insert_contract(&x).unwrap();
+    }
+    m.set_contract_state(&c.id, ContractState::Ended, 10)
+        .unwrap();
+    let ending: Vec<_> = m
+        .contracts_ending_before(6_000)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.contract.id)
+        .collect();
+    assert_eq!(ending, [b.id, a.id]);
+    assert!(m.contracts_ending_before(3_000).unwrap().is_empty());
+}
