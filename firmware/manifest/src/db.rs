@@ -16,8 +16,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The live manifest: one SQLite connection in WAL mode with foreign keys on.
 ///
-/// Not `Sync`: the engine owns it on one task (or behind a mutex). Readers that
-/// must not wait on the engine take a consistent copy instead.
+/// `Send` but not `Sync`: the engine owns it on one task (or behind a mutex).
+/// A reader that must not wait on the engine (the web admin) opens its own
+/// `Manifest` on the same file: WAL lets it read while the engine writes, and a
+/// writer waits up to 5 s for another writer's lock.
 pub struct Manifest {
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,

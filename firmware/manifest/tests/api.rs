@@ -628,3 +628,42 @@ fn contracts_ending_soon_are_listed_soonest_first() {
     assert_eq!(ending, [b.id, a.id]);
     assert!(m.contracts_ending_before(3_000).unwrap().is_empty());
 }
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("MANIFEST.db");
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    let err = Manifest::open(&path).unwrap_err();
+    assert!(matches!(err, OpenError::Sqlite { .. }), "{err:?}");
+    assert!(err.to_string().contains("MANIFEST.db"), "{err}");
+}
+
+#[test]
+fn a_second_handle_reads_while_the_first_writes() {
+    let (dir, mut writer) = open_temp();
+    let reader = Manifest::open(dir.path().join("MANIFEST.db")).unwrap();
+    let folder = FolderPath::parse("/shared").unwrap();
+    let t = std::thread::spawn(move || {
+        for i in 0..200 {
+            writer
+                .put_file(
+                    &file(&format!("/shared/f{i}"), i),
+                    &[replica(0, peer(1), 1)],
+                )
+                .unwrap();
+        }
+        writer
+    });
+    let mut last = 0;
+    while last < 200 {
+        let n = reader.list_folder(&folder).unwrap().files.len();
+        assert!(n >= last, "a reader saw rows disappear");
+        last = n;
+        if t.is_finished() {
+            break;
+        }
+    }
+    t.join().unwrap();
+    assert_eq!(reader.list_folder(&folder).unwrap().files.len(), 200);
+}
