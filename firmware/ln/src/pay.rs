@@ -74,11 +74,17 @@ impl Lightning {
             failure: None,
             updated_at: now_secs(),
         };
-        self.inner.record(&rec)?;
         match self.send_keysend(payee, amount_msat, contract, preimage) {
-            Ok(()) => Ok(id),
+            Ok(()) => {
+                // The outcome may already be stored (events are fast); the
+                // merge keeps it and adds what only we know (the contract).
+                self.inner.record(&rec)?;
+                Ok(id)
+            }
             Err(e) => {
-                self.inner.record(&failed(&rec, &e.to_string()))?;
+                if sent_and_failed(&e) {
+                    self.inner.record(&failed(&rec, &e.to_string()))?;
+                }
                 Err(PayError::Node(e))
             }
         }
@@ -244,11 +250,10 @@ impl Lightning {
                 self.inner.record(&rec)?;
                 Ok(id)
             }
-            // Already paid or in flight: ldk-node records nothing new.
-            Err(e @ ldk_node::NodeError::DuplicatePayment) => Err(PayError::Node(e)),
             Err(e) => {
-                // ldk-node stored it as failed; so does the ledger.
-                self.inner.record(&failed(&rec, &e.to_string()))?;
+                if sent_and_failed(&e) {
+                    self.inner.record(&failed(&rec, &e.to_string()))?;
+                }
                 Err(PayError::Node(e))
             }
         }
@@ -334,6 +339,13 @@ impl Lightning {
         self.inner.record(&rec)?;
         Ok(id)
     }
+}
+
+/// ldk-node stores a payment as failed when sending it failed
+/// (`PaymentSendingFailed`); for any other refusal (duplicate, not running,
+/// bad TLVs) it stores nothing, and neither does the ledger.
+fn sent_and_failed(e: &ldk_node::NodeError) -> bool {
+    matches!(e, ldk_node::NodeError::PaymentSendingFailed)
 }
 
 pub(crate) fn failed(rec: &PaymentRecord, reason: &str) -> PaymentRecord {

@@ -79,6 +79,10 @@ impl Lightning {
     /// threshold, each by one keysend carrying the contract id, for exactly
     /// the amount owed. Does nothing (and says why) while the chain source is
     /// unusable.
+    ///
+    /// A settlement ldk-node refuses outright stays in the ledger as failed
+    /// (the attempt happened, and its amount is owed again) even where
+    /// ldk-node itself kept no record of it.
     pub fn settle_due(&self) -> Result<SettleReport, StoreError> {
         let mut report = SettleReport::default();
         if let Err(e) = self.chain_status() {
