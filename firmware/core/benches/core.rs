@@ -278,7 +278,7 @@ fn ratios(f: &Fixture, sidecar: &Sidecar<std::fs::File>, segment: &[u8]) {
     let rounds = std::env::var("BUNKER_BENCH_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
+        .unwrap_or(40);
     let mut buf = f.plain.clone();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let t = measure(
@@ -350,10 +350,8 @@ fn ratios(f: &Fixture, sidecar: &Sidecar<std::fs::File>, segment: &[u8]) {
         t[3].cores,
         overhead
     );
-    if t[3].cores < 0.9 * cores as f64 {
-        println!(
-            "  (other processes held the cores: the wall speedup is not measurable in this run)"
-        );
+    if t[3].cores < 0.9 * cores as f64 && speedup < 1.7 {
+        println!("  (other processes held the cores: on average the run had {:.2} of {cores}; rerun when the machine is quieter)", t[3].cores);
     }
 
     // Proofs from the 100 GiB sidecar.

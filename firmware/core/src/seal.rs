@@ -19,7 +19,7 @@ use crate::merkle::{leaf_hash, Hash, RootBuilder};
 /// Bytes of one multi-core batch: large enough that the join between
 /// batches costs nothing next to the crypto, small enough that the two
 /// batches in flight stay a few MiB (at least one segment per thread).
-const BATCH_BYTES: usize = 4 << 20;
+const BATCH_BYTES: usize = 1 << 20;
 /// Most sealing threads one sealer starts.
 pub const MAX_THREADS: usize = 64;
 /// Most segments per thread in a batch, so that small segments still make
