@@ -81,7 +81,7 @@ fn main() {
     let rec = a.ln.wait_payment(&id, T).unwrap();
     let fee = rec.fee_msat.unwrap_or(0);
 
-    println!("bunker-ln bench (Knots regtest, debug-free release build, 2 cores shared with other builds)");
+    println!("bunker-ln bench (Knots regtest, bench profile, 2 cores shared with other builds)");
     println!(
         "pair set-up (2 nodes, fund, 1 M sat channel usable): {:.1} s",
         setup.as_secs_f64()
