@@ -173,7 +173,7 @@ impl Opener {
                 }
             })?;
             if got < sealed_len {
-                return Err(self.explain_short(&layout, root, index, &buf[..got]));
+                return Err(self.explain_short(&layout, root, index, &mut buf[..got]));
             }
             tree.push(leaf_hash(&buf[..sealed_len]));
             if !self.open_segment(&layout, index, &mut buf[..sealed_len]) {
@@ -255,24 +255,23 @@ impl Opener {
             .is_ok()
     }
 
-    /// Whether `sealed` authenticates as segment `index` (buffer untouched).
-    fn is_segment(&self, layout: &Layout, index: u64, sealed: &[u8]) -> bool {
-        if sealed.len() != layout.sealed_len(index) {
-            return false;
-        }
-        let mut copy = sealed.to_vec();
-        self.open_segment(layout, index, &mut copy)
+    /// Whether `sealed` authenticates as segment `index`. Left untouched
+    /// when it does not; decrypted in place when it does (callers only
+    /// look at it again after a failure, so no copy is made).
+    fn is_segment(&self, layout: &Layout, index: u64, sealed: &mut [u8]) -> bool {
+        sealed.len() == layout.sealed_len(index) && self.open_segment(layout, index, sealed)
     }
 
     /// Which segment, near `position`, the bytes found there really are,
     /// and how many of `sealed`'s bytes it takes (a short last segment
     /// moved earlier takes fewer than were read).
-    fn identify(&self, layout: &Layout, position: u64, sealed: &[u8]) -> Option<(u64, usize)> {
+    fn identify(&self, layout: &Layout, position: u64, sealed: &mut [u8]) -> Option<(u64, usize)> {
         let lo = position.saturating_sub(SEARCH_WINDOW);
         let hi = (position + SEARCH_WINDOW).min(layout.segment_count() - 1);
         (lo..=hi).filter(|&j| j != position).find_map(|j| {
             let len = layout.sealed_len(j);
-            (len <= sealed.len() && self.is_segment(layout, j, &sealed[..len])).then_some((j, len))
+            (len <= sealed.len() && self.is_segment(layout, j, &mut sealed[..len]))
+                .then_some((j, len))
         })
     }
 
@@ -288,7 +287,7 @@ impl Opener {
         let count = layout.segment_count();
         let stride = layout.segment_size() as usize + TAG_LEN;
         let mut bytes = sealed.to_vec();
-        let mut found = self.identify(layout, position, &bytes);
+        let mut found = self.identify(layout, position, &mut bytes);
         if found.is_none() && bytes.len() < stride {
             // The short last position may hold a full-size segment: read
             // the rest of it and look again.
@@ -296,7 +295,7 @@ impl Opener {
             bytes.resize(stride, 0);
             let got = read_full(input, &mut bytes[have..]).unwrap_or(0);
             bytes.truncate(have + got);
-            found = self.identify(layout, position, &bytes);
+            found = self.identify(layout, position, &mut bytes);
         }
         match found {
             None => OpenError::Corrupt {
@@ -320,7 +319,7 @@ impl Opener {
                         Ok(got) if got == want => {}
                         _ => break,
                     }
-                    if self.is_segment(layout, position, &next) {
+                    if self.is_segment(layout, position, &mut next) {
                         return OpenError::Reordered {
                             root,
                             index: position,
@@ -344,7 +343,7 @@ impl Opener {
         layout: &Layout,
         root: Hash,
         position: u64,
-        partial: &[u8],
+        partial: &mut [u8],
     ) -> OpenError {
         let count = layout.segment_count();
         // A short read that is a whole later segment (the object's last
