@@ -36,6 +36,7 @@ fn a_box_starts_answers_and_stops_cleanly_on_sigterm() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("state:    running"), "{text}");
+    assert!(text.contains(" free of ") && text.contains("(data directory's file system)"), "{text}");
     assert!(text.contains(status["peer_id"].as_str().unwrap()), "{text}");
 
     let t0 = Instant::now();

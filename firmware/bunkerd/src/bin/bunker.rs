@@ -62,6 +62,14 @@ async fn main() -> ExitCode {
                 println!("version:  {}", st.version);
                 println!("uptime:   {}s", st.uptime_secs);
                 println!("peer id:  {}", st.peer_id.as_deref().unwrap_or("not known yet"));
+                match st.data_dir_space {
+                    Some(space) => println!(
+                        "storage:  {} free of {} (data directory's file system)",
+                        human_bytes(space.free_bytes),
+                        human_bytes(space.total_bytes)
+                    ),
+                    None => println!("storage:  unknown (the daemon could not read it)"),
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
@@ -73,6 +81,22 @@ async fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
+    }
+}
+
+/// Bytes in decimal units, as disk makers and `df -H` count them.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
