@@ -196,6 +196,28 @@ impl Sealer {
         })
     }
 
+    /// Seals like [`Sealer::seal`] and also returns the blake3 hash of the
+    /// plaintext, which the manifest keeps: computed in the same pass, so a
+    /// file on a slow USB disk is read only once.
+    pub fn seal_and_hash<R, W, L>(
+        &self,
+        input: R,
+        output: W,
+        leaves: L,
+    ) -> Result<(Descriptor, Hash), SealError>
+    where
+        R: Read + Send,
+        W: Write + Send,
+        L: LeafSink + Send,
+    {
+        let mut hashing = HashingReader {
+            inner: input,
+            hasher: blake3::Hasher::new(),
+        };
+        let descriptor = self.seal(&mut hashing, output, leaves)?;
+        Ok((descriptor, *hashing.hasher.finalize().as_bytes()))
+    }
+
     /// Encrypts segment `index` in place: `buf` holds its plaintext followed
     /// by `TAG_LEN` bytes of room for the tag. Returns the leaf hash.
     fn seal_segment(&self, index: u64, buf: &mut [u8]) -> Hash {
@@ -293,6 +315,20 @@ impl Sealer {
             source,
         })?;
         Ok(root.root().expect("an object has at least one segment"))
+    }
+}
+
+/// Hashes everything read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 

@@ -524,3 +524,23 @@ fn host_answers_an_audit_from_the_stored_file_and_owner_reads_one_segment() {
         Err(SidecarError::ObjectShort { index: 12, .. })
     ));
 }
+
+#[test]
+fn sealing_also_hashes_the_plaintext_in_the_same_pass() {
+    let key = keys().replica_key(&object().file_id, 1);
+    for (len, threads) in [(0usize, 1usize), (1000, 1), (64 * 300 + 7, 2)] {
+        let plain = plaintext(len);
+        let mut a = Vec::new();
+        let (d, hash) = Sealer::new(&key, object(), len as u64, SEG)
+            .unwrap()
+            .threads(threads)
+            .seal_and_hash(&plain[..], &mut a, bunker_core::NoLeaves)
+            .unwrap();
+        assert_eq!(
+            hash,
+            *blake3::hash(&plain).as_bytes(),
+            "{len} bytes on {threads} threads"
+        );
+        assert_eq!((d, a), seal(&plain, 1));
+    }
+}
