@@ -154,6 +154,10 @@ impl Method {
 }
 
 /// One Lightning payment as the ledger keeps it.
+///
+/// Inbound payments appear when they arrive (already succeeded): an invoice
+/// or offer we issued that nobody paid is not a payment and is not here,
+/// although ldk-node keeps it as a pending inbound entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentRecord {
     /// ldk-node's payment id, hex: the key to upsert by.

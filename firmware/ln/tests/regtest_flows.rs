@@ -385,6 +385,57 @@ fn a_new_box_without_inbound_capacity_is_paid_through_an_lsps2_jit_channel() {
     );
     assert_eq!(newbox.ln.channels().len(), 1);
     assert_eq!(newbox.ln.channels()[0].counterparty, lsp.node_id().to_string());
+    // Now over a real hop: the LSP forwards into the new box's channel for
+    // ldk-node's default 1 sat base fee. The payer caps routing fees at 1% of
+    // the amount: 50 sat cannot carry a 1 sat fee, 200 sat can.
+    let jit = lsp
+        .list_channels()
+        .into_iter()
+        .find(|c| c.counterparty_node_id == newbox.ln.node_id())
+        .unwrap();
+    let mut fees = jit.config.clone();
+    fees.forwarding_fee_base_msat = 1_000;
+    fees.forwarding_fee_proportional_millionths = 0;
+    lsp.update_channel_config(&jit.user_channel_id, jit.counterparty_node_id, fees)
+        .unwrap();
+    // The new box learns the LSP's fee from its channel_update and puts it
+    // in its invoices' route hints.
+    let hinted_fee = |inv: &str| {
+        let inv = ldk_node::lightning_invoice::Bolt11Invoice::from_str(inv).unwrap();
+        inv.route_hints()
+            .iter()
+            .flat_map(|h| h.0.iter())
+            .map(|hop| hop.fees.base_msat)
+            .max()
+    };
+    let small = newbox
+        .ln
+        .wait_until("route hint with the LSP's fee", T, || {
+            let inv = newbox.ln.invoice(50_000, "too small for the hop", 600).unwrap();
+            (hinted_fee(&inv) == Some(1_000)).then_some(inv)
+        })
+        .unwrap();
+    // 1% of 50 sat is 0.5 sat: no route within the cap, nothing is paid.
+    match payer.ln.pay_invoice(&small, None) {
+        Err(e) => assert!(
+            matches!(e, bunker_ln::PayError::Node(ldk_node::NodeError::PaymentSendingFailed)),
+            "{e}"
+        ),
+        Ok(id) => {
+            let rec = payer.ln.wait_payment(&id, T).unwrap();
+            assert_eq!(rec.status, Status::Failed, "paid {rec:?} over a 1 sat hop");
+        }
+    }
+    // 1% of 200 sat is 2 sat: the 1 sat hop is taken.
+    let fine = newbox.ln.invoice(200_000, "pays its way", 600).unwrap();
+    let id = payer.ln.pay_invoice(&fine, None).unwrap();
+    let rec = payer.ln.wait_payment(&id, T).unwrap();
+    assert_eq!(rec.status, Status::Succeeded, "{rec:?}");
+    assert_eq!(rec.fee_msat, Some(1_000), "{rec:?}");
+    wait_inbound(&newbox, "routed payment", |r| {
+        r.id == id && r.amount_msat == Some(200_000)
+    });
+
     assert_ledger_agrees(&newbox);
     assert_ledger_agrees(&payer);
 

@@ -153,6 +153,12 @@ pub fn assert_ledger_agrees(node: &TestNode) {
         .ldk_payments()
         .into_iter()
         .filter(|p| !matches!(p.kind, ldk_node::payment::PaymentKind::Onchain { .. }))
+        // ldk-node stores each invoice we issue as a pending inbound payment;
+        // an invoice nobody paid is not a payment, and the ledger leaves it out.
+        .filter(|p| {
+            !(p.direction == ldk_node::payment::PaymentDirection::Inbound
+                && p.status == ldk_node::payment::PaymentStatus::Pending)
+        })
         .collect();
     assert_eq!(
         ldk.len(),
