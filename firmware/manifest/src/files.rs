@@ -439,58 +439,41 @@ impl Manifest {
     /// resets the consecutive-failure count, anything else increments it.
     /// Returns the count after this audit, which the engine compares with K.
     pub fn record_audit(&mut self, report: &AuditReport) -> Result<u32, QueryError> {
-        let what = format!("replica #{}", report.replica.0);
-        let latency = to_i64("latency_ms", report.latency_ms)?;
-        let segment = report.segment.map(|s| to_i64("segment", s)).transpose()?;
         let tx = self.conn.transaction().map_err(sql("begin record_audit"))?;
-        let failures: Option<i64> = tx
-            .query_row(
-                "SELECT consecutive_failures FROM replicas WHERE id = ?1",
-                [report.replica.0],
-                |r| r.get(0),
+        let failures = apply_audit(&tx, report)?;
+        tx.commit().map_err(sql("commit audit"))?;
+        Ok(failures)
+    }
+
+    /// Records many audits in one transaction (one disk sync instead of one
+    /// per audit: thousands of hourly audits must not mean thousands of
+    /// fsyncs on a USB disk). All or none; returns each replica's count of
+    /// consecutive failures after its audit, in input order.
+    pub fn record_audits(&mut self, reports: &[AuditReport]) -> Result<Vec<u32>, QueryError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("begin record_audits"))?;
+        let mut out = Vec::with_capacity(reports.len());
+        for report in reports {
+            out.push(apply_audit(&tx, report)?);
+        }
+        tx.commit().map_err(sql("commit audits"))?;
+        Ok(out)
+    }
+
+    /// Deletes passed audits older than `before` and returns how many went.
+    /// Failures are kept as evidence; each replica's schedule and failure
+    /// count live on the replica row, so nothing else depends on old passes.
+    pub fn prune_passed_audits(&mut self, before: UnixSecs) -> Result<u64, QueryError> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM audits WHERE at < ?1 AND outcome = 'passed'",
+                [before],
             )
-            .optional()
-            .map_err(sqlf(|| format!("read {what}")))?;
-        let Some(failures) = failures else {
-            return Err(QueryError::NotFound { what });
-        };
-        let failures = if report.outcome.is_pass() {
-            0
-        } else {
-            failures + 1
-        };
-        tx.execute(
-            "INSERT INTO audits (replica_id, at, kind, segment, outcome, latency_ms, detail) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                report.replica.0,
-                report.at,
-                report.kind.as_str(),
-                segment,
-                report.outcome.as_str(),
-                latency,
-                report.detail
-            ],
-        )
-        .map_err(sqlf(|| format!("insert audit of {what}")))?;
-        let full = matches!(report.kind, AuditKind::Full);
-        tx.execute(
-            "UPDATE replicas SET consecutive_failures = ?2, \
-             last_audit_at = CASE WHEN ?3 THEN last_audit_at ELSE ?4 END, \
-             last_full_check_at = CASE WHEN ?3 THEN ?4 ELSE last_full_check_at END, \
-             next_audit_at = coalesce(?5, next_audit_at) WHERE id = ?1",
-            params![
-                report.replica.0,
-                failures,
-                full,
-                report.at,
-                report.next_audit_at
-            ],
-        )
-        .map_err(sqlf(|| format!("update {what} after audit")))?;
-        tx.commit()
-            .map_err(sqlf(|| format!("commit audit of {what}")))?;
-        Ok(failures as u32)
+            .map_err(sql("prune audits"))?;
+        Ok(n as u64)
     }
 
     /// Audits of one replica, newest first.
@@ -573,6 +556,59 @@ pub(crate) const DUE_QUERY: &str = "SELECT r.id, r.file_id, r.replica_index, p.p
      LEFT JOIN contracts c ON c.id = r.contract_id \
      WHERE r.state = 'active' AND r.next_audit_at <= ?1 \
      ORDER BY r.next_audit_at LIMIT ?2";
+
+/// One audit inside the caller's transaction; see [`Manifest::record_audit`].
+fn apply_audit(tx: &Transaction<'_>, report: &AuditReport) -> Result<u32, QueryError> {
+    let what = || format!("replica #{}", report.replica.0);
+    let latency = to_i64("latency_ms", report.latency_ms)?;
+    let segment = report.segment.map(|s| to_i64("segment", s)).transpose()?;
+    let failures: Option<i64> = tx
+        .prepare_cached("SELECT consecutive_failures FROM replicas WHERE id = ?1")
+        .and_then(|mut s| s.query_row([report.replica.0], |r| r.get(0)).optional())
+        .map_err(sqlf(|| format!("read {}", what())))?;
+    let Some(failures) = failures else {
+        return Err(QueryError::NotFound { what: what() });
+    };
+    let failures = if report.outcome.is_pass() {
+        0
+    } else {
+        failures + 1
+    };
+    tx.prepare_cached(
+        "INSERT INTO audits (replica_id, at, kind, segment, outcome, latency_ms, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            report.replica.0,
+            report.at,
+            report.kind.as_str(),
+            segment,
+            report.outcome.as_str(),
+            latency,
+            report.detail
+        ])
+    })
+    .map_err(sqlf(|| format!("insert audit of {}", what())))?;
+    let full = matches!(report.kind, AuditKind::Full);
+    tx.prepare_cached(
+        "UPDATE replicas SET consecutive_failures = ?2, \
+         last_audit_at = CASE WHEN ?3 THEN last_audit_at ELSE ?4 END, \
+         last_full_check_at = CASE WHEN ?3 THEN ?4 ELSE last_full_check_at END, \
+         next_audit_at = coalesce(?5, next_audit_at) WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            report.replica.0,
+            failures,
+            full,
+            report.at,
+            report.next_audit_at
+        ])
+    })
+    .map_err(sqlf(|| format!("update {} after audit", what())))?;
+    Ok(failures as u32)
+}
 
 fn corrupt(what: &str, column: &'static str, v: i64) -> QueryError {
     QueryError::Corrupt {

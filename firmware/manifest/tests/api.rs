@@ -667,3 +667,52 @@ fn a_second_handle_reads_while_the_first_writes() {
     t.join().unwrap();
     assert_eq!(reader.list_folder(&folder).unwrap().files.len(), 200);
 }
+
+#[test]
+fn audits_recorded_in_a_batch_are_all_or_nothing_and_passes_can_be_pruned() {
+    let (_d, mut m) = open_temp();
+    let id = m
+        .put_file(
+            &file("/batch/x", 1),
+            &[replica(0, peer(1), 5), replica(1, peer(2), 5)],
+        )
+        .unwrap();
+    let reps = m.replicas_of(id).unwrap();
+    let (a, b) = (reps[0].id, reps[1].id);
+    let counts = m
+        .record_audits(&[
+            audit(a, AuditOutcome::Passed, 100),
+            audit(b, AuditOutcome::Failed, 100),
+            audit(b, AuditOutcome::Unreachable, 200),
+        ])
+        .unwrap();
+    assert_eq!(counts, [0, 1, 2]);
+    // One unknown replica in a batch: nothing of the batch is kept.
+    let err = m
+        .record_audits(&[
+            audit(a, AuditOutcome::Failed, 300),
+            audit(ReplicaId(999), AuditOutcome::Passed, 300),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, QueryError::NotFound { .. }), "{err}");
+    assert_eq!(m.replica(a).unwrap().consecutive_failures, 0);
+    assert_eq!(m.recent_audits(10).unwrap().len(), 3);
+
+    m.record_audit(&audit(a, AuditOutcome::Passed, 400))
+        .unwrap();
+    assert_eq!(m.prune_passed_audits(300).unwrap(), 1);
+    let left: Vec<_> = m
+        .recent_audits(10)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.at, r.outcome))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            (400, AuditOutcome::Passed),
+            (200, AuditOutcome::Unreachable),
+            (100, AuditOutcome::Failed)
+        ]
+    );
+}
