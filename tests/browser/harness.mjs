@@ -106,8 +106,9 @@ export async function startBox() {
   };
 }
 
-/// Headless Chromium with a fresh profile, sized like a phone.
-export async function startBrowser() {
+/// Headless Chromium with a fresh profile, sized like a phone; `extraArgs`
+/// go to Chromium as they are.
+export async function startBrowser(extraArgs = []) {
   const profile = await mkdtemp(path.join(tmpdir(), "bunker-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -123,6 +124,7 @@ export async function startBrowser() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...extraArgs,
     ],
   });
   context.setDefaultTimeout(15_000);
