@@ -124,6 +124,15 @@ fn seal(f: &Fixture, threads: usize) {
     assert_eq!(d.root, f.descriptor.root);
 }
 
+/// Sealing that also hashes the plaintext for the manifest (one core).
+fn seal_and_hash(f: &Fixture) {
+    let (d, _) = Sealer::new(&f.key, f.object, DATA as u64, DEFAULT_SEGMENT_SIZE)
+        .unwrap()
+        .seal_and_hash(&f.plain[..], io::sink(), NoLeaves)
+        .unwrap();
+    assert_eq!(d.root, f.descriptor.root);
+}
+
 fn open(f: &Fixture) {
     let n = Opener::new(&f.key, f.object)
         .open(&f.descriptor, &f.sealed[..], io::sink())
@@ -289,6 +298,7 @@ fn ratios(f: &Fixture, sidecar: &Sidecar<std::fs::File>, segment: &[u8]) {
             ("seal1", &mut || seal(f, 1)),
             ("sealN", &mut || seal(f, 0)),
             ("open", &mut || open(f)),
+            ("seal+hash1", &mut || seal_and_hash(f)),
         ],
     );
     let cores = std::thread::available_parallelism()
@@ -306,6 +316,7 @@ fn ratios(f: &Fixture, sidecar: &Sidecar<std::fs::File>, segment: &[u8]) {
         "seal 1 core",
         "seal all cores",
         "open 1 core",
+        "seal+plain hash 1c",
     ];
     for (name, m) in names.iter().zip(&t) {
         let cpu = if name.contains("all") {
