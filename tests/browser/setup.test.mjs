@@ -2,7 +2,7 @@
 // what a person with a phone does the first time they plug the box in.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startBox, startBrowser, screenshot } from "./harness.mjs";
+import { startBox, startBrowser, screenshot, PHONE } from "./harness.mjs";
 
 const PASSWORD = "correct horse battery";
 const NEW_PASSWORD = "staple battery horse";
@@ -124,6 +124,10 @@ describe("a new box, set up from a phone", { timeout: 240_000 }, () => {
     assert.match(await page.locator("#version").textContent(), /^\d+\.\d+\.\d+$/);
     assert.match(await page.locator("#space-text").textContent(), /free of/);
     await screenshot(page, "5-dashboard");
+    // The same page on a desktop: one centred column, nothing cut off.
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await screenshot(page, "5b-dashboard-desktop");
+    await page.setViewportSize(PHONE);
   });
 
   it("logs out, refuses a wrong password, logs in again", async () => {
