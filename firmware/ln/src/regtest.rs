@@ -103,10 +103,31 @@ fn free_port() -> Result<u16, RegtestError> {
         })
 }
 
+/// Stops bitcoind if this process dies without dropping its [`Bitcoind`]
+/// (killed by a timeout, or a `Bitcoind` kept in a `static`): a small shell
+/// loop that watches both processes and ends with bitcoind. Not started
+/// where `sh` is missing; Drop still stops bitcoind then.
+fn watchdog(bitcoind_pid: u32) -> Option<Child> {
+    let script = r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
+kill -0 "$1" 2>/dev/null || kill "$2" 2>/dev/null"#;
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("bunker-regtest-watchdog")
+        .arg(std::process::id().to_string())
+        .arg(bitcoind_pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
 /// A running regtest bitcoind with a wallet named `bunker`. Stops (and
 /// deletes its data dir) on drop.
 pub struct Bitcoind {
     child: Option<Child>,
+    watchdog: Option<Child>,
     datadir: tempfile::TempDir,
     rpc_port: u16,
     password: String,
@@ -133,6 +154,7 @@ impl Bitcoind {
         for _ in 0..3 {
             let mut b = Bitcoind {
                 child: None,
+                watchdog: None,
                 datadir,
                 rpc_port: free_port()?,
                 password: password.clone(),
@@ -194,6 +216,7 @@ impl Bitcoind {
                 exe: loader.display().to_string(),
                 source,
             })?;
+        self.watchdog = watchdog(child.id());
         self.child = Some(child);
         let start = Instant::now();
         loop {
@@ -296,6 +319,10 @@ impl Bitcoind {
 
     /// Stops bitcoind (the data dir stays, for [`Bitcoind::restart`]).
     pub fn stop(&mut self) -> Result<(), RegtestError> {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };

@@ -1,11 +1,11 @@
 //! Real ldk-node nodes paying each other on a Bitcoin Knots regtest chain.
 //!
-//! One chain per test binary; each test makes its own pair of nodes on it.
+//! Each test runs its own chain and its own nodes: tests stay independent,
+//! and every bitcoind stops when its test ends.
 
 mod common;
 
 use std::str::FromStr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use bunker_core::seed::Seed;
@@ -13,19 +13,18 @@ use bunker_ln::regtest::Bitcoind;
 use bunker_ln::{ContractId, Direction, Method, PayError, Status};
 use common::*;
 
-fn chain() -> &'static Bitcoind {
-    static CHAIN: OnceLock<Bitcoind> = OnceLock::new();
-    CHAIN.get_or_init(|| {
-        init_tracing();
-        let chain = Bitcoind::start().expect("regtest bitcoind starts");
-        chain.mine(101).unwrap();
-        chain
-    })
+/// A chain of the test's own: dropped (bitcoind stopped, data dir deleted)
+/// when the test ends, pass or fail.
+fn chain() -> Bitcoind {
+    init_tracing();
+    let chain = Bitcoind::start().expect("regtest bitcoind starts");
+    chain.mine(101).unwrap();
+    chain
 }
 
 #[test]
 fn keysend_with_contract_bolt11_and_bolt12_are_paid_and_recorded_alike_on_both_sides() {
-    let chain = chain();
+    let chain = &chain();
     let root = tempfile::tempdir().unwrap();
     let (a, b) = pair(chain, root.path());
     let _quiet = quiet_chain(&[&a, &b]);
@@ -120,7 +119,7 @@ fn keysend_with_contract_bolt11_and_bolt12_are_paid_and_recorded_alike_on_both_s
 
 #[test]
 fn threshold_settlement_pays_exactly_what_was_owed_with_the_contract_id() {
-    let chain = chain();
+    let chain = &chain();
     let root = tempfile::tempdir().unwrap();
     let (a, b) = pair(chain, root.path());
     let _quiet = quiet_chain(&[&a, &b]);
@@ -188,7 +187,7 @@ fn mainnet_invoice() -> String {
 
 #[test]
 fn bad_invoices_offers_and_amounts_are_refused_clearly_and_the_ledger_stays_intact() {
-    let chain = chain();
+    let chain = &chain();
     let root = tempfile::tempdir().unwrap();
     let (a, b) = pair(chain, root.path());
     let _quiet = quiet_chain(&[&a, &b]);
@@ -323,7 +322,7 @@ fn start_lsp(chain: &Bitcoind, dir: &std::path::Path) -> (ldk_node::Node, std::n
 
 #[test]
 fn a_new_box_without_inbound_capacity_is_paid_through_an_lsps2_jit_channel() {
-    let chain = chain();
+    let chain = &chain();
     let root = tempfile::tempdir().unwrap();
     let mining = mining();
     let (lsp, lsp_addr) = start_lsp(chain, &root.path().join("lsp"));
