@@ -666,3 +666,30 @@ async fn a_client_that_never_finishes_its_body_gets_408_not_a_stuck_task() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("took too long"), "{body:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_claims_at_once_make_exactly_one_owner() {
+    let b = new_box();
+    let code = pairing_code(&b);
+    let claim_as = |password: &'static str, ip: u8| {
+        let router = b.router.clone();
+        let code = code.clone();
+        async move {
+            call(Method::POST, "/api/setup/claim")
+                .ip(ip)
+                .body(json!({ "pairing_code": code, "password": password }))
+                .send(&router)
+                .await
+        }
+    };
+    let (first, second) = tokio::join!(claim_as("first owner's password", 1), claim_as("second owner's password", 2));
+    let mut codes = [first.status, second.status];
+    codes.sort();
+    assert_eq!(codes, [StatusCode::OK, StatusCode::CONFLICT]);
+    let winner = if first.status == StatusCode::OK { "first owner's password" } else { "second owner's password" };
+    let loser = if first.status == StatusCode::OK { "second owner's password" } else { "first owner's password" };
+    let a = call(Method::POST, "/api/login").body(json!({ "password": winner })).send(&b.router).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = call(Method::POST, "/api/login").body(json!({ "password": loser })).send(&b.router).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+}
