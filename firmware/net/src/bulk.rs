@@ -151,6 +151,11 @@ impl IncomingObject {
             })
             .await?;
         }
+        if self.remaining > 0 {
+            // Giving up mid-body: dropping the stream unclosed resets it, so a sender blocked
+            // on flow control fails now instead of after its idle timeout.
+            return Ok(());
+        }
         let idle = self.idle;
         let _ = tokio::time::timeout(idle, self.stream.close()).await;
         Ok(())

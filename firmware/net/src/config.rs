@@ -24,8 +24,13 @@ pub struct NetConfig {
     /// Ask the home router for a port mapping by UPnP. Sends SSDP multicast: off in tests.
     pub upnp: bool,
     /// Answer Kademlia queries even before AutoNAT confirmed a public address. A box on a LAN
-    /// (or a test on loopback) is reachable by its neighbours without being public.
+    /// (or a test on loopback) is reachable by its neighbours without being public; a box
+    /// behind NAT that claims server mode only fills others' routing tables with a dead entry,
+    /// so the appliance default is automatic (server once an external address is confirmed).
     pub kad_server: bool,
+    /// Relays to take a reservation on (full multiaddrs ending in `/p2p/<relay id>`), so that a
+    /// box behind NAT is reachable through them and DCUtR can upgrade to a direct connection.
+    pub relays: Vec<Multiaddr>,
     /// Addresses peers can reach us at, announced in identify and in DHT provider records
     /// (e.g. a port forwarded by hand). AutoNAT and UPnP add confirmed ones by themselves.
     pub external_addresses: Vec<Multiaddr>,
@@ -61,7 +66,8 @@ impl NetConfig {
             bootstrap: Vec::new(),
             mdns: true,
             upnp: true,
-            kad_server: true,
+            kad_server: false,
+            relays: Vec::new(),
             external_addresses: Vec::new(),
             announce_listen_addrs: false,
             max_connections: 256,
@@ -85,6 +91,7 @@ impl NetConfig {
             mdns: false,
             upnp: false,
             announce_listen_addrs: true,
+            kad_server: true,
             ..Self::new(keypair)
         }
     }

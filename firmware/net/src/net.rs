@@ -114,6 +114,13 @@ impl Net {
                 swarm.add_external_address(addr.clone());
             }
         }
+        for relay in &config.relays {
+            // The circuit address appears once the relay grants a reservation; not awaited here.
+            let circuit = relay.clone().with(libp2p::multiaddr::Protocol::P2pCircuit);
+            if let Err(e) = swarm.listen_on(circuit) {
+                tracing::warn!(%relay, error = %e, "cannot listen through relay");
+            }
+        }
         for (peer, addr) in &config.bootstrap {
             swarm.behaviour_mut().kad.add_address(peer, addr.clone());
         }

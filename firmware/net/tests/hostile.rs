@@ -120,8 +120,7 @@ async fn oversize_message_is_rejected_and_node_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_gets_no_answer_and_repeated_garbage_cuts_the_peer_off() {
-    let mut limits = Limits::default();
-    limits.max_bad_messages_per_peer = 4;
+    let limits = Limits { max_bad_messages_per_peer: 4, ..Default::default() };
     let a = node_with(limits).await;
     let (hid, mut ctl) = raw_peer(&a).await;
     let mut garbage = 6u32.to_be_bytes().to_vec();
@@ -168,10 +167,11 @@ async fn garbage_gets_no_answer_and_repeated_garbage_cuts_the_peer_off() {
 }
 
 fn fast_timeouts() -> Limits {
-    let mut l = Limits::default();
-    l.stream_header_timeout = Duration::from_secs(1);
-    l.stream_idle_timeout = Duration::from_secs(1);
-    l
+    Limits {
+        stream_header_timeout: Duration::from_secs(1),
+        stream_idle_timeout: Duration::from_secs(1),
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

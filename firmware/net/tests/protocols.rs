@@ -217,3 +217,57 @@ async fn request_to_unreachable_peer_is_a_clear_error() {
         .unwrap_err();
     assert!(matches!(err, RequestError::Unreachable { .. }), "{err}");
 }
+
+/// Counts how far the sender has read its source.
+struct Counting {
+    inner: PatternReader,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl futures::AsyncRead for Counting {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let pos = self.inner.pos;
+        self.read.store(pos, std::sync::atomic::Ordering::SeqCst);
+        r
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_slows_the_writer() {
+    let a = node().await;
+    let b = node().await;
+    connect(&a, &b).await;
+    let len = 64u64 << 20;
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let body = Counting { inner: PatternReader { pos: 0, len }, read: read.clone() };
+    let header = StoreHeader { contract_id: SLOW_READER_CONTRACT, object_root: [0x5D; 32], total_len: len };
+    let (net, bid) = (a.net.clone(), b.id);
+    let upload = tokio::spawn(async move { net.store(bid, header, body).await });
+    // While the host pauses after its first MiB, the sender may be at most a few flow-control
+    // windows ahead: nowhere near the 64 MiB it has to send.
+    tokio::time::sleep(SLOW_READER_PAUSE / 2).await;
+    let ahead = read.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(ahead >= 1 << 20, "sender did not start: {ahead}");
+    assert!(ahead <= (1 << 20) + (16 << 20), "sender ran {ahead} bytes ahead of a paused reader");
+    upload.await.unwrap().unwrap();
+    assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), len);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_giving_up_mid_body_fails_the_sender_promptly() {
+    let a = node().await;
+    let b = node().await;
+    connect(&a, &b).await;
+    let len = 256u64 << 20;
+    let header = StoreHeader { contract_id: GIVE_UP_CONTRACT, object_root: [0xE0; 32], total_len: len };
+    let t0 = std::time::Instant::now();
+    let err = a.net.store(b.id, header, PatternReader { pos: 0, len }).await.unwrap_err();
+    // Well before the 30 s idle timeout: the host's reset reaches the blocked writer.
+    assert!(t0.elapsed() < std::time::Duration::from_secs(15), "took {:?}: {err}", t0.elapsed());
+    assert!(!matches!(err, StreamError::Stalled { .. }), "{err}");
+}

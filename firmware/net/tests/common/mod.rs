@@ -21,6 +21,12 @@ pub const KEEP_LIMIT: u64 = 8 << 20;
 /// Object root that makes the test engine serve a pattern object whose length is in the first
 /// 8 bytes of the contract id.
 pub const PATTERN_ROOT: Id32 = [0xEE; 32];
+/// Contract id that makes the test engine abandon the body after 1 MiB.
+pub const GIVE_UP_CONTRACT: Id32 = [0xE0; 32];
+/// Contract id that makes the test engine read like a slow disk.
+pub const SLOW_READER_CONTRACT: Id32 = [0x5D; 32];
+/// How long the slow reader pauses after its first MiB.
+pub const SLOW_READER_PAUSE: Duration = Duration::from_secs(2);
 /// Period of the test pattern: not a power of two, so a reordered or repeated chunk is caught.
 pub const PATTERN_PERIOD: usize = (1 << 20) + 7;
 
@@ -50,10 +56,16 @@ impl AsyncRead for PatternReader {
 }
 
 /// Reads `r` to the end, checking every byte against the pattern. Returns the byte count.
-pub async fn check_pattern<R: AsyncRead + Unpin>(mut r: R) -> io::Result<u64> {
+pub async fn check_pattern<R: AsyncRead + Unpin>(r: R) -> io::Result<u64> {
+    check_pattern_from(r, 0).await
+}
+
+/// Like [`check_pattern`] for a reader positioned at byte `start` of the pattern; returns the
+/// position reached.
+pub async fn check_pattern_from<R: AsyncRead + Unpin>(mut r: R, start: u64) -> io::Result<u64> {
     let p = pattern();
     let mut buf = vec![0u8; 256 * 1024];
-    let mut pos = 0u64;
+    let mut pos = start;
     loop {
         let n = r.read(&mut buf).await?;
         if n == 0 {
@@ -249,6 +261,8 @@ async fn answer(me: PeerId, keypair: Keypair, req: InboundRequest, state: Arc<Mu
                 let _ = store.reject("no such contract").await;
                 return;
             }
+            let slow = store.header.contract_id == SLOW_READER_CONTRACT;
+            let give_up = store.header.contract_id == GIVE_UP_CONTRACT;
             let mut body = match store.accept().await {
                 Ok(b) => b,
                 Err(e) => {
@@ -256,6 +270,25 @@ async fn answer(me: PeerId, keypair: Keypair, req: InboundRequest, state: Arc<Mu
                     return;
                 }
             };
+            if give_up {
+                // Verification failed part-way (e.g. a bad segment): give up mid-body.
+                let mut first = vec![0u8; 1 << 20];
+                let _ = body.read_exact(&mut first).await;
+                let _ = body.finish(Err("segment 16 failed verification".into())).await;
+                return;
+            }
+            if slow {
+                // A slow disk: read 1 MiB, pause, then the rest.
+                let mut first = vec![0u8; 1 << 20];
+                if body.read_exact(&mut first).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(SLOW_READER_PAUSE).await;
+                let rest = check_pattern_from(&mut body, 1 << 20).await;
+                let ok = first[..] == pattern()[..1 << 20] && rest.is_ok_and(|end| end == len);
+                let _ = body.finish(if ok { Ok(()) } else { Err("mismatch".into()) }).await;
+                return;
+            }
             if len > KEEP_LIMIT {
                 match check_pattern(&mut body).await {
                     Ok(n) => {
