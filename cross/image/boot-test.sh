@@ -24,9 +24,19 @@ image="${1:-$cache/out/bunker-$version-arm64.img.zst}"
 [ -f "$image" ] || fail "no image at $image (run cross/image/build.sh)"
 [ -f "$image.sha256" ] || fail "no checksum $image.sha256 next to the image"
 
-for tool in qemu-system-aarch64 mcopy curl python3 zstd sfdisk; do
-    command -v "$tool" >/dev/null || fail "$tool not found (apt-get install qemu-system-arm mtools curl python3 zstd fdisk)"
+sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+tools=(qemu-system-aarch64 mcopy curl python3 zstd sfdisk)
+pkgs=(qemu-system-arm mtools curl python3 zstd fdisk)
+missing=()
+for i in "${!tools[@]}"; do
+    command -v "${tools[$i]}" >/dev/null || missing+=("${pkgs[$i]}")
 done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    sudo_ apt-get update -qq
+    sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || fail "cannot install ${missing[*]}"
+fi
 
 (cd "$(dirname "$image")" && sha256sum --quiet -c "$(basename "$image").sha256") \
     || fail "$image does not match its sha256"
@@ -34,6 +44,11 @@ done
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/bunker-boot-test.XXXXXX")"
 qemu_pid=
 cleanup() {
+    # The console log outlives the test: it is what to read when it fails.
+    if [ -f "$tmp/serial.log" ]; then
+        mkdir -p "$cache/out" && cp "$tmp/serial.log" "$cache/out/boot-test-serial.log" \
+            && echo "boot-test: console log kept in $cache/out/boot-test-serial.log" >&2
+    fi
     if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
         kill "$qemu_pid" 2>/dev/null || true
         wait "$qemu_pid" 2>/dev/null || true

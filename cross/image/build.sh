@@ -12,6 +12,8 @@
 #                     cross/build.sh's output dir; cross/build.sh runs when
 #                     they are missing there)
 #   BUNKER_IMAGE_DIR  cache and output (default ~/.cache/bunker/image)
+#   BUNKER_ZSTD_LEVEL compression level (default 10; CI uses 3, which is
+#                     several times faster and a little bigger)
 #
 # Output: $BUNKER_IMAGE_DIR/out/bunker-VERSION-arm64.img.zst and .sha256;
 # the time of each step goes to $BUNKER_IMAGE_DIR/out/timings.txt.
@@ -22,10 +24,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cache="${BUNKER_IMAGE_DIR:-$HOME/.cache/bunker/image}"
 out_dir="$cache/out"
+level="${BUNKER_ZSTD_LEVEL:-10}"
 fail() { echo "image: $*" >&2; exit 1; }
 log() { echo "image: $*" >&2; }
 now() { date +%s; }
 
+case "$level" in [1-9]|1[0-9]) ;; *) fail "BUNKER_ZSTD_LEVEL must be 1..19, not '$level'" ;; esac
 [ "$(id -u)" -eq 0 ] || fail "must run as root: the root file system holds files of several owners"
 
 # ---- tools ---------------------------------------------------------------
@@ -177,10 +181,10 @@ record "image assembly" $(( $(now) - t ))
 # ---- compress ------------------------------------------------------------
 t=$(now)
 name="bunker-$version-arm64.img.zst"
-zstd -q -f -T0 -10 "$img" -o "$out_dir/$name.partial"
+zstd -q -f -T0 "-$level" "$img" -o "$out_dir/$name.partial"
 mv "$out_dir/$name.partial" "$out_dir/$name"
 (cd "$out_dir" && sha256sum "$name" > "$name.sha256")
 rm -rf "$work"
-record "compression (zstd -10)" $(( $(now) - t ))
+record "compression (zstd -$level)" $(( $(now) - t ))
 log "$out_dir/$name ($(( $(stat -c %s "$out_dir/$name") / 1048576 )) MiB, raw ${total_mib} MiB)"
 echo "$out_dir/$name"
