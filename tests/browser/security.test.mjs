@@ -89,4 +89,26 @@ describe("the admin page's defences in a real browser", { timeout: 180_000 }, ()
     assert.equal(api.status(), 403);
     await page.close();
   });
+
+  it("a guesser is told to wait, with the time, after five wrong passwords", async () => {
+    const page = await browser.context.newPage();
+    await page.goto(box.url);
+    // Still logged in from the first test: log out first.
+    await page.getByRole("button", { name: "Log out" }).click();
+    const form = page.locator("#view-login");
+    const error = page.locator("#login-error");
+    for (let i = 0; i < 5; i++) {
+      await form.getByLabel("Password", { exact: true }).fill(`guess number ${i}`);
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.locator("#login-error", { hasText: "Wrong password" }).waitFor();
+      await page.evaluate(() => (document.getElementById("login-error").hidden = true));
+    }
+    await form.getByLabel("Password", { exact: true }).fill(PASSWORD);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await error.waitFor();
+    assert.match(await error.textContent(), /^Too many attempts: wait \d+ seconds, then try again$/);
+    assert.ok(box.log().includes("login with a wrong password"));
+    assert.ok(!box.log().includes("guess number"), "passwords must never be logged");
+    await page.close();
+  });
 });
