@@ -70,7 +70,9 @@ pub enum ApiError {
         expected: String,
     },
     /// A request for a host name the box does not answer to (DNS rebinding).
-    #[error("refused: this box does not answer to host name {0:?}; use its IP address, localhost or its .local name")]
+    #[error(
+        "refused: this box does not answer to host name {0:?}; use its IP address, its plain name or its .local name"
+    )]
     ForeignHost(String),
     /// Reading or writing the admin state failed.
     #[error(transparent)]

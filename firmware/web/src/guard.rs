@@ -80,10 +80,16 @@ fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
     }
 }
 
+/// Name endings that only exist on a LAN (mDNS, RFC 8375's home.arpa, the
+/// reserved `.internal`, and the `.lan` and `.localdomain` that home routers
+/// hand out): nobody can register them in public DNS and rebind them.
+const LAN_SUFFIXES: [&str; 5] = [".local", ".lan", ".home.arpa", ".internal", ".localdomain"];
+
 /// Whether the admin page answers to `host` (a Host header: name or
-/// address, optionally with a port). IP addresses, `localhost` and mDNS
-/// `.local` names are how a box is reached on a LAN; a DNS name of
-/// someone else's would mean a rebinding attack.
+/// address, optionally with a port). IP addresses, names without a dot
+/// (`localhost`, `bunker`) and LAN-only names (`bunker.local`,
+/// `bunker.lan`, `bunker.home.arpa`) are how a box is reached on a LAN; a
+/// public DNS name would mean a rebinding attack.
 pub fn host_allowed(host: &str, extra: &[String]) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port
@@ -108,8 +114,10 @@ pub fn host_allowed(host: &str, extra: &[String]) -> bool {
         return false;
     }
     name.parse::<IpAddr>().is_ok()
-        || name == "localhost"
-        || (name.ends_with(".local") && name.len() > ".local".len())
+        // A name without a dot (`bunker`, from the router's DNS) cannot be
+        // an attacker's public domain.
+        || (!name.contains('.') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        || LAN_SUFFIXES.iter().any(|suffix| name.ends_with(suffix) && name.len() > suffix.len())
         || extra.iter().any(|h| h.trim_end_matches('.').eq_ignore_ascii_case(&name))
 }
 
@@ -182,13 +190,27 @@ mod tests {
             "localhost:8080",
             "bunker.local",
             "Bunker.Local.:80",
+            "bunker",
+            "bunker:8080",
+            "bunker.lan",
+            "bunker.home.arpa",
+            "bunker.internal",
             "mybox.example.org:8080",
         ] {
             assert!(host_allowed(ok, &extra), "{ok}");
         }
-        for bad in
-            ["evil.example.com", "evil.example.com:8080", ".local", "", "[nonsense]", "local", "127.0.0.1.evil.com"]
-        {
+        for bad in [
+            "evil.example.com",
+            "evil.example.com:8080",
+            ".local",
+            ".lan",
+            "",
+            "[nonsense]",
+            "127.0.0.1.evil.com",
+            "bunker.lan.evil.com",
+            "evil.com.",
+            "bad_name",
+        ] {
             assert!(!host_allowed(bad, &extra), "{bad}");
         }
     }
