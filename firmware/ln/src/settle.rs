@@ -75,9 +75,23 @@ impl Lightning {
         self.inner.store.owed()
     }
 
+    /// The largest single payment that can leave towards `payee` now: over
+    /// a direct channel if there is one, else over the best first hop.
+    fn largest_payment_to(&self, payee: &NodeId) -> u64 {
+        let channels = self.inner.node.list_channels();
+        let usable = channels.iter().filter(|c| c.is_usable);
+        let direct = usable
+            .clone()
+            .filter(|c| c.counterparty_node_id == *payee)
+            .map(|c| c.next_outbound_htlc_limit_msat)
+            .max();
+        direct.unwrap_or_else(|| usable.map(|c| c.next_outbound_htlc_limit_msat).max().unwrap_or(0))
+    }
+
     /// Pays every contract whose amount owed has reached the settle
     /// threshold, each by one keysend carrying the contract id, for exactly
-    /// the amount owed. Does nothing (and says why) while the chain source is
+    /// the amount owed (split over rounds when it is more than one payment
+    /// can carry now). Does nothing (and says why) while the chain source is
     /// unusable.
     ///
     /// A settlement ldk-node refuses outright stays in the ledger as failed
@@ -91,22 +105,34 @@ impl Lightning {
             return Ok(report);
         }
         let threshold = self.inner.config.settle_threshold_msat.max(1);
-        for contract in self.inner.store.due(threshold)? {
-            let preimage = PaymentPreimage(rand::random::<[u8; 32]>());
-            let id = payment_id_hex(&PaymentId(PaymentHash::from(preimage).0));
-            let Some((settlement, pending)) = self.inner.store.begin_settlement(contract, threshold, &id)? else {
+        for owed in self.inner.store.owed()? {
+            let contract = owed.contract;
+            if owed.owed_msat == 0 || owed.owed_msat < threshold {
                 continue;
-            };
-            self.inner.announce(&pending);
-            let payee = match NodeId::from_str(&settlement.payee) {
+            }
+            let payee = match NodeId::from_str(&owed.payee) {
                 Ok(p) => p,
                 Err(e) => {
-                    let reason = format!("payee {} is not a node id: {e}", settlement.payee);
-                    self.inner.record(&failed(&pending, &reason))?;
-                    report.refused.push((contract, reason));
+                    report
+                        .refused
+                        .push((contract, format!("payee {} is not a node id: {e}", owed.payee)));
                     continue;
                 }
             };
+            let max_msat = self.largest_payment_to(&payee);
+            if max_msat == 0 {
+                report
+                    .refused
+                    .push((contract, format!("no usable channel can pay node {payee} now")));
+                continue;
+            }
+            let preimage = PaymentPreimage(rand::random::<[u8; 32]>());
+            let id = payment_id_hex(&PaymentId(PaymentHash::from(preimage).0));
+            let Some((settlement, pending)) = self.inner.store.begin_settlement(contract, threshold, max_msat, &id)?
+            else {
+                continue;
+            };
+            self.inner.announce(&pending);
             match self.send_keysend(payee, settlement.amount_msat, Some(contract), preimage) {
                 Ok(()) => {
                     self.inner.store.settlement_sent(&id)?;

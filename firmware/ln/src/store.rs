@@ -445,6 +445,7 @@ impl Store {
         &self,
         contract: ContractId,
         threshold_msat: u64,
+        max_msat: u64,
         payment_id: &str,
     ) -> Result<Option<(Settlement, PaymentRecord)>, StoreError> {
         let mut conn = self.lock();
@@ -460,19 +461,21 @@ impl Store {
             .map_err(|e| self.sqlite(e))?;
         let Some((payee, owed)) = row else { return Ok(None) };
         let owed = owed as u64;
-        if owed == 0 || owed < threshold_msat {
+        // More than one payment can carry waits for the next round.
+        let amount = owed.min(max_msat);
+        if owed == 0 || owed < threshold_msat || amount == 0 {
             return Ok(None);
         }
         let now = now_secs();
         tx.execute(
-            "UPDATE owed SET owed_msat = 0, updated_at = ?2 WHERE contract = ?1",
-            params![key, to_i64(now)],
+            "UPDATE owed SET owed_msat = ?3, updated_at = ?2 WHERE contract = ?1",
+            params![key, to_i64(now), to_i64(owed - amount)],
         )
         .map_err(|e| self.sqlite(e))?;
         tx.execute(
             "INSERT INTO settlements (payment_id, contract, payee, amount_msat, state, created_at)
              VALUES (?1, ?2, ?3, ?4, 'sending', ?5)",
-            params![payment_id, key, payee, to_i64(owed), to_i64(now)],
+            params![payment_id, key, payee, to_i64(amount), to_i64(now)],
         )
         .map_err(|e| self.sqlite(e))?;
         let rec = PaymentRecord {
@@ -481,7 +484,7 @@ impl Store {
             method: Method::Keysend,
             contract: Some(contract),
             counterparty: Some(payee.clone()),
-            amount_msat: Some(owed),
+            amount_msat: Some(amount),
             fee_msat: None,
             status: Status::Pending,
             failure: None,
@@ -491,7 +494,7 @@ impl Store {
             "INSERT INTO payments (id, direction, method, contract, counterparty, amount_msat,
                                    fee_msat, status, failure, updated_at)
              VALUES (?1, 'outbound', 'keysend', ?2, ?3, ?4, NULL, 'pending', NULL, ?5)",
-            params![payment_id, key, payee, to_i64(owed), to_i64(now)],
+            params![payment_id, key, payee, to_i64(amount), to_i64(now)],
         )
         .map_err(|e| self.sqlite(e))?;
         tx.commit().map_err(|e| self.sqlite(e))?;
@@ -500,7 +503,7 @@ impl Store {
                 payment_id: payment_id.to_string(),
                 contract,
                 payee,
-                amount_msat: owed,
+                amount_msat: amount,
             },
             rec,
         )))
@@ -533,16 +536,6 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.sqlite(e))?;
         Ok(rows)
-    }
-
-    /// Contracts owed at least `threshold_msat`.
-    pub fn due(&self, threshold_msat: u64) -> Result<Vec<ContractId>, StoreError> {
-        Ok(self
-            .owed()?
-            .into_iter()
-            .filter(|o| o.owed_msat > 0 && o.owed_msat >= threshold_msat)
-            .map(|o| o.contract)
-            .collect())
     }
 }
 
@@ -680,11 +673,11 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.owe(C, "02bb", 400).unwrap();
         assert!(
-            store.begin_settlement(C, 500, "s1").unwrap().is_none(),
+            store.begin_settlement(C, 500, u64::MAX, "s1").unwrap().is_none(),
             "below threshold"
         );
         store.owe(C, "02bb", 150).unwrap();
-        let (s, pending) = store.begin_settlement(C, 500, "s1").unwrap().unwrap();
+        let (s, pending) = store.begin_settlement(C, 500, u64::MAX, "s1").unwrap().unwrap();
         assert_eq!(s.amount_msat, 550);
         assert_eq!(pending.status, Status::Pending);
         assert_eq!(store.owed().unwrap()[0].owed_msat, 0);
@@ -700,7 +693,7 @@ mod tests {
         store.apply(&failed).unwrap();
         assert_eq!(store.owed().unwrap()[0].owed_msat, 560);
         // Second attempt succeeds: nothing owed any more.
-        let (s2, p2) = store.begin_settlement(C, 500, "s2").unwrap().unwrap();
+        let (s2, p2) = store.begin_settlement(C, 500, u64::MAX, "s2").unwrap().unwrap();
         assert_eq!(s2.amount_msat, 560);
         let mut ok = p2;
         ok.status = Status::Succeeded;
@@ -708,5 +701,36 @@ mod tests {
         store.apply(&ok).unwrap();
         assert!(store.owed().unwrap().is_empty());
         assert!(store.unresolved_settlements().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_settlement_larger_than_one_payment_can_carry_is_split_across_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.owe(C, "02bb", 2_500).unwrap();
+        let (s1, _) = store.begin_settlement(C, 500, 1_000, "r1").unwrap().unwrap();
+        assert_eq!(s1.amount_msat, 1_000);
+        assert_eq!(
+            (
+                store.owed().unwrap()[0].owed_msat,
+                store.owed().unwrap()[0].in_flight_msat
+            ),
+            (1_500, 1_000)
+        );
+        let (s2, _) = store.begin_settlement(C, 500, 1_000, "r2").unwrap().unwrap();
+        let (s3, _) = store.begin_settlement(C, 500, 1_000, "r3").unwrap().unwrap();
+        assert_eq!((s2.amount_msat, s3.amount_msat), (1_000, 500));
+        assert!(
+            store.begin_settlement(C, 500, 1_000, "r4").unwrap().is_none(),
+            "nothing left"
+        );
+        assert!(store.begin_settlement(C, 500, 0, "r5").unwrap().is_none());
+        let total: u64 = store
+            .owed()
+            .unwrap()
+            .iter()
+            .map(|o| o.owed_msat + o.in_flight_msat)
+            .sum();
+        assert_eq!(total, 2_500, "every msat is owed or in flight");
     }
 }
