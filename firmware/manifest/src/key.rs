@@ -31,10 +31,7 @@ impl std::fmt::Debug for ManifestKey {
 
 impl Drop for ManifestKey {
     fn drop(&mut self) {
-        // Best effort: do not leave the key in freed memory.
-        for b in self.0.iter_mut() {
-            // SAFETY: `b` is a valid, aligned, exclusive reference into our own array.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        // Do not leave the key in freed memory.
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
