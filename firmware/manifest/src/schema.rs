@@ -195,6 +195,15 @@ const MIGRATIONS: &[&str] = &[V1, V2];
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Builds the schema as an older firmware left it (tests of upgrade paths).
+#[cfg(test)]
+pub(crate) fn create_at_version(conn: &Connection, version: usize) -> rusqlite::Result<()> {
+    for sql in &MIGRATIONS[..version] {
+        conn.execute_batch(sql)?;
+    }
+    conn.pragma_update(None, "user_version", version as i64)
+}
+
 /// Reads `user_version`.
 pub(crate) fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))

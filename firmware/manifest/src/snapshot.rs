@@ -647,3 +647,51 @@ impl<'a> Cursor<'a> {
         Ok(a)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FilePath, NewFile};
+
+    /// A box still on schema 1 (older firmware) exports a snapshot; a box on
+    /// the current schema imports it and migrates it in place.
+    #[test]
+    fn snapshot_from_an_older_schema_is_imported_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_path = dir.path().join("old.db");
+        let conn = crate::db::open_connection(&old_path).unwrap();
+        crate::schema::create_at_version(&conn, 1).unwrap();
+        let mut old = Manifest {
+            conn,
+            path: old_path,
+        };
+        let file = NewFile {
+            path: FilePath::parse("/old/a.txt").unwrap(),
+            size: 5,
+            plaintext_blake3: [1; 32],
+            segment_size: 65536,
+            keep_local: true,
+            redundancy: 2,
+            local: None,
+            created_at: 1,
+            modified_at: 1,
+        };
+        old.put_file(&file, &[]).unwrap();
+        let owner = Keypair::ed25519_from_bytes([9u8; 32]).unwrap();
+        let key = ManifestKey::from_bytes([2; 32]);
+        let mut snap = Vec::new();
+        old.export_snapshot(&key, &owner, 10, &mut snap).unwrap();
+        assert_eq!(old.schema_version().unwrap(), 1);
+
+        let mut new = Manifest::open(dir.path().join("new.db")).unwrap();
+        new.import_snapshot(&snap, &key, &owner.public().to_peer_id())
+            .unwrap();
+        assert_eq!(new.schema_version().unwrap(), crate::SCHEMA_VERSION);
+        assert!(new.file(&file.path).unwrap().is_some());
+        assert!(
+            new.snapshot_holders().unwrap().is_empty(),
+            "v2 tables exist after import"
+        );
+        assert!(new.integrity_problems().unwrap().is_empty());
+    }
+}
