@@ -107,6 +107,9 @@ CREATE TABLE replicas (
     host                 INTEGER NOT NULL REFERENCES peers(id),
     root                 BLOB NOT NULL CHECK (length(root) = 32),
     stored_size          INTEGER NOT NULL CHECK (stored_size >= 0),
+    -- Copied from the file: the auditor needs it for every due replica, and
+    -- reading it here spares a random files lookup per row.
+    segment_size         INTEGER NOT NULL CHECK (segment_size > 0),
     contract_id          INTEGER REFERENCES contracts(id),
     state                TEXT NOT NULL CHECK (state IN ('uploading', 'active', 'lost', 'released')),
     next_audit_at        INTEGER NOT NULL,
