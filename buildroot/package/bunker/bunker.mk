@@ -18,7 +18,8 @@ BUNKER_CARGO_BUILD_OPTS = -p bunkerd --bins
 # The cargo infrastructure vendors the crates in its download step, which a
 # local site skips; vendor them here instead (needs crates.io once; later
 # builds reuse Buildroot's cargo home), so that the build step's --offline
-# --locked works as for any downloaded cargo package.
+# --locked works as for any downloaded cargo package. Before configure, not
+# after rsync: only then is host-rustc (and so cargo) built.
 define BUNKER_CARGO_VENDOR
 	cd $(@D) && \
 		$(PKG_COMMON_CARGO_ENV) $(HOST_DIR)/bin/cargo vendor --locked --versioned-dirs VENDOR \
@@ -26,7 +27,7 @@ define BUNKER_CARGO_VENDOR
 	mkdir -p $(@D)/.cargo
 	mv $(@D)/cargo-vendor-config.toml $(@D)/.cargo/config.toml
 endef
-BUNKER_POST_RSYNC_HOOKS += BUNKER_CARGO_VENDOR
+BUNKER_PRE_CONFIGURE_HOOKS += BUNKER_CARGO_VENDOR
 
 # cargo install does not take a workspace root; install the two binaries
 # and the service files, the same ones the Debian image carries.
