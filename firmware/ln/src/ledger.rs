@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 /// In the custom range (≥ 2^16) and odd, so a receiver that does not know it
 /// still accepts the payment ("it's OK to be odd"). The value spells "BUNK".
 pub const CONTRACT_TLV_TYPE: u64 = 0x4255_4E4B;
+// Checked when compiling: odd, and in the range open to applications.
+const _: () = assert!(CONTRACT_TLV_TYPE % 2 == 1 && CONTRACT_TLV_TYPE >= 1 << 16);
 
 /// Identifies a storage contract: 32 bytes chosen by the engine (for example
 /// the blake3 hash of the signed contract).
@@ -248,16 +250,6 @@ mod tests {
         assert_eq!(ContractId::from_custom_records(&[short]), None);
         assert_eq!(ContractId::from_custom_records(&[long]), None);
         assert_eq!(ContractId::from_custom_records(&[]), None);
-    }
-
-    #[test]
-    fn contract_tlv_type_is_odd_and_in_the_custom_range() {
-        assert_eq!(
-            CONTRACT_TLV_TYPE % 2,
-            1,
-            "odd: receivers that do not know it still accept"
-        );
-        assert!(CONTRACT_TLV_TYPE >= 1 << 16);
     }
 
     #[test]

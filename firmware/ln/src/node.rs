@@ -138,9 +138,11 @@ impl Lightning {
         )?;
         let store = Store::open(&config.data_dir)?;
 
-        let mut ldk_config = LdkConfig::default();
-        ldk_config.storage_dir_path = config.data_dir.join("ldk").display().to_string();
-        ldk_config.network = config.network.to_ldk();
+        let mut ldk_config = LdkConfig {
+            storage_dir_path: config.data_dir.join("ldk").display().to_string(),
+            network: config.network.to_ldk(),
+            ..LdkConfig::default()
+        };
         if !config.listen.is_empty() {
             ldk_config.listening_addresses = Some(config.listen.iter().map(|a| SocketAddress::from(*a)).collect());
         }

@@ -295,10 +295,12 @@ fn start_lsp(chain: &Bitcoind, dir: &std::path::Path) -> (ldk_node::Node, std::n
     else {
         unreachable!()
     };
-    let mut config = ldk_node::config::Config::default();
-    config.storage_dir_path = dir.display().to_string();
-    config.network = ldk_node::bitcoin::Network::Regtest;
-    config.listening_addresses = Some(vec![addr.into()]);
+    let config = ldk_node::config::Config {
+        storage_dir_path: dir.display().to_string(),
+        network: ldk_node::bitcoin::Network::Regtest,
+        listening_addresses: Some(vec![addr.into()]),
+        ..Default::default()
+    };
     let mut builder = ldk_node::Builder::from_config(config);
     // Alias + listening address: it forwards into private (JIT) channels.
     builder.set_node_alias("lsp".into()).unwrap();
@@ -392,7 +394,7 @@ fn a_new_box_without_inbound_capacity_is_paid_through_an_lsps2_jit_channel() {
         .into_iter()
         .find(|c| c.counterparty_node_id == newbox.ln.node_id())
         .unwrap();
-    let mut fees = jit.config.clone();
+    let mut fees = jit.config;
     fees.forwarding_fee_base_msat = 1_000;
     fees.forwarding_fee_proportional_millionths = 0;
     lsp.update_channel_config(&jit.user_channel_id, jit.counterparty_node_id, fees)
