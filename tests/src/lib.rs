@@ -105,11 +105,12 @@ impl BoxProcess {
         http_get(self.web_addr, path)
     }
 
-    /// The JSON of `/api/status`.
+    /// The daemon's status as `bunker status --json` reports it over the
+    /// local socket (the admin page's `/api/status` needs a login).
     pub fn status(&self) -> serde_json::Value {
-        let (code, body) = self.get("/api/status").expect("GET /api/status");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).expect("status JSON")
+        let out = run("bunker", &["--data-dir", self.data_dir.to_str().expect("utf-8 path"), "status", "--json"], &[]);
+        assert!(out.status.success(), "bunker status: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status JSON")
     }
 
     /// Everything the daemon logged so far.

@@ -43,14 +43,62 @@ pub struct Config {
     /// Space kept back from what is offered to peers.
     #[serde(default)]
     pub reserves: Reserves,
+    /// The front panel: OLED, buttons and status LED.
+    #[serde(default)]
+    pub panel: PanelSettings,
+}
+
+/// Which front panel the daemon drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PanelBackend {
+    /// The real OLED and GPIO if they answer, else the simulator (one log
+    /// line says so): a box without a panel still works.
+    Auto,
+    /// The real OLED and GPIO; the daemon refuses to start without them.
+    Hardware,
+    /// The simulator: frames as PNG (`DATA_DIR/panel.png`, the local API),
+    /// buttons through the local API.
+    Simulator,
+    /// No panel at all.
+    Off,
+}
+
+/// The front panel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelSettings {
+    /// `auto`, `hardware`, `simulator` or `off`.
+    #[serde(default = "default_panel_backend")]
+    pub backend: PanelBackend,
+    /// I2C bus of the SSD1306 OLED (`/dev/i2c-N`).
+    #[serde(default = "default_i2c_bus")]
+    pub i2c_bus: u8,
+    /// I2C address of the OLED (60 = 0x3C, the usual one; 61 = 0x3D).
+    #[serde(default = "default_i2c_address")]
+    pub i2c_address: u8,
+    /// GPIO (BCM numbers) of the buttons, wired to ground: the first is
+    /// next/select, a second one goes back.
+    #[serde(default = "default_buttons")]
+    pub buttons: Vec<u8>,
+    /// GPIO (BCM number) of the status LED; 0 means no LED is fitted
+    /// (GPIO 0 is the HAT ID pin, never an LED).
+    #[serde(default = "default_led_pin")]
+    pub led_pin: u8,
+    /// Command run after a shutdown confirmed on the panel, once the daemon
+    /// has stopped cleanly (e.g. `["systemctl", "poweroff"]`). Empty: the
+    /// daemon only stops.
+    #[serde(default)]
+    pub shutdown_command: Vec<String>,
 }
 
 /// The web admin page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebConfig {
-    /// Address and port of the admin page. Loopback by default until the
-    /// page has a login; set `0.0.0.0:8080` to reach it from a phone.
+    /// Address and port of the admin page: every interface by default, so a
+    /// phone on the LAN reaches it (the page needs a login; it refuses
+    /// host names that are not the box's own, against DNS rebinding).
     #[serde(default = "default_web_addr")]
     pub addr: SocketAddr,
 }
@@ -92,6 +140,21 @@ pub struct Reserves {
     pub safety_margin: ByteSize,
 }
 
+fn default_panel_backend() -> PanelBackend {
+    PanelBackend::Auto
+}
+fn default_i2c_bus() -> u8 {
+    1
+}
+fn default_i2c_address() -> u8 {
+    0x3C
+}
+fn default_buttons() -> Vec<u8> {
+    vec![17]
+}
+fn default_led_pin() -> u8 {
+    27
+}
 fn default_data_dir() -> PathBuf {
     PathBuf::from("/var/lib/bunker")
 }
@@ -99,7 +162,7 @@ fn default_log() -> String {
     "info".into()
 }
 fn default_web_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
+    SocketAddr::from(([0, 0, 0, 0], 8080))
 }
 fn default_listen() -> Vec<Multiaddr> {
     ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
@@ -129,6 +192,19 @@ impl Default for Config {
             net: NetConfig::default(),
             intervals: Intervals::default(),
             reserves: Reserves::default(),
+            panel: PanelSettings::default(),
+        }
+    }
+}
+impl Default for PanelSettings {
+    fn default() -> Self {
+        PanelSettings {
+            backend: default_panel_backend(),
+            i2c_bus: default_i2c_bus(),
+            i2c_address: default_i2c_address(),
+            buttons: default_buttons(),
+            led_pin: default_led_pin(),
+            shutdown_command: Vec::new(),
         }
     }
 }
@@ -583,6 +659,17 @@ mod tests {
         let msg = load(None, [], &flags).unwrap_err().to_string();
         assert!(msg.contains("`web.prot`") && msg.contains("--set"), "{msg}");
         assert!(Overrides::default().set_flag("novalue").is_err());
+    }
+
+    #[test]
+    fn panel_backend_is_checked() {
+        let cfg = load_text("[panel]\nbackend = \"simulator\"\nbuttons = [17, 22]\n").unwrap();
+        assert_eq!(cfg.panel.backend, PanelBackend::Simulator);
+        assert_eq!(cfg.panel.buttons, vec![17, 22]);
+        let msg = load_text("[panel]\nbackend = \"lcd\"\n").unwrap_err().to_string();
+        assert!(msg.contains("`panel.backend`") && msg.contains("simulator"), "{msg}");
+        let msg = load_text("[panel]\ni2c_address = 300\n").unwrap_err().to_string();
+        assert!(msg.contains("`panel.i2c_address`"), "{msg}");
     }
 
     #[test]

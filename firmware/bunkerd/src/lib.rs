@@ -5,5 +5,6 @@
 
 pub mod config;
 pub mod data_dir;
+pub mod front_panel;
 pub mod local_api;
 pub mod logging;

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bunker_web::{Admin, AdminOptions, NodeStatus, SeedWords, StatusSource};
+use bunker_web::{Admin, AdminOptions, NodeStatus, PanelControl, SeedWords, StatusSource};
 use bunkerd::config::{self, Config, Origin, Overrides};
+use bunkerd::front_panel::{self, FrontPanel};
 use bunkerd::data_dir::{DataDir, SeedOrigin, SEED_FILE};
 use bunkerd::logging;
 use clap::parser::ValueSource;
@@ -20,6 +21,9 @@ use tokio::sync::watch;
 
 /// How long a clean shutdown may take before the daemon stops waiting for
 /// open connections (systemd's own stop timeout is longer).
+/// Why the daemon stops when the owner confirmed a shutdown on the panel.
+const PANEL_SHUTDOWN: &str = "shutdown confirmed on the panel";
+
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 /// The Bunker daemon: keeps your files on your disks and, encrypted, on
@@ -197,17 +201,45 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the local API socket {}", socket_path.display()))?;
     restrict_to_owner(&socket_path)?;
 
+    // The panel's shutdown (confirmed by a long press) stops the daemon like a signal.
+    let (panel_shutdown_tx, mut panel_shutdown) = tokio::sync::mpsc::channel::<()>(1);
+    let panel = FrontPanel::start(&cfg.panel, dir.path(), move || {
+        let _ = panel_shutdown_tx.try_send(());
+    })?
+    .map(Arc::new);
+    let mut local_router = bunker_web::local_api_router(admin.clone(), status.clone());
+    let panel_feed = panel.as_ref().map(|panel| {
+        local_router = local_router.clone().merge(bunker_web::panel_router(panel.clone() as Arc<dyn PanelControl>));
+        let (panel, admin, data_dir) = (panel.clone(), admin.clone(), dir.path().to_owned());
+        tokio::spawn(async move {
+            loop {
+                panel.show(front_panel::snapshot(admin.pairing_code(), web_addr, &data_dir, false));
+                tokio::time::sleep(front_panel::REFRESH).await;
+            }
+        })
+    });
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let web_server =
         tokio::spawn(serve_admin(web, bunker_web::admin_router(admin.clone(), status.clone()), stop_rx.clone()));
-    let local_server =
-        tokio::spawn(serve(local, bunker_web::local_api_router(admin.clone(), status.clone()), stop_rx.clone()));
+    let local_server = tokio::spawn(serve(local, local_router, stop_rx.clone()));
 
     tracing::info!(url = %format!("http://{web_addr}"), socket = %socket_path.display(), version = env!("CARGO_PKG_VERSION"), "bunkerd is ready");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-    let signal = wait_for_signal().await?;
-    tracing::info!(signal, "stopping");
+    let reason = tokio::select! {
+        signal = wait_for_signal() => signal?,
+        // `None` (no panel, so no sender) disables this branch.
+        Some(()) = panel_shutdown.recv() => PANEL_SHUTDOWN,
+    };
+    let panel_asked = reason == PANEL_SHUTDOWN;
+    tracing::info!(reason, "stopping");
+    if let Some(feed) = panel_feed {
+        feed.abort();
+    }
+    if let Some(panel) = &panel {
+        panel.show(front_panel::snapshot(None, web_addr, dir.path(), true));
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -220,6 +252,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!(uptime_secs = started.elapsed().as_secs(), "stopped cleanly");
+    drop(panel);
+    if panel_asked && !cfg.panel.shutdown_command.is_empty() {
+        run_shutdown_command(&cfg.panel.shutdown_command);
+    }
     Ok(())
 }
 
@@ -245,6 +281,18 @@ async fn serve_admin(listener: tokio::net::TcpListener, router: bunker_web::Rout
     };
     if let Err(e) = bunker_web::serve_admin(listener, router, shutdown).await {
         tracing::error!(error = %e, "admin page server failed");
+    }
+}
+
+/// Runs `panel.shutdown_command` (e.g. `systemctl poweroff`) after a clean
+/// stop; a failure is logged, the daemon has stopped either way.
+fn run_shutdown_command(command: &[String]) {
+    let Some((program, args)) = command.split_first() else { return };
+    tracing::info!(command = ?command, "running panel.shutdown_command");
+    match std::process::Command::new(program).args(args).status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => tracing::error!(command = ?command, %status, "panel.shutdown_command failed"),
+        Err(e) => tracing::error!(command = ?command, error = %e, "cannot run panel.shutdown_command"),
     }
 }
 

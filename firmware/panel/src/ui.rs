@@ -176,8 +176,13 @@ impl Panel {
             tracing::debug!(index, "edge for a button the panel does not have");
             return Vec::new();
         };
+        // Let every button's own time pass to `at` first, so that events
+        // come out in the order they happened: a press that begins after
+        // another button's release must see the screen that release made
+        // (back-to-back presses from the local API arrive with future times).
+        let mut actions = self.tick(at);
+        let Some((button, _)) = self.buttons.get_mut(index) else { return actions };
         let events = button.edge(pressed, at);
-        let mut actions = Vec::new();
         for ev in events {
             self.on_event(index, ev, at, &mut actions);
         }

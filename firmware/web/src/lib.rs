@@ -33,6 +33,7 @@ mod api;
 mod assets;
 pub mod error;
 mod guard;
+pub mod panel;
 pub mod password;
 pub mod rate_limit;
 pub mod sessions;
@@ -53,6 +54,7 @@ pub use axum::serve::Listener;
 pub use axum::Router;
 pub use error::ApiError;
 pub use guard::{host_allowed, MAX_BODY, REQUEST_TIMEOUT};
+pub use panel::{panel_router, PanelControl};
 pub use status::{disk_space, DiskSpace, NodeStatus, StatusSource};
 
 /// Serves `router` on `listener` (TCP or Unix) until `shutdown` completes,

@@ -36,6 +36,28 @@ enum Command {
     /// Shows the pairing code that claims this box on its admin page (the
     /// same code as on the box's screen), while nobody has claimed it.
     PairingCode,
+    /// The front panel: see its screen, press its buttons (simulator or
+    /// hardware; the screen can be read back from the simulator only).
+    #[command(subcommand)]
+    Panel(PanelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PanelCommand {
+    /// Saves the panel's screen as a PNG (128x64 scaled x4).
+    Screenshot {
+        /// Where to write the PNG.
+        file: PathBuf,
+    },
+    /// Presses a button: short by default (next screen), --long to select.
+    Press {
+        /// 0 = next/select, 1 = back.
+        #[arg(long, default_value_t = 0)]
+        button: usize,
+        /// A long press (2 s): selects, e.g. confirms a shutdown.
+        #[arg(long)]
+        long: bool,
+    },
 }
 
 /// Answer of the local API's `/api/pairing-code`.
@@ -81,6 +103,24 @@ async fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
+        Command::Panel(PanelCommand::Screenshot { file }) => match local_api::get_bytes(&socket, "/api/panel.png").await {
+            Ok(png) => match std::fs::write(&file, &png) {
+                Ok(()) => {
+                    println!("saved the panel's screen to {}", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("cannot write {}: {e}", file.display())),
+            },
+            Err(e) => fail(e),
+        },
+        Command::Panel(PanelCommand::Press { button, long }) => {
+            let hold_ms = if long { 2000 } else { 100 };
+            let body = serde_json::json!({ "button": button, "hold_ms": hold_ms });
+            match local_api::post_json(&socket, "/api/panel/press", &body).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
     }
 }
 
