@@ -7,7 +7,7 @@
 //! (which would be a new identity on the next start).
 
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -123,29 +123,14 @@ impl DataDir {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let seed = Seed::generate();
-                write_secret_file(&path, seed.phrase().as_bytes())
+                let text = zeroize::Zeroizing::new(format!("{}\n", seed.phrase().as_str()));
+                bunker_web::store::write_private(&path, text.as_bytes())
                     .map_err(|source| DataDirError::Io { path: path.clone(), what: "cannot write seed file", source })?;
                 Ok((seed, SeedOrigin::Created))
             }
             Err(source) => Err(DataDirError::Io { path, what: "cannot read seed file", source }),
         }
     }
-}
-
-/// Writes `bytes` to `path` with mode 0600 atomically: temp file, fsync,
-/// rename, fsync of the directory.
-fn write_secret_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("new");
-    let _ = fs::remove_file(&tmp);
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    file.write_all(bytes)?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -88,6 +88,26 @@ fn setup_and_recovery_screens_appear_only_while_they_run() {
     assert_eq!(p.view().screen, Screen::Status);
 }
 
+/// The local API sends whole presses at once, with future timestamps: a press
+/// that begins after another button's release must act on the screen that
+/// release led to, not count as held through the change.
+#[test]
+fn presses_sent_ahead_of_time_act_in_the_order_they_happen() {
+    let config = PanelConfig { buttons: 2, ..Default::default() };
+    let mut p = Panel::new(config, fixtures::healthy(), ms(0));
+    let t = ms(1000);
+    // Back (button 1) from 1.0 s to 1.1 s, then select (button 0) held
+    // from 1.15 s to 3.15 s: all four edges delivered before any tick.
+    let mut actions = p.button_edge(1, true, t);
+    actions.extend(p.button_edge(1, false, t + ms(100)));
+    actions.extend(p.button_edge(0, true, t + ms(150)));
+    actions.extend(p.button_edge(0, false, t + ms(2150)));
+    actions.extend(p.tick(t + ms(2300)));
+    assert!(actions.is_empty());
+    assert_eq!(p.view().screen, Screen::Shutdown);
+    assert_eq!(p.view().shutdown, ShutdownStage::Confirming, "the long press on the shutdown screen counts");
+}
+
 #[test]
 fn shutdown_needs_a_long_press_and_a_confirmation() {
     let mut p = Panel::new(PanelConfig::default(), fixtures::healthy(), ms(0));

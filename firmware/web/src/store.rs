@@ -153,8 +153,10 @@ pub fn display_pairing_code(code: &str) -> String {
 }
 
 /// Writes `bytes` to `path` with mode 0600: temp file, fsync, rename, fsync
-/// of the directory.
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// of the directory, so a power cut leaves the old file or the new one,
+/// never half of either. The one writer of the box's private files (admin
+/// record, pairing code, and bunkerd's seed file).
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("new");
     let _ = fs::remove_file(&tmp);
     let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
