@@ -95,6 +95,10 @@ deadline=$(( $(date +%s) + timeout_s ))
 body=
 while :; do
     kill -0 "$qemu_pid" 2>/dev/null || { tail -n 40 "$serial" >&2; fail "qemu exited before /healthz answered"; }
+    if grep -s -a -q 'bunker.service: Failed with result' "$serial"; then
+        grep -a 'bunkerd\[' "$serial" | tail -n 20 >&2
+        fail "bunker.service failed in the guest (its log lines above)"
+    fi
     body=$(curl -s --max-time 5 "http://127.0.0.1:$port/healthz" || true)
     [ "$body" = ok ] && break
     if [ "$(date +%s)" -ge "$deadline" ]; then

@@ -78,7 +78,7 @@ timings="$out_dir/timings.txt"
 record() { printf '%-28s %5d s\n' "$1" "$2" | tee -a "$timings" >&2; }
 
 # ---- base root file system, cached by recipe -----------------------------
-key="$(cat "$here/base.sh" "$here/initramfs-modules" | sha256sum | cut -c1-16)"
+key="$(cat "$here/base.sh" "$here/initramfs-modules" "$here/overlay/etc/fstab" | sha256sum | cut -c1-16)"
 base="$cache/base-$key.tar"
 t=$(now)
 if [ -s "$base" ]; then
@@ -124,6 +124,12 @@ install -D -m 0640 -g "$(awk -F: '$1=="bunker"{print $3}' "$rootfs/etc/group")" 
     "$root/firmware/bunkerd/bunker.example.toml" "$cfg"
 sed -i 's/^addr = "127\.0\.0\.1:8080"$/addr = "0.0.0.0:8080"/' "$cfg"
 grep -q '^addr = "0.0.0.0:8080"$' "$cfg" || fail "could not set web.addr to 0.0.0.0:8080 in $cfg (example config changed?)"
+# The image's daemon must accept the image's config (an example config newer
+# than the binary would otherwise only show as a service failing on boot).
+# Runs the arm64 binary in the image's root under qemu-user.
+if ! out=$(chroot "$rootfs" /usr/bin/bunkerd --config /etc/bunker/bunker.toml --print-config 2>&1 >/dev/null); then
+    fail "the image's bunkerd rejects the image's config: $out (rebuild it: cross/build.sh)"
+fi
 chgrp "$(awk -F: '$1=="bunker"{print $3}' "$rootfs/etc/group")" "$rootfs/etc/bunker"
 chmod 0750 "$rootfs/etc/bunker"
 
