@@ -25,16 +25,17 @@ packages=(
 )
 
 # Initramfs settings go in before the kernel is installed, so that its
-# postinst builds the small initramfs at once (and /etc/fstab, from which it
-# learns that root is ext4 and packs e2fsck, so that a box unplugged while
-# writing checks its root before mounting it) (only files no package owns:
+# postinst builds the small initramfs at once. FSTYPE=ext4 makes it pack
+# e2fsck, so that a box unplugged while writing checks its root before
+# mounting it (its fsck hook would otherwise probe the root device, which
+# does not exist in the chroot, and leave fsck out). (only files no package owns:
 # a pre-existing conffile would stop dpkg at a question); /boot/firmware must
 # exist for raspi-firmware's hooks to copy kernel, initramfs and device
 # trees there.
 setup_hook=$(cat <<HOOK
 set -e
 mkdir -p "\$1/boot/firmware" "\$1/etc/initramfs-tools/conf.d" "\$1/usr/share/initramfs-tools/modules.d"
-printf 'MODULES=list\nCOMPRESS=zstd\n' > "\$1/etc/initramfs-tools/conf.d/bunker"
+printf 'MODULES=list\nCOMPRESS=zstd\nFSTYPE=ext4\n' > "\$1/etc/initramfs-tools/conf.d/bunker"
 cp "$here/initramfs-modules" "\$1/usr/share/initramfs-tools/modules.d/bunker"
 cp "$here/overlay/etc/fstab" "\$1/etc/fstab"
 HOOK

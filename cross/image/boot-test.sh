@@ -120,6 +120,10 @@ grep -q 'bunkerd is ready' "$serial" \
 if grep -a -E '60-bunker\.rules|(sysusers|tmpfiles)\.d/bunker\.conf|bunker\.service:.*(Failed|Unknown|Invalid)' "$serial" >&2; then
     fail "systemd or udev complained about Bunker's files (lines above)"
 fi
+# The initramfs checked the root file system before mounting it (a box is
+# unplugged while writing sooner or later).
+grep -a -q 'RASPIROOT: clean' "$serial" \
+    || { grep -a -i 'fsck' "$serial" >&2 || true; fail "the initramfs did not fsck the root file system"; }
 grep -q 'bunker-growroot: grew ' "$serial" \
     || { grep -a 'growroot' "$serial" >&2 || true; fail "first-boot growth of the root partition did not run"; }
 
