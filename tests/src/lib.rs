@@ -65,6 +65,11 @@ impl BoxProcess {
     /// Starts `bunkerd --data-dir DIR --web-addr 127.0.0.1:<free>` plus
     /// `extra` args, and waits until `/healthz` answers.
     pub fn start(data_dir: &Path, extra: &[&str]) -> BoxProcess {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// [`BoxProcess::start`] with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> BoxProcess {
         let web_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut child = Command::new(bin("bunkerd"))
             .arg("--data-dir")
@@ -74,6 +79,7 @@ impl BoxProcess {
             .args(extra)
             .env_remove("BUNKER_CONFIG")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -242,3 +242,26 @@ fn the_cli_says_clearly_when_no_daemon_runs() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("cannot reach bunkerd") && err.contains("is the daemon running"), "{err}");
 }
+
+#[test]
+fn under_systemd_it_reports_ready_and_pings_the_watchdog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let notify_path = tmp.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let node = BoxProcess::start_with_env(
+        &tmp.path().join("box"),
+        &[],
+        &[("NOTIFY_SOCKET", notify_path.to_str().unwrap()), ("WATCHDOG_USEC", "200000")],
+    );
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while messages.iter().filter(|m: &&String| m.contains("WATCHDOG=1")).count() < 3 && Instant::now() < deadline {
+        let n = notify.recv(&mut buf).unwrap_or_else(|e| panic!("no notification within 10 s ({e}); so far {messages:?}:\n{}", node.log()));
+        messages.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    assert!(messages.iter().any(|m| m.contains("READY=1")), "{messages:?}");
+    assert!(messages.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3, "{messages:?}");
+    assert!(node.stop().success());
+}

@@ -226,6 +226,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 
     tracing::info!(url = %format!("http://{web_addr}"), socket = %socket_path.display(), version = env!("CARGO_PKG_VERSION"), "bunkerd is ready");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let watchdog = spawn_watchdog();
 
     let reason = tokio::select! {
         signal = wait_for_signal() => signal?,
@@ -236,6 +237,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(reason, "stopping");
     if let Some(feed) = panel_feed {
         feed.abort();
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
     }
     if let Some(panel) = &panel {
         panel.show(front_panel::snapshot(None, web_addr, dir.path(), true));
@@ -282,6 +286,28 @@ async fn serve_admin(listener: tokio::net::TcpListener, router: bunker_web::Rout
     if let Err(e) = bunker_web::serve_admin(listener, router, shutdown).await {
         tracing::error!(error = %e, "admin page server failed");
     }
+}
+
+/// Under systemd with `WatchdogSec=`, pings the watchdog at half its
+/// interval from a task on the runtime: if the runtime wedges, the pings
+/// stop and systemd restarts the daemon.
+fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
+    // libsystemd's rule: WATCHDOG_USEC enables it, and WATCHDOG_PID, when
+    // set, must be this process (sd-notify's helper insists on the PID).
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok().filter(|u| *u > 0)?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok() != Some(std::process::id()) {
+            return None;
+        }
+    }
+    let every = Duration::from_micros(usec / 2);
+    tracing::info!(interval = ?every, "systemd watchdog enabled");
+    Some(tokio::spawn(async move {
+        loop {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            tokio::time::sleep(every).await;
+        }
+    }))
 }
 
 /// Runs `panel.shutdown_command` (e.g. `systemctl poweroff`) after a clean
