@@ -1,8 +1,9 @@
 //! Bringing the box's identity in from bunker-core.
 //!
-//! bunker-core derives the ed25519 identity with libp2p-identity 0.2 (the workspace pin), while
-//! libp2p 0.57 uses libp2p-identity 0.3: two distinct `Keypair` types. Their protobuf encoding
-//! and the raw 32-byte ed25519 secret are the same in both, so the engine passes either across.
+//! bunker-core derives the ed25519 identity with the workspace's libp2p-identity, the same 0.3
+//! that libp2p 0.57 uses, so `bunker_core::Keys::identity()` is already a
+//! `libp2p::identity::Keypair`. These helpers take a key from bytes (protobuf or a raw ed25519
+//! secret), e.g. from storage or another process.
 
 use libp2p::identity::Keypair;
 
