@@ -24,6 +24,27 @@ use crate::store::{now_secs, MAX_MSAT};
 /// Longest invoice or offer text accepted: real ones are well under 2 KiB.
 pub const MAX_PAYMENT_TEXT: usize = 4096;
 
+/// An invoice or offer as pasted, trimmed; refused past [`MAX_PAYMENT_TEXT`]
+/// before any parser sees it.
+fn pasted_text<'a>(what: &'static str, text: &'a str) -> Result<&'a str, PayError> {
+    let text = text.trim();
+    if text.len() > MAX_PAYMENT_TEXT {
+        return Err(PayError::TooLong { what, len: text.len(), max: MAX_PAYMENT_TEXT });
+    }
+    Ok(text)
+}
+
+/// The error for an invoice or offer that expired at `at` (since the Unix
+/// epoch), saying how long ago.
+fn expired(what: &'static str, at: Option<std::time::Duration>) -> PayError {
+    let ago_secs = at
+        .map(|at| std::time::SystemTime::UNIX_EPOCH + at)
+        .and_then(|at| at.elapsed().ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    PayError::Expired { what, ago_secs }
+}
+
 /// BOLT11's limit on a description.
 const MAX_DESCRIPTION: usize = 639;
 
@@ -190,14 +211,7 @@ impl Lightning {
     /// Pays a BOLT11 invoice (text as pasted). `amount_msat` is needed only
     /// when the invoice names none.
     pub fn pay_invoice(&self, text: &str, amount_msat: Option<u64>) -> Result<String, PayError> {
-        let text = text.trim();
-        if text.len() > MAX_PAYMENT_TEXT {
-            return Err(PayError::TooLong {
-                what: "invoice",
-                len: text.len(),
-                max: MAX_PAYMENT_TEXT,
-            });
-        }
+        let text = pasted_text("invoice", text)?;
         let invoice =
             Bolt11Invoice::from_str(text).map_err(|e| PayError::MalformedInvoice { reason: e.to_string() })?;
         let ours = self.inner.config.network;
@@ -209,16 +223,7 @@ impl Lightning {
             });
         }
         if invoice.is_expired() {
-            let ago_secs = invoice
-                .expires_at()
-                .map(|at| std::time::SystemTime::UNIX_EPOCH + at)
-                .and_then(|at| at.elapsed().ok())
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            return Err(PayError::Expired {
-                what: "invoice",
-                ago_secs,
-            });
+            return Err(expired("invoice", invoice.expires_at()));
         }
         let amount = match (invoice.amount_milli_satoshis(), amount_msat) {
             (Some(a), _) => a,
@@ -262,14 +267,7 @@ impl Lightning {
     /// Pays a BOLT12 offer (text as pasted). `amount_msat` is needed only
     /// when the offer names none.
     pub fn pay_offer(&self, text: &str, amount_msat: Option<u64>) -> Result<String, PayError> {
-        let text = text.trim();
-        if text.len() > MAX_PAYMENT_TEXT {
-            return Err(PayError::TooLong {
-                what: "offer",
-                len: text.len(),
-                max: MAX_PAYMENT_TEXT,
-            });
-        }
+        let text = pasted_text("offer", text)?;
         let offer = Offer::from_str(text).map_err(|e| PayError::MalformedOffer {
             reason: format!("{e:?}"),
         })?;
@@ -288,16 +286,7 @@ impl Lightning {
             });
         }
         if offer.is_expired() {
-            let ago_secs = offer
-                .absolute_expiry()
-                .map(|at| std::time::SystemTime::UNIX_EPOCH + at)
-                .and_then(|at| at.elapsed().ok())
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            return Err(PayError::Expired {
-                what: "offer",
-                ago_secs,
-            });
+            return Err(expired("offer", offer.absolute_expiry()));
         }
         let offer_amount = match offer.amount() {
             Some(OfferAmount::Bitcoin { amount_msats }) => Some(amount_msats),
