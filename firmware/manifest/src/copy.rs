@@ -16,18 +16,8 @@ impl Manifest {
     /// Writes a consistent, self-contained copy (rollback journal, no WAL
     /// beside it) to `dest`, replacing it atomically. Returns its size in bytes.
     pub fn write_consistent_copy(&self, dest: &Path) -> Result<u64, CopyError> {
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".manifest-copy-")
-            .tempfile_in(dir)
-            .map_err(|source| CopyError::Io {
-                step: "create temporary copy",
-                source,
-            })?;
-        backup_into(&self.conn, tmp.path())?;
+        // Staged beside `dest`, so the final rename stays on one file system.
+        let tmp = self.staged_copy_in(dest)?;
         tmp.as_file().sync_all().map_err(|source| CopyError::Io {
             step: "sync copy",
             source,
@@ -68,8 +58,12 @@ impl Manifest {
 
     /// A consistent copy in a temporary file beside the database, deleted on drop.
     pub(crate) fn staged_copy(&self) -> Result<tempfile::NamedTempFile, CopyError> {
-        let dir = self
-            .path
+        self.staged_copy_in(&self.path)
+    }
+
+    /// A consistent copy in a temporary file in the directory of `beside`.
+    fn staged_copy_in(&self, beside: &Path) -> Result<tempfile::NamedTempFile, CopyError> {
+        let dir = beside
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
