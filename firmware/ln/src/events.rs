@@ -35,6 +35,41 @@ pub(crate) fn parse_payment_id(id: &str) -> Option<PaymentId> {
 }
 
 impl Inner {
+    /// The ledger record of an outbound payment's outcome: what we recorded
+    /// when sending (method, contract, payee) completed from ldk-node's store.
+    /// A failed payment paid no fee, whatever the store says.
+    fn outbound_outcome(
+        &self,
+        pid: &PaymentId,
+        status: Status,
+        fee_from_event: Option<u64>,
+        failure: Option<String>,
+        now: u64,
+    ) -> PaymentRecord {
+        let details = self.node.payment(pid);
+        let known = self.store.get(&payment_id_hex(pid)).ok().flatten();
+        let fee_msat = match status {
+            Status::Failed => None,
+            _ => fee_from_event.or_else(|| details.as_ref().and_then(|d| d.fee_paid_msat)),
+        };
+        PaymentRecord {
+            id: payment_id_hex(pid),
+            direction: Direction::Outbound,
+            method: known
+                .as_ref()
+                .map(|k| k.method)
+                .or_else(|| details.as_ref().and_then(|d| method_of(&d.kind)))
+                .unwrap_or(Method::Keysend),
+            contract: known.as_ref().and_then(|k| k.contract),
+            counterparty: known.as_ref().and_then(|k| k.counterparty.clone()),
+            amount_msat: details.as_ref().and_then(|d| d.amount_msat),
+            fee_msat,
+            status,
+            failure,
+            updated_at: now,
+        }
+    }
+
     /// The ledger record an ldk-node event stands for, if any.
     fn record_of(&self, event: &Event) -> Option<PaymentRecord> {
         let now = now_secs();
@@ -46,24 +81,7 @@ impl Inner {
                 ..
             } => {
                 let pid = payment_id.unwrap_or(PaymentId(payment_hash.0));
-                let details = self.node.payment(&pid);
-                let known = self.store.get(&payment_id_hex(&pid)).ok().flatten();
-                Some(PaymentRecord {
-                    id: payment_id_hex(&pid),
-                    direction: Direction::Outbound,
-                    method: known
-                        .as_ref()
-                        .map(|k| k.method)
-                        .or_else(|| details.as_ref().and_then(|d| method_of(&d.kind)))
-                        .unwrap_or(Method::Keysend),
-                    contract: known.as_ref().and_then(|k| k.contract),
-                    counterparty: known.as_ref().and_then(|k| k.counterparty.clone()),
-                    amount_msat: details.as_ref().and_then(|d| d.amount_msat),
-                    fee_msat: fee_paid_msat.or_else(|| details.as_ref().and_then(|d| d.fee_paid_msat)),
-                    status: Status::Succeeded,
-                    failure: None,
-                    updated_at: now,
-                })
+                Some(self.outbound_outcome(&pid, Status::Succeeded, *fee_paid_msat, None, now))
             }
             Event::PaymentFailed {
                 payment_id,
@@ -71,24 +89,8 @@ impl Inner {
                 reason,
             } => {
                 let pid = payment_id.or_else(|| payment_hash.map(|h| PaymentId(h.0)))?;
-                let details = self.node.payment(&pid);
-                let known = self.store.get(&payment_id_hex(&pid)).ok().flatten();
-                Some(PaymentRecord {
-                    id: payment_id_hex(&pid),
-                    direction: Direction::Outbound,
-                    method: known
-                        .as_ref()
-                        .map(|k| k.method)
-                        .or_else(|| details.as_ref().and_then(|d| method_of(&d.kind)))
-                        .unwrap_or(Method::Keysend),
-                    contract: known.as_ref().and_then(|k| k.contract),
-                    counterparty: known.as_ref().and_then(|k| k.counterparty.clone()),
-                    amount_msat: details.as_ref().and_then(|d| d.amount_msat),
-                    fee_msat: None,
-                    status: Status::Failed,
-                    failure: Some(reason.map(|r| format!("{r:?}")).unwrap_or_else(|| "unknown".into())),
-                    updated_at: now,
-                })
+                let failure = reason.map(|r| format!("{r:?}")).unwrap_or_else(|| "unknown".into());
+                Some(self.outbound_outcome(&pid, Status::Failed, None, Some(failure), now))
             }
             Event::PaymentReceived {
                 payment_id,
