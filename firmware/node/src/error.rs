@@ -1,0 +1,113 @@
+//! The engine's errors: one enum per operation the owner can ask for, each
+//! message saying what was wrong with what. Helpers add variants as they
+//! need them; keep messages fit to show on the admin page as they are.
+
+use bunker_manifest::QueryError;
+
+/// MANIFEST.db could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The query failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The blocking task running it died.
+    #[error("manifest task failed: {0}")]
+    Task(String),
+}
+
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The object store directory could not be prepared.
+    #[error("object store at {path}: {source}")]
+    Store {
+        /// The directory.
+        path: String,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// MANIFEST.db could not be read.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Why a put did not complete. Nothing of a failed put stays behind: no
+/// file row, no staged object, contracts already made are released.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The policy is not allowed (e.g. no local copy and fewer than 2 copies).
+    #[error("policy refused: {0}")]
+    Policy(String),
+    /// The path is not a valid file path in the box's tree.
+    #[error(transparent)]
+    Path(#[from] bunker_manifest::PathError),
+    /// A file is already at that path.
+    #[error("{0} already exists: remove it first or choose another name")]
+    Exists(String),
+    /// The body ended before the announced size, or went on past it.
+    #[error("upload of {path}: expected {expected} bytes, got {got}")]
+    SizeMismatch {
+        /// The file.
+        path: String,
+        /// Announced size.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// Not enough peers could take a replica.
+    #[error("only {placed} of {wanted} copies could be placed: {reason}")]
+    Placement {
+        /// Replicas placed.
+        placed: usize,
+        /// Replicas wanted.
+        wanted: usize,
+        /// Why the rest failed, per host.
+        reason: String,
+    },
+    /// Reading, sealing or writing the object failed.
+    #[error("storing {path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// MANIFEST.db failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Why a read-side or change request about one file failed (get, remove,
+/// policy change, details).
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The path is not a valid path in the box's tree.
+    #[error(transparent)]
+    Path(#[from] bunker_manifest::PathError),
+    /// No file at that path.
+    #[error("no file at {0}")]
+    NotFound(String),
+    /// The policy is not allowed.
+    #[error("policy refused: {0}")]
+    Policy(String),
+    /// No copy could be read: every replica failed; each reason is listed.
+    #[error("{path}: no copy could be read ({reasons})")]
+    Unavailable {
+        /// The file.
+        path: String,
+        /// Why each copy failed.
+        reasons: String,
+    },
+    /// A local I/O error.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// MANIFEST.db failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
