@@ -26,6 +26,7 @@ mod ledger;
 pub mod node;
 mod objects;
 mod owner;
+mod sign;
 pub mod views;
 mod workers;
 

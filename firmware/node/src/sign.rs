@@ -1,0 +1,142 @@
+//! Signatures between boxes: contracts (both sides sign the same terms) and
+//! store receipts (the host signs the root it computed). Each message starts
+//! with its own domain label, so a signature made for one purpose can never
+//! be replayed as another.
+//!
+//! Boxes use ed25519 identities, whose PeerId embeds the public key: the key
+//! that checks a peer's signature comes from its noise-authenticated PeerId,
+//! never from anything the peer sends alongside.
+
+use bunker_core::Keys;
+use bunker_net::{ContractTerms, Id32, PeerId};
+use libp2p_identity::PublicKey;
+
+const CONTRACT_LABEL: &[u8] = b"bunker contract terms v1\0";
+const RECEIPT_LABEL: &[u8] = b"bunker store receipt v1\0";
+const RELEASE_LABEL: &[u8] = b"bunker contract release v1\0";
+
+/// Why a signature was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SignatureError {
+    /// The PeerId does not embed an ed25519 key (not a bunker box).
+    #[error("peer {0} has no inline public key")]
+    NoKey(PeerId),
+    /// The signature does not verify.
+    #[error("bad signature from {0}")]
+    Bad(PeerId),
+}
+
+/// The canonical bytes of contract terms: every field, fixed order, little-endian.
+fn terms_message(terms: &ContractTerms) -> Vec<u8> {
+    let mut m = Vec::with_capacity(CONTRACT_LABEL.len() + 128);
+    m.extend_from_slice(CONTRACT_LABEL);
+    m.extend_from_slice(&terms.contract_id);
+    m.extend_from_slice(&terms.object_root);
+    m.extend_from_slice(&terms.object_bytes.to_le_bytes());
+    m.extend_from_slice(&terms.price_msat_per_gib_day.to_le_bytes());
+    m.extend_from_slice(&terms.retrieval_msat_per_gib.to_le_bytes());
+    m.extend_from_slice(&terms.audit_interval_secs.0.to_le_bytes());
+    m.extend_from_slice(&terms.audit_interval_secs.1.to_le_bytes());
+    m.extend_from_slice(&terms.term_secs.to_le_bytes());
+    m.push(terms.swap as u8);
+    m
+}
+
+fn receipt_message(contract_id: &Id32, root: &Id32) -> Vec<u8> {
+    [RECEIPT_LABEL, contract_id.as_slice(), root.as_slice()].concat()
+}
+
+fn release_message(contract_id: &Id32) -> Vec<u8> {
+    [RELEASE_LABEL, contract_id.as_slice()].concat()
+}
+
+fn sign(keys: &Keys, msg: &[u8]) -> Vec<u8> {
+    // ed25519 signing cannot fail; an empty signature would simply not verify.
+    keys.identity().sign(msg).unwrap_or_default()
+}
+
+/// The public key inside an ed25519 PeerId.
+pub(crate) fn public_key(peer: &PeerId) -> Result<PublicKey, SignatureError> {
+    let mh = peer.as_ref();
+    if mh.code() != 0 {
+        return Err(SignatureError::NoKey(*peer));
+    }
+    PublicKey::try_decode_protobuf(mh.digest()).map_err(|_| SignatureError::NoKey(*peer))
+}
+
+fn verify(peer: &PeerId, msg: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    if public_key(peer)?.verify(msg, signature) {
+        Ok(())
+    } else {
+        Err(SignatureError::Bad(*peer))
+    }
+}
+
+/// Our signature over contract terms (owner when proposing, host when accepting).
+pub(crate) fn sign_terms(keys: &Keys, terms: &ContractTerms) -> Vec<u8> {
+    sign(keys, &terms_message(terms))
+}
+
+/// Checks `peer`'s signature over contract terms.
+pub(crate) fn verify_terms(peer: &PeerId, terms: &ContractTerms, signature: &[u8]) -> Result<(), SignatureError> {
+    verify(peer, &terms_message(terms), signature)
+}
+
+/// The host's receipt: it holds `root` under `contract_id`.
+pub(crate) fn sign_receipt(keys: &Keys, contract_id: &Id32, root: &Id32) -> Vec<u8> {
+    sign(keys, &receipt_message(contract_id, root))
+}
+
+/// Checks a host's store receipt.
+pub(crate) fn verify_receipt(host: &PeerId, contract_id: &Id32, root: &Id32, signature: &[u8]) -> Result<(), SignatureError> {
+    verify(host, &receipt_message(contract_id, root), signature)
+}
+
+/// The owner's request to end a contract.
+pub(crate) fn sign_release(keys: &Keys, contract_id: &Id32) -> Vec<u8> {
+    sign(keys, &release_message(contract_id))
+}
+
+/// Checks a release request against the contract's owner.
+pub(crate) fn verify_release(owner: &PeerId, contract_id: &Id32, signature: &[u8]) -> Result<(), SignatureError> {
+    verify(owner, &release_message(contract_id), signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bunker_core::Seed;
+
+    fn terms() -> ContractTerms {
+        ContractTerms {
+            contract_id: [1; 32],
+            object_root: [2; 32],
+            object_bytes: 1000,
+            price_msat_per_gib_day: 5,
+            retrieval_msat_per_gib: 7,
+            audit_interval_secs: (10, 20),
+            term_secs: 86_400,
+            swap: false,
+        }
+    }
+
+    #[test]
+    fn terms_signed_by_one_box_verify_under_its_peer_id_only() {
+        let a = Keys::from_seed(&Seed::generate());
+        let b = Keys::from_seed(&Seed::generate());
+        let sig = sign_terms(&a, &terms());
+        verify_terms(&a.peer_id(), &terms(), &sig).expect("own signature verifies");
+        assert!(verify_terms(&b.peer_id(), &terms(), &sig).is_err());
+        let mut changed = terms();
+        changed.price_msat_per_gib_day += 1;
+        assert!(verify_terms(&a.peer_id(), &changed, &sig).is_err());
+    }
+
+    #[test]
+    fn a_receipt_is_not_a_release() {
+        let a = Keys::from_seed(&Seed::generate());
+        let sig = sign_receipt(&a, &[1; 32], &[2; 32]);
+        verify_receipt(&a.peer_id(), &[1; 32], &[2; 32], &sig).expect("receipt verifies");
+        assert!(verify_release(&a.peer_id(), &[1; 32], &sig).is_err());
+    }
+}
