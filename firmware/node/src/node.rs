@@ -108,7 +108,7 @@ impl Node {
     /// that is away does not stop the box from serving storage).
     pub async fn start(parts: NodeParts) -> Result<Node, StartError> {
         let keys = Keys::from_seed(&parts.seed);
-        let objects = ObjectStore::open(&parts.config.store_root).map_err(|source| StartError::Store {
+        let objects = ObjectStore::new(&parts.config.store_root).map_err(|source| StartError::Store {
             path: parts.config.store_root.display().to_string(),
             source,
         })?;

@@ -1,17 +1,864 @@
-//! Sealed objects and their proof sidecars on disk. (Placeholder: written
-//! by the hosting side of the engine.)
+//! Sealed objects and their proof sidecars on disk.
+//!
+//! Under `config.store_root`, one directory per area:
+//!
+//! ```text
+//! hosted/<owner PeerId>-<root hex>/   what we keep for peers
+//! local/<file id hex>/                our own keep-local sealed copies
+//! staging/<name>/                     finished objects not yet placed
+//! tmp/<random>/                       writers in progress (emptied at start)
+//! ```
+//!
+//! Each object is a directory holding `object` (the sealed bytes), `sidecar`
+//! (every level of its Merkle tree, bunker-core's format) and `layout` (plain
+//! size and segment size: the sidecar does not carry them). A writer builds
+//! the three in `tmp/` and publishes them with one directory rename after
+//! fsync, so an object is either complete or absent — a crash or an
+//! abandoned upload never leaves half an object under a real name.
+//!
+//! Everything here is blocking file I/O: call it from `spawn_blocking`.
 
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Where sealed objects live.
+use bunker_core::format::FormatError;
+use bunker_core::sidecar::read_sealed_segment;
+use bunker_core::{leaf_hash, Descriptor, FileId, Hash, Layout, LeafSink, Proof, Sidecar, SidecarWriter, FORMAT_VERSION};
+use bunker_net::PeerId;
+
+const OBJECT_FILE: &str = "object";
+const SIDECAR_FILE: &str = "sidecar";
+const LAYOUT_FILE: &str = "layout";
+const TMP_DIR: &str = "tmp";
+const LAYOUT_MAGIC: &[u8; 8] = b"BNKLYT01";
+const LAYOUT_LEN: usize = 8 + 8 + 4;
+/// Bytes written to the object file per system call.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Longest object name accepted (a PeerId is ≤ 60 characters, a root 64).
+const MAX_NAME_LEN: usize = 200;
+
+/// Where an object lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Area {
+    /// Objects we keep for peers.
+    Hosted,
+    /// Our own keep-local sealed copies.
+    Local,
+    /// Finished objects not yet placed.
+    Staging,
+}
+
+impl Area {
+    const ALL: [Area; 3] = [Area::Hosted, Area::Local, Area::Staging];
+
+    fn dir(self) -> &'static str {
+        match self {
+            Area::Hosted => "hosted",
+            Area::Local => "local",
+            Area::Staging => "staging",
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Area {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dir())
+    }
+}
+
+/// Name of an object we host: whose it is and which root.
+pub(crate) fn hosted_name(owner: &PeerId, root: &Hash) -> String {
+    format!("{owner}-{}", hex::encode(root))
+}
+
+/// Name of a keep-local copy: the file's object id.
+pub(crate) fn local_name(file_id: &FileId) -> String {
+    hex::encode(file_id.as_bytes())
+}
+
+/// What went wrong with which object. Messages name the object and area so
+/// a log line or an admin-page alert is enough to act on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ObjectError {
+    /// No such object.
+    #[error("object {area}/{name} is not in the store")]
+    Missing { area: Area, name: String },
+    /// The name would escape its area or is not a name at all.
+    #[error("{name:?} is not a valid object name: {reason}")]
+    BadName { name: String, reason: &'static str },
+    /// The layout is not a valid object layout.
+    #[error("object {area}/{name}: {source}")]
+    Layout {
+        area: Area,
+        name: String,
+        #[source]
+        source: FormatError,
+    },
+    /// The proof sidecar (or layout record) is damaged: the object cannot be
+    /// proven until it is rebuilt.
+    #[error("object {area}/{name}: corrupt proof sidecar: {reason}")]
+    CorruptSidecar { area: Area, name: String, reason: String },
+    /// The sealed bytes do not match what the sidecar says they were.
+    #[error("object {area}/{name}: corrupt: {reason}")]
+    Corrupt { area: Area, name: String, reason: String },
+    /// A writer got more or fewer bytes or leaves than its layout needs.
+    #[error("object {area}/{name}: {reason}")]
+    Length { area: Area, name: String, reason: String },
+    /// The bytes hash to another root than expected.
+    #[error("object {area}/{name}: the bytes hash to root {got}, expected {expected}")]
+    RootMismatch { area: Area, name: String, expected: String, got: String },
+    /// Another object already has this name.
+    #[error("object {area}/{name} already exists with another root")]
+    Exists { area: Area, name: String },
+    /// The disk is full.
+    #[error("object {area}/{name}: disk full while {what}")]
+    DiskFull { area: Area, name: String, what: &'static str },
+    /// The file system is read-only (a USB disk remounted after errors).
+    #[error("object {area}/{name}: store is read-only while {what}")]
+    ReadOnly { area: Area, name: String, what: &'static str },
+    /// Any other I/O failure.
+    #[error("object {area}/{name}: {what}: {source}")]
+    Io {
+        area: Area,
+        name: String,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ObjectError {
+    fn io(area: Area, name: &str, what: &'static str, source: io::Error) -> ObjectError {
+        let name = name.to_string();
+        // ENOSPC / EDQUOT, EROFS: named so the host can say "full" to a peer.
+        match (source.kind(), source.raw_os_error()) {
+            (io::ErrorKind::StorageFull, _) | (_, Some(28)) | (_, Some(122)) => ObjectError::DiskFull { area, name, what },
+            (io::ErrorKind::ReadOnlyFilesystem, _) | (_, Some(30)) => ObjectError::ReadOnly { area, name, what },
+            _ => ObjectError::Io { area, name, what, source },
+        }
+    }
+
+    /// True when the object is simply not there (as opposed to damaged).
+    pub(crate) fn is_missing(&self) -> bool {
+        matches!(self, ObjectError::Missing { .. })
+    }
+}
+
+/// The sealed objects of one box.
 pub(crate) struct ObjectStore {
-    #[allow(dead_code)]
     root: PathBuf,
+    /// Bytes on disk per area (object + sidecar), kept current by this
+    /// store's own writes so the allocation policy never walks 10 000 dirs.
+    used: [AtomicU64; 3],
 }
 
 impl ObjectStore {
-    pub(crate) fn open(root: &Path) -> std::io::Result<ObjectStore> {
-        std::fs::create_dir_all(root)?;
-        Ok(ObjectStore { root: root.to_path_buf() })
+    /// Opens (creating) the store at `root`, removing writers a crash left
+    /// behind and counting what each area holds.
+    pub(crate) fn new(root: &Path) -> io::Result<ObjectStore> {
+        fs::create_dir_all(root)?;
+        let tmp = root.join(TMP_DIR);
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        fs::create_dir_all(&tmp)?;
+        let store = ObjectStore { root: root.to_path_buf(), used: Default::default() };
+        for area in Area::ALL {
+            let dir = store.area_dir(area);
+            fs::create_dir_all(&dir)?;
+            let mut total = 0u64;
+            for entry in fs::read_dir(&dir)? {
+                total += dir_bytes(&entry?.path());
+            }
+            store.used[area.slot()].store(total, Ordering::Relaxed);
+        }
+        Ok(store)
+    }
+
+    /// The directory objects live under.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn area_dir(&self, area: Area) -> PathBuf {
+        self.root.join(area.dir())
+    }
+
+    fn object_dir(&self, area: Area, name: &str) -> Result<PathBuf, ObjectError> {
+        check_name(name)?;
+        Ok(self.area_dir(area).join(name))
+    }
+
+    /// Starts writing object `name` in `area`. The writer hashes the sealed
+    /// bytes as they arrive (what a host does with a received object).
+    pub(crate) fn create(&self, area: Area, name: &str, layout: Layout) -> Result<ObjectWriter<'_>, ObjectError> {
+        self.start_writer(area, name, layout, true)
+    }
+
+    /// Starts writing object `name` in `area` for a [`bunker_core::Sealer`]:
+    /// the sealer hands over the leaves it computed through
+    /// [`ObjectWriter::sealer_parts`], so nothing is hashed twice.
+    pub(crate) fn create_sealed(&self, area: Area, name: &str, layout: Layout) -> Result<ObjectWriter<'_>, ObjectError> {
+        self.start_writer(area, name, layout, false)
+    }
+
+    fn start_writer(&self, area: Area, name: &str, layout: Layout, hashing: bool) -> Result<ObjectWriter<'_>, ObjectError> {
+        self.object_dir(area, name)?;
+        let tmp = self.root.join(TMP_DIR).join(format!("{}-{}", hex::encode(rand::random::<[u8; 8]>()), name));
+        let e = |what| move |source| ObjectError::io(area, name, what, source);
+        fs::create_dir(&tmp).map_err(e("creating its temporary directory"))?;
+        let guard = TmpDir(Some(tmp.clone()));
+        let object = File::create(tmp.join(OBJECT_FILE)).map_err(e("creating the object file"))?;
+        let sidecar_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(tmp.join(SIDECAR_FILE))
+            .map_err(e("creating the sidecar"))?;
+        let sidecar = SidecarWriter::new(sidecar_file).map_err(|err| sidecar_io(area, name, "starting the sidecar", err))?;
+        let segment = if hashing { Vec::with_capacity(layout.sealed_len(0)) } else { Vec::new() };
+        Ok(ObjectWriter {
+            store: self,
+            area,
+            name: name.to_string(),
+            layout,
+            body: ObjectBody {
+                file: BufWriter::with_capacity(WRITE_BUFFER, object),
+                written: 0,
+                limit: layout.sealed_size(),
+            },
+            leaves: ObjectLeaves { sidecar },
+            hashing,
+            segment,
+            tmp: guard,
+        })
+    }
+
+    /// Opens a finished object, checking that its three parts agree.
+    pub(crate) fn open(&self, area: Area, name: &str) -> Result<StoredObject, ObjectError> {
+        let dir = self.object_dir(area, name)?;
+        let object = match File::open(dir.join(OBJECT_FILE)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ObjectError::Missing { area, name: name.to_string() })
+            }
+            Err(e) => return Err(ObjectError::io(area, name, "opening the object", e)),
+        };
+        let corrupt = |reason: String| ObjectError::CorruptSidecar { area, name: name.to_string(), reason };
+        let layout = read_layout(&dir.join(LAYOUT_FILE)).map_err(corrupt)?;
+        let sidecar_file = File::open(dir.join(SIDECAR_FILE)).map_err(|e| corrupt(format!("cannot open: {e}")))?;
+        let sidecar = Sidecar::open(sidecar_file).map_err(|e| corrupt(e.to_string()))?;
+        if sidecar.count() != layout.segment_count() {
+            return Err(corrupt(format!(
+                "{} leaves, the layout has {} segments",
+                sidecar.count(),
+                layout.segment_count()
+            )));
+        }
+        let len = object.metadata().map_err(|e| ObjectError::io(area, name, "reading the object's size", e))?.len();
+        if len != layout.sealed_size() {
+            return Err(ObjectError::Corrupt {
+                area,
+                name: name.to_string(),
+                reason: format!("{len} bytes on disk, the layout needs {}", layout.sealed_size()),
+            });
+        }
+        Ok(StoredObject { area, name: name.to_string(), layout, object, sidecar })
+    }
+
+    /// Whether a finished object of that name exists.
+    pub(crate) fn exists(&self, area: Area, name: &str) -> bool {
+        self.object_dir(area, name).map(|d| d.join(OBJECT_FILE).is_file()).unwrap_or(false)
+    }
+
+    /// Deletes an object. Missing is an error the caller may ignore.
+    pub(crate) fn remove(&self, area: Area, name: &str) -> Result<(), ObjectError> {
+        let dir = self.object_dir(area, name)?;
+        if !dir.is_dir() {
+            return Err(ObjectError::Missing { area, name: name.to_string() });
+        }
+        let bytes = dir_bytes(&dir);
+        fs::remove_dir_all(&dir).map_err(|e| ObjectError::io(area, name, "removing", e))?;
+        self.sub(area, bytes);
+        Ok(())
+    }
+
+    /// Moves an object to another area or name (staging → local, …):
+    /// one rename, so it is never in both places or in neither.
+    pub(crate) fn rename(&self, area: Area, name: &str, to_area: Area, to_name: &str) -> Result<(), ObjectError> {
+        let from = self.object_dir(area, name)?;
+        let to = self.object_dir(to_area, to_name)?;
+        if !from.is_dir() {
+            return Err(ObjectError::Missing { area, name: name.to_string() });
+        }
+        if to.exists() {
+            return Err(ObjectError::Exists { area: to_area, name: to_name.to_string() });
+        }
+        let bytes = dir_bytes(&from);
+        fs::rename(&from, &to).map_err(|e| ObjectError::io(area, name, "renaming", e))?;
+        sync_dir(&self.area_dir(to_area));
+        sync_dir(&self.area_dir(area));
+        self.sub(area, bytes);
+        self.used[to_area.slot()].fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Names of the finished objects in an area.
+    pub(crate) fn list(&self, area: Area) -> Result<Vec<String>, ObjectError> {
+        let dir = self.area_dir(area);
+        let e = |source| ObjectError::io(area, "*", "listing", source);
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(e)? {
+            let entry = entry.map_err(e)?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Bytes on disk in an area (objects and their sidecars).
+    pub(crate) fn bytes_used(&self, area: Area) -> u64 {
+        self.used[area.slot()].load(Ordering::Relaxed)
+    }
+
+    /// Free bytes on the file system of the store root, as an unprivileged
+    /// writer sees them.
+    pub(crate) fn free_bytes(&self) -> io::Result<u64> {
+        let st = nix::sys::statvfs::statvfs(&self.root).map_err(io::Error::from)?;
+        #[allow(clippy::useless_conversion)]
+        Ok(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
+    }
+
+    fn sub(&self, area: Area, bytes: u64) {
+        let _ = self.used[area.slot()].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(bytes)));
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ObjectError> {
+    let bad = |reason| Err(ObjectError::BadName { name: name.chars().take(MAX_NAME_LEN).collect(), reason });
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("too long");
+    }
+    if name.starts_with('.') {
+        return bad("starts with a dot");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+        return bad("only letters, digits, '-', '_' and '.' are allowed");
+    }
+    Ok(())
+}
+
+fn sidecar_io(area: Area, name: &str, what: &'static str, err: bunker_core::SidecarError) -> ObjectError {
+    match err {
+        bunker_core::SidecarError::Io(source) => ObjectError::io(area, name, what, source),
+        other => ObjectError::Length { area, name: name.to_string(), reason: format!("{what}: {other}") },
+    }
+}
+
+fn write_layout(path: &Path, layout: &Layout) -> io::Result<()> {
+    let mut buf = [0u8; LAYOUT_LEN];
+    buf[..8].copy_from_slice(LAYOUT_MAGIC);
+    buf[8..16].copy_from_slice(&layout.size().to_le_bytes());
+    buf[16..20].copy_from_slice(&layout.segment_size().to_le_bytes());
+    let mut f = File::create(path)?;
+    f.write_all(&buf)?;
+    f.sync_all()
+}
+
+fn read_layout(path: &Path) -> Result<Layout, String> {
+    let mut buf = Vec::with_capacity(LAYOUT_LEN);
+    File::open(path)
+        .and_then(|f| f.take(LAYOUT_LEN as u64 + 1).read_to_end(&mut buf))
+        .map_err(|e| format!("layout record: {e}"))?;
+    if buf.len() != LAYOUT_LEN || &buf[..8] != LAYOUT_MAGIC {
+        return Err("layout record is damaged".into());
+    }
+    let size = u64::from_le_bytes(buf[8..16].try_into().map_err(|_| "layout size")?);
+    let segment_size = u32::from_le_bytes(buf[16..20].try_into().map_err(|_| "layout segment size")?);
+    Layout::new(size, segment_size).map_err(|e| format!("layout record: {e}"))
+}
+
+/// Bytes of the regular files directly inside `dir` (or of `dir` if it is a file).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return fs::metadata(dir).map(|m| m.len()).unwrap_or(0);
+    };
+    entries.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
+}
+
+/// Makes a rename durable. Best effort: some file systems refuse to fsync a
+/// directory, and the data files are already synced.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Removes a writer's temporary directory unless it was published.
+struct TmpDir(Option<PathBuf>);
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove an unfinished object");
+            }
+        }
+    }
+}
+
+/// The sealed bytes half of a writer.
+pub(crate) struct ObjectBody {
+    file: BufWriter<File>,
+    written: u64,
+    limit: u64,
+}
+
+impl Write for ObjectBody {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.written + buf.len() as u64 > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("more than the {} sealed bytes the layout holds", self.limit),
+            ));
+        }
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The leaves half of a writer: where a Sealer sends its leaf hashes.
+pub(crate) struct ObjectLeaves {
+    sidecar: SidecarWriter<File>,
+}
+
+impl LeafSink for ObjectLeaves {
+    fn push_leaf(&mut self, index: u64, leaf: &Hash) -> io::Result<()> {
+        self.sidecar.push_leaf(index, leaf)
+    }
+}
+
+/// An object being written. Implements [`Write`] for the sealed bytes;
+/// [`ObjectWriter::finish`] publishes it, dropping it removes everything.
+pub(crate) struct ObjectWriter<'s> {
+    store: &'s ObjectStore,
+    area: Area,
+    name: String,
+    layout: Layout,
+    body: ObjectBody,
+    leaves: ObjectLeaves,
+    /// Hash leaves from the bytes (received objects) rather than take them from a sealer.
+    hashing: bool,
+    /// The segment being received, until it is complete and hashed.
+    segment: Vec<u8>,
+    tmp: TmpDir,
+}
+
+impl std::fmt::Debug for ObjectWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectWriter")
+            .field("area", &self.area)
+            .field("name", &self.name)
+            .field("written", &self.body.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectWriter<'_> {
+    /// The object's layout.
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Sealed bytes written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.body.written
+    }
+
+    /// The two halves a `Sealer::seal(input, body, leaves)` needs. Only for
+    /// writers from [`ObjectStore::create_sealed`]; on a hashing writer the
+    /// leaves come from the bytes and this returns `None`.
+    pub(crate) fn sealer_parts(&mut self) -> Option<(&mut ObjectBody, &mut ObjectLeaves)> {
+        if self.hashing {
+            None
+        } else {
+            Some((&mut self.body, &mut self.leaves))
+        }
+    }
+
+    /// Checks the object is complete, fsyncs it and publishes it under its
+    /// name. Returns the Merkle root. If an object of that name already
+    /// exists with the same root (same bytes), the new copy is dropped and
+    /// the existing one stays.
+    pub(crate) fn finish(self) -> Result<Hash, ObjectError> {
+        self.finish_inner(None)
+    }
+
+    /// Like [`ObjectWriter::finish`], but publishes nothing (and removes the
+    /// temporary files) unless the computed root is `expected`.
+    pub(crate) fn finish_expect(self, expected: &Hash) -> Result<Hash, ObjectError> {
+        self.finish_inner(Some(expected))
+    }
+
+    fn finish_inner(mut self, expected: Option<&Hash>) -> Result<Hash, ObjectError> {
+        let area = self.area;
+        let name = self.name.clone();
+        let length = move |reason: String| ObjectError::Length { area, name: name.clone(), reason };
+        if self.body.written != self.layout.sealed_size() {
+            return Err(length(format!(
+                "got {} sealed bytes, the layout needs {}",
+                self.body.written,
+                self.layout.sealed_size()
+            )));
+        }
+        if self.leaves.sidecar.count() != self.layout.segment_count() {
+            return Err(length(format!(
+                "got {} leaves, the layout has {} segments",
+                self.leaves.sidecar.count(),
+                self.layout.segment_count()
+            )));
+        }
+        let e = |what: &'static str| {
+            let name = self.name.clone();
+            move |source| ObjectError::io(area, &name, what, source)
+        };
+        let Some(tmp) = self.tmp.0.clone() else {
+            return Err(length("writer already finished".into()));
+        };
+        let object = self
+            .body
+            .file
+            .into_inner()
+            .map_err(|err| ObjectError::io(area, &self.name, "flushing the object", err.into_error()))?;
+        object.sync_all().map_err(e("syncing the object"))?;
+        drop(object);
+        let (root, sidecar) = self
+            .leaves
+            .sidecar
+            .finish()
+            .map_err(|err| sidecar_io(area, &self.name, "finishing the sidecar", err))?;
+        if let Some(expected) = expected {
+            if &root != expected {
+                return Err(ObjectError::RootMismatch {
+                    area,
+                    name: self.name.clone(),
+                    expected: hex::encode(expected),
+                    got: hex::encode(root),
+                });
+            }
+        }
+        sidecar.sync_all().map_err(e("syncing the sidecar"))?;
+        drop(sidecar);
+        write_layout(&tmp.join(LAYOUT_FILE), &self.layout).map_err(e("writing the layout"))?;
+        sync_dir(&tmp);
+        let dest = self.store.object_dir(area, &self.name)?;
+        if dest.exists() {
+            // Same name: keep what is there if it is the same object.
+            return match self.store.open(area, &self.name) {
+                Ok(existing) if existing.root() == root => Ok(root),
+                _ => Err(ObjectError::Exists { area, name: self.name.clone() }),
+            };
+        }
+        let bytes = dir_bytes(&tmp);
+        fs::rename(&tmp, &dest).map_err(e("publishing"))?;
+        self.tmp.0 = None;
+        sync_dir(&self.store.area_dir(area));
+        self.store.used[area.slot()].fetch_add(bytes, Ordering::Relaxed);
+        Ok(root)
+    }
+
+    fn push_hashed(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let index = self.leaves.sidecar.count();
+            if index >= self.layout.segment_count() {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "bytes past the last segment"));
+            }
+            let want = self.layout.sealed_len(index) - self.segment.len();
+            let take = want.min(buf.len());
+            self.segment.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.segment.len() == self.layout.sealed_len(index) {
+                self.leaves.push_leaf(index, &leaf_hash(&self.segment))?;
+                self.segment.clear();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for ObjectWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.body.write(buf)?;
+        if self.hashing {
+            self.push_hashed(&buf[..n])?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.body.flush()
+    }
+}
+
+/// A finished object, open for audits and reads.
+pub(crate) struct StoredObject {
+    area: Area,
+    name: String,
+    layout: Layout,
+    object: File,
+    sidecar: Sidecar<File>,
+}
+
+impl std::fmt::Debug for StoredObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredObject").field("area", &self.area).field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl StoredObject {
+    /// Plain size and segmenting.
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The Merkle root recorded in the sidecar.
+    pub(crate) fn root(&self) -> Hash {
+        self.sidecar.root()
+    }
+
+    /// Sealed length in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.layout.sealed_size()
+    }
+
+    /// What the manifest keeps about this object.
+    pub(crate) fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            version: FORMAT_VERSION,
+            root: self.root(),
+            size: self.layout.size(),
+            segment_size: self.layout.segment_size(),
+            segment_count: self.layout.segment_count(),
+        }
+    }
+
+    /// Sealed segment `index` and its Merkle proof: one positioned read of
+    /// the object and one per tree level of the sidecar. The segment is
+    /// checked against its stored leaf and the proof against the root, so a
+    /// damaged disk is reported here instead of sent to the owner as if good.
+    pub(crate) fn segment_with_proof(&self, index: u64) -> Result<(Vec<u8>, Proof), ObjectError> {
+        let (area, name) = (self.area, &self.name);
+        let sealed = read_sealed_segment(&self.object, &self.layout, index).map_err(|err| match err {
+            bunker_core::SidecarError::IndexOutOfRange { index, count } => ObjectError::Length {
+                area,
+                name: name.clone(),
+                reason: format!("segment {index} asked, the object has {count}"),
+            },
+            bunker_core::SidecarError::Io(source) => ObjectError::io(area, name, "reading a segment", source),
+            other => ObjectError::Corrupt { area, name: name.clone(), reason: other.to_string() },
+        })?;
+        let corrupt_sidecar = |reason: String| ObjectError::CorruptSidecar { area, name: name.clone(), reason };
+        let leaf = leaf_hash(&sealed);
+        let stored = self.sidecar.leaf(index).map_err(|e| corrupt_sidecar(e.to_string()))?;
+        if leaf != stored {
+            return Err(ObjectError::Corrupt {
+                area,
+                name: name.clone(),
+                reason: format!("segment {index} does not match its stored hash"),
+            });
+        }
+        let proof = self.sidecar.proof(index).map_err(|e| corrupt_sidecar(e.to_string()))?;
+        if !proof.verify_leaf(&leaf, &self.root()) {
+            return Err(corrupt_sidecar(format!("the proof of segment {index} does not lead to the root")));
+        }
+        Ok((sealed, proof))
+    }
+
+    /// The whole sealed object from its first byte (fetch, get, full checks).
+    pub(crate) fn reader(&self) -> Result<File, ObjectError> {
+        let mut f = self.object.try_clone().map_err(|e| ObjectError::io(self.area, &self.name, "reopening", e))?;
+        f.seek(SeekFrom::Start(0)).map_err(|e| ObjectError::io(self.area, &self.name, "seeking", e))?;
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bunker_core::{verify_segment, Keys, NoLeaves, ObjectId, Sealer, Seed};
+
+    fn sealed(size: usize, segment: u32) -> (Vec<u8>, Descriptor, Vec<Hash>, bunker_core::ReplicaKey, ObjectId) {
+        let keys = Keys::from_seed(&Seed::generate());
+        let object = ObjectId { file_id: FileId::random(), replica_index: 0 };
+        let key = keys.replica_key(&object.file_id, 0);
+        let plain: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let mut out = Vec::new();
+        let mut leaves = Vec::new();
+        let d = Sealer::new(&key, object, size as u64, segment).unwrap().seal(&plain[..], &mut out, &mut leaves).unwrap();
+        (out, d, leaves, key, object)
+    }
+
+    #[test]
+    fn received_object_proves_every_segment_to_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::new(dir.path()).unwrap();
+        let (bytes, d, _, _, _) = sealed(1000, 64);
+        let layout = d.layout().unwrap();
+        let mut w = store.create(Area::Hosted, "peer-abc", layout).unwrap();
+        // Odd write sizes: segments split across writes.
+        for chunk in bytes.chunks(37) {
+            w.write_all(chunk).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), d.root);
+        let obj = store.open(Area::Hosted, "peer-abc").unwrap();
+        assert_eq!(obj.root(), d.root);
+        assert_eq!(obj.len(), bytes.len() as u64);
+        assert_eq!(obj.descriptor(), d);
+        for i in 0..layout.segment_count() {
+            let (seg, proof) = obj.segment_with_proof(i).unwrap();
+            verify_segment(&d, i, &seg, &proof).unwrap();
+        }
+        let mut back = Vec::new();
+        obj.reader().unwrap().read_to_end(&mut back).unwrap();
+        assert_eq!(back, bytes);
+        assert!(store.bytes_used(Area::Hosted) >= bytes.len() as u64);
+        assert!(store.free_bytes().unwrap() > 0);
+    }
+
+    #[test]
+    fn sealer_leaves_go_straight_to_the_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::new(dir.path()).unwrap();
+        let (bytes, d, _, key, object) = sealed(5000, 256);
+        let plain_len = d.size;
+        let mut w = store.create_sealed(Area::Local, "file1", d.layout().unwrap()).unwrap();
+        let plain: Vec<u8> = (0..plain_len as usize).map(|i| (i * 7 % 251) as u8).collect();
+        let (body, leaves) = w.sealer_parts().expect("sealer writer");
+        let again = Sealer::new(&key, object, plain_len, 256).unwrap().seal(&plain[..], body, leaves).unwrap();
+        assert_eq!(again.root, d.root);
+        assert_eq!(w.finish().unwrap(), d.root);
+        let obj = store.open(Area::Local, "file1").unwrap();
+        let (seg, proof) = obj.segment_with_proof(3).unwrap();
+        verify_segment(&d, 3, &seg, &proof).unwrap();
+        assert_eq!(obj.len(), bytes.len() as u64);
+        // A hashing writer gives no sealer parts (it would hash twice).
+        let mut h = store.create(Area::Local, "file2", d.layout().unwrap()).unwrap();
+        assert!(h.sealer_parts().is_none());
+    }
+
+    #[test]
+    fn unfinished_or_short_writer_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::new(dir.path()).unwrap();
+        let (bytes, d, _, _, _) = sealed(1000, 64);
+        let layout = d.layout().unwrap();
+        {
+            let mut w = store.create(Area::Hosted, "dropped", layout).unwrap();
+            w.write_all(&bytes[..500]).unwrap();
+        }
+        let mut w = store.create(Area::Hosted, "short", layout).unwrap();
+        w.write_all(&bytes[..bytes.len() - 1]).unwrap();
+        assert!(matches!(w.finish(), Err(ObjectError::Length { .. })));
+        let mut w = store.create(Area::Hosted, "long", layout).unwrap();
+        w.write_all(&bytes).unwrap();
+        assert!(w.write_all(&[0]).is_err(), "a byte past the layout is refused");
+        drop(w);
+        assert!(store.open(Area::Hosted, "dropped").unwrap_err().is_missing());
+        assert!(store.list(Area::Hosted).unwrap().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+        assert_eq!(store.bytes_used(Area::Hosted), 0);
+    }
+
+    #[test]
+    fn wrong_root_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::new(dir.path()).unwrap();
+        let (bytes, d, _, _, _) = sealed(700, 64);
+        let mut w = store.create(Area::Hosted, "x", d.layout().unwrap()).unwrap();
+        w.write_all(&bytes).unwrap();
+        assert!(matches!(w.finish_expect(&[0; 32]), Err(ObjectError::RootMismatch { .. })));
+        assert!(!store.exists(Area::Hosted, "x"));
+        let mut w = store.create(Area::Hosted, "x", d.layout().unwrap()).unwrap();
+        w.write_all(&bytes).unwrap();
+        assert_eq!(w.finish_expect(&d.root).unwrap(), d.root);
+        assert!(store.exists(Area::Hosted, "x"));
+    }
+
+    #[test]
+    fn corrupted_object_or_sidecar_is_reported_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::new(dir.path()).unwrap();
+        let (bytes, d, _, _, _) = sealed(1000, 64);
+        let mut w = store.create(Area::Hosted, "o", d.layout().unwrap()).unwrap();
+        w.write_all(&bytes).unwrap();
+        w.finish().unwrap();
+        let odir = dir.path().join("hosted/o");
+
+        // Flip a byte of segment 2 of the object.
+        let mut obj = fs::read(odir.join(OBJECT_FILE)).unwrap();
+        obj[2 * 80 + 5] ^= 1;
+        fs::write(odir.join(OBJECT_FILE), &obj).unwrap();
+        let o = store.open(Area::Hosted, "o").unwrap();
+        assert!(matches!(o.segment_with_proof(2), Err(ObjectError::Corrupt { .. })));
+        o.segment_with_proof(1).unwrap();
+        obj[2 * 80 + 5] ^= 1;
+        fs::write(odir.join(OBJECT_FILE), &obj).unwrap();
+
+        // Flip a byte in an upper level of the sidecar: the proof no longer reaches the root.
+        let mut side = fs::read(odir.join(SIDECAR_FILE)).unwrap();
+        let leaves = d.segment_count as usize;
+        let level1 = 64 + leaves * 32;
+        side[level1 + 3] ^= 1;
+        fs::write(odir.join(SIDECAR_FILE), &side).unwrap();
+        let o = store.open(Area::Hosted, "o").unwrap();
+        assert!(matches!(o.segment_with_proof(2), Err(ObjectError::CorruptSidecar { .. })));
+
+        // A damaged header: the object cannot be opened at all.
+        side[0] ^= 1;
+        fs::write(odir.join(SIDECAR_FILE), &side).unwrap();
+        assert!(matches!(store.open(Area::Hosted, "o"), Err(ObjectError::CorruptSidecar { .. })));
+
+        // A truncated object.
+        fs::write(odir.join(OBJECT_FILE), &bytes[..100]).unwrap();
+        assert!(store.open(Area::Hosted, "o").is_err());
+    }
+
+    #[test]
+    fn rename_remove_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::new(dir.path()).unwrap();
+        let (bytes, d, _, _, _) = sealed(300, 64);
+        let mut w = store.create(Area::Staging, "s", d.layout().unwrap()).unwrap();
+        w.write_all(&bytes).unwrap();
+        w.finish().unwrap();
+        let used = store.bytes_used(Area::Staging);
+        assert!(used > 0);
+        store.rename(Area::Staging, "s", Area::Local, "l").unwrap();
+        assert_eq!((store.bytes_used(Area::Staging), store.bytes_used(Area::Local)), (0, used));
+        assert!(store.open(Area::Local, "l").is_ok());
+        // Counts survive a restart.
+        let again = ObjectStore::new(dir.path()).unwrap();
+        assert_eq!(again.bytes_used(Area::Local), used);
+        again.remove(Area::Local, "l").unwrap();
+        assert_eq!(again.bytes_used(Area::Local), 0);
+        assert!(again.remove(Area::Local, "l").unwrap_err().is_missing());
+        assert!(matches!(again.open(Area::Local, "../x"), Err(ObjectError::BadName { .. })));
+        let _ = NoLeaves;
     }
 }
