@@ -28,6 +28,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod changes;
 mod contracts;
 mod copy;
 mod db;
