@@ -31,6 +31,7 @@
 mod admin;
 mod api;
 mod assets;
+mod console;
 pub mod error;
 mod guard;
 pub mod panel;
@@ -50,6 +51,7 @@ use axum::routing::{get, post};
 use axum::Json;
 
 pub use admin::{Admin, AdminOptions, SeedWords, SetupStage, QUIZ_WORDS};
+pub use console::{redact_settings, with_console};
 pub use axum::serve::Listener;
 pub use axum::Router;
 pub use error::ApiError;
@@ -105,6 +107,7 @@ pub fn admin_router(admin: Arc<Admin>, status: Arc<dyn StatusSource>) -> Router 
         .route("/api/setup/words", post(api::show_words))
         .route("/api/setup/quiz", get(api::quiz).post(api::answer_quiz))
         .route("/api/status", get(api::status))
+        .merge(console::routes())
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .fallback(assets::serve)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::host_and_origin))
