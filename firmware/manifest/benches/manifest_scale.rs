@@ -56,6 +56,7 @@ fn main() {
             };
             let f = NewFile {
                 path: FilePath::parse(&path).unwrap(),
+                object_id: bunker_core::FileId(rng.gen()),
                 size: rng.gen_range(1_000..50_000_000),
                 plaintext_blake3: rng.gen(),
                 segment_size: 65536,

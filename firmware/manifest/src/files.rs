@@ -71,54 +71,73 @@ impl Manifest {
         let Some(folder_id) = folder_id(&self.conn, path.folder(), &what)? else {
             return Ok(None);
         };
-        let row = self
+        let q = format!("SELECT {FILE_COLUMNS} FROM files f {FILE_JOINS} WHERE f.folder_id = ?1 AND f.name = ?2");
+        let raw = self
             .conn
-            .prepare_cached(
-                "SELECT id, size, plaintext_blake3, segment_size, keep_local, redundancy, \
-                 local_disk_id, local_path, created_at, modified_at \
-                 FROM files WHERE folder_id = ?1 AND name = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![folder_id, path.name()], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, bool>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                        r.get::<_, Option<String>>(7)?,
-                        r.get::<_, i64>(8)?,
-                        r.get::<_, i64>(9)?,
-                    ))
-                })
-                .optional()
-            })
+            .prepare_cached(&q)
+            .and_then(|mut s| s.query_row(params![folder_id, path.name()], raw_file).optional())
             .map_err(sqlf(|| format!("read {what}")))?;
-        let Some((id, size, b3, seg, keep_local, red, disk, local_path, created, modified)) = row
-        else {
-            return Ok(None);
-        };
-        let local = match (disk, local_path) {
-            (Some(d), Some(p)) => Some(LocalCopy {
-                disk: DiskId(d),
-                rel_path: p,
-            }),
-            _ => None,
-        };
-        Ok(Some(FileRecord {
-            id: FileId(id),
-            path: path.to_path_string(),
-            size: to_u64(&what, "size", size)?,
-            plaintext_blake3: hash32(&what, "plaintext_blake3", b3)?,
-            segment_size: u32::try_from(seg).map_err(|_| corrupt(&what, "segment_size", seg))?,
-            keep_local,
-            redundancy: u8::try_from(red).map_err(|_| corrupt(&what, "redundancy", red))?,
-            local,
-            created_at: created,
-            modified_at: modified,
-        }))
+        raw.map(finish_file).transpose()
+    }
+
+    /// The file with row id `id` (the audit, full-check and repair workers
+    /// start from replica rows, which name their file by row id).
+    pub fn file_by_id(&self, id: FileId) -> Result<Option<FileRecord>, QueryError> {
+        let q = format!("SELECT {FILE_COLUMNS} FROM files f {FILE_JOINS} WHERE f.id = ?1");
+        let raw = self
+            .conn
+            .prepare_cached(&q)
+            .and_then(|mut s| s.query_row([id.0], raw_file).optional())
+            .map_err(sqlf(|| format!("read file #{}", id.0)))?;
+        raw.map(finish_file).transpose()
+    }
+
+    /// Changes how a file is kept: whether a local copy is wanted and how
+    /// many remote replicas. The engine places or releases replicas to match.
+    pub fn set_file_policy(
+        &mut self,
+        id: FileId,
+        keep_local: bool,
+        redundancy: u8,
+        at: UnixSecs,
+    ) -> Result<(), QueryError> {
+        let what = format!("file #{}", id.0);
+        let n = self
+            .conn
+            .execute(
+                "UPDATE files SET keep_local = ?2, redundancy = ?3, modified_at = max(modified_at, ?4) \
+                 WHERE id = ?1",
+                params![id.0, keep_local, redundancy, at],
+            )
+            .map_err(sqlf(|| format!("set policy of {what}")))?;
+        if n == 0 {
+            return Err(QueryError::NotFound { what });
+        }
+        Ok(())
+    }
+
+    /// How many files there are and their plaintext bytes in all (dashboard).
+    pub fn file_totals(&self) -> Result<(u64, u64), QueryError> {
+        let (n, bytes): (i64, i64) = self
+            .conn
+            .query_row("SELECT count(*), coalesce(sum(size), 0) FROM files", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(sql("count files"))?;
+        Ok((to_u64("files", "count", n)?, to_u64("files", "size", bytes)?))
+    }
+
+    /// Audits since `since`: (passed, total) (dashboard).
+    pub fn audit_totals_since(&self, since: UnixSecs) -> Result<(u64, u64), QueryError> {
+        let (passed, total): (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT coalesce(sum(outcome = 'passed'), 0), count(*) FROM audits WHERE at >= ?1",
+                [since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(sql("count audits"))?;
+        Ok((to_u64("audits", "passed", passed)?, to_u64("audits", "count", total)?))
     }
 
     /// Sub-folders and files directly inside `folder`, both sorted by name.
@@ -546,6 +565,86 @@ const LIST_FILES_QUERY: &str = "SELECT f.id, f.name, f.size, f.modified_at, f.ke
      (SELECT count(*) FROM replicas r WHERE r.file_id = f.id AND r.state = 'active') \
      FROM files f WHERE f.folder_id = ?1 ORDER BY f.name";
 
+/// Columns of a file row with its folder's path, in `raw_file` order.
+const FILE_COLUMNS: &str = "f.id, fo.path, f.name, f.object_id, f.size, f.plaintext_blake3, \
+     f.segment_size, f.keep_local, f.redundancy, f.local_disk_id, f.local_path, f.created_at, \
+     f.modified_at";
+
+const FILE_JOINS: &str = "JOIN folders fo ON fo.id = f.folder_id";
+
+struct RawFile {
+    id: i64,
+    folder: String,
+    name: String,
+    object_id: Option<Vec<u8>>,
+    size: i64,
+    b3: Vec<u8>,
+    seg: i64,
+    keep_local: bool,
+    red: i64,
+    disk: Option<i64>,
+    local_path: Option<String>,
+    created: i64,
+    modified: i64,
+}
+
+fn raw_file(r: &Row<'_>) -> rusqlite::Result<RawFile> {
+    Ok(RawFile {
+        id: r.get(0)?,
+        folder: r.get(1)?,
+        name: r.get(2)?,
+        object_id: r.get(3)?,
+        size: r.get(4)?,
+        b3: r.get(5)?,
+        seg: r.get(6)?,
+        keep_local: r.get(7)?,
+        red: r.get(8)?,
+        disk: r.get(9)?,
+        local_path: r.get(10)?,
+        created: r.get(11)?,
+        modified: r.get(12)?,
+    })
+}
+
+fn finish_file(r: RawFile) -> Result<FileRecord, QueryError> {
+    let path = if r.folder == "/" {
+        format!("/{}", r.name)
+    } else {
+        format!("{}/{}", r.folder, r.name)
+    };
+    let what = format!("file {path}");
+    let object_id = r
+        .object_id
+        .as_deref()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map(bunker_core::FileId)
+        .ok_or_else(|| QueryError::Corrupt {
+            what: what.clone(),
+            column: "object_id",
+            reason: "missing or not 16 bytes".into(),
+        })?;
+    let local = match (r.disk, r.local_path) {
+        (Some(d), Some(p)) => Some(LocalCopy {
+            disk: DiskId(d),
+            rel_path: p,
+        }),
+        _ => None,
+    };
+    Ok(FileRecord {
+        id: FileId(r.id),
+        object_id,
+        size: to_u64(&what, "size", r.size)?,
+        plaintext_blake3: hash32(&what, "plaintext_blake3", r.b3)?,
+        segment_size: u32::try_from(r.seg).map_err(|_| corrupt(&what, "segment_size", r.seg))?,
+        keep_local: r.keep_local,
+        redundancy: u8::try_from(r.red).map_err(|_| corrupt(&what, "redundancy", r.red))?,
+        local,
+        created_at: r.created,
+        modified_at: r.modified,
+        path,
+    })
+}
+
 /// The due-audit query, kept as a constant so a test can EXPLAIN it.
 pub(crate) const DUE_QUERY: &str = "SELECT r.id, r.file_id, r.replica_index, p.peer_id, \
      r.root, r.stored_size, r.segment_size, c.contract_id, r.consecutive_failures, r.next_audit_at, \
@@ -719,8 +818,8 @@ fn insert_file(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO files (folder_id, name, size, plaintext_blake3, segment_size, keep_local, \
-             redundancy, local_disk_id, local_path, created_at, modified_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             redundancy, local_disk_id, local_path, created_at, modified_at, object_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -734,11 +833,17 @@ fn insert_file(
                 file.local.as_ref().map(|l| l.disk.0),
                 file.local.as_ref().map(|l| l.rel_path.as_str()),
                 file.created_at,
-                file.modified_at
+                file.modified_at,
+                &file.object_id.as_bytes()[..]
             ])
         });
     match inserted {
         Ok(_) => {}
+        Err(e) if is_unique_violation(&e) && e.to_string().contains("object_id") => {
+            return Err(QueryError::AlreadyExists {
+                what: format!("object id {} (of {})", file.object_id, what()),
+            })
+        }
         Err(e) if is_unique_violation(&e) => {
             return Err(QueryError::AlreadyExists { what: what() })
         }

@@ -12,6 +12,7 @@
 //! let mut m = Manifest::open("/var/lib/bunker/MANIFEST.db")?;
 //! let file = NewFile {
 //!     path: FilePath::parse("/photos/cat.jpg")?,
+//!     object_id: bunker_core::FileId::random(),
 //!     size: 1234,
 //!     plaintext_blake3: [0; 32],
 //!     segment_size: 65536,

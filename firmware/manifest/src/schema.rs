@@ -192,8 +192,28 @@ CREATE TABLE held_snapshots (
 ) STRICT;
 "#;
 
+/// Schema version 3: each file's object id (bunker-core's `FileId`), the 16
+/// random bytes its replica keys and associated data are derived from. It
+/// must never name two files: sealing other bytes under the same id and
+/// replica index would reuse nonces. Hence UNIQUE, and required on every new
+/// row (a trigger, since `ALTER TABLE` cannot add a NOT NULL column without a
+/// default). Files recorded before version 3 predate the engine — nothing
+/// was sealed under an id for them — so they get fresh random ids.
+const V3: &str = r#"
+ALTER TABLE files ADD COLUMN object_id BLOB
+    CHECK (object_id IS NULL OR length(object_id) = 16);
+UPDATE files SET object_id = randomblob(16) WHERE object_id IS NULL;
+CREATE UNIQUE INDEX files_by_object_id ON files(object_id);
+CREATE TRIGGER files_object_id_required_insert BEFORE INSERT ON files
+    WHEN NEW.object_id IS NULL
+    BEGIN SELECT RAISE(ABORT, 'files.object_id is required'); END;
+CREATE TRIGGER files_object_id_fixed BEFORE UPDATE OF object_id ON files
+    WHEN NEW.object_id IS NOT OLD.object_id
+    BEGIN SELECT RAISE(ABORT, 'files.object_id never changes'); END;
+"#;
+
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -266,6 +286,53 @@ mod tests {
         assert_eq!(m.snapshot_version().unwrap(), 7);
         assert!(m.snapshot_holders().unwrap().is_empty());
         assert!(m.integrity_problems().unwrap().is_empty());
+    }
+
+    #[test]
+    fn version_2_files_get_distinct_object_ids_and_new_rows_must_bring_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            create_at_version(&conn, 2).unwrap();
+            for name in ["a.txt", "b.txt"] {
+                conn.execute(
+                    "INSERT INTO files (folder_id, name, size, plaintext_blake3, segment_size, \
+                     keep_local, redundancy, created_at, modified_at) \
+                     VALUES (1, ?1, 5, zeroblob(32), 65536, 1, 2, 1, 1)",
+                    [name],
+                )
+                .unwrap();
+            }
+        }
+        let m = crate::Manifest::open(&path).unwrap();
+        assert_eq!(m.schema_version().unwrap(), SCHEMA_VERSION);
+        let a = m
+            .file(&crate::FilePath::parse("/a.txt").unwrap())
+            .unwrap()
+            .expect("a.txt kept");
+        let b = m
+            .file(&crate::FilePath::parse("/b.txt").unwrap())
+            .unwrap()
+            .expect("b.txt kept");
+        assert_ne!(a.object_id, b.object_id, "each old file gets its own id");
+        assert_eq!(m.file_by_id(a.id).unwrap().as_ref(), Some(&a));
+        assert!(m.integrity_problems().unwrap().is_empty());
+        let err = m
+            .conn
+            .execute(
+                "INSERT INTO files (folder_id, name, size, plaintext_blake3, segment_size, \
+                 keep_local, redundancy, created_at, modified_at) \
+                 VALUES (1, 'c.txt', 5, zeroblob(32), 65536, 1, 2, 1, 1)",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("object_id is required"), "{err}");
+        let err = m
+            .conn
+            .execute("UPDATE files SET object_id = zeroblob(16) WHERE name = 'a.txt'", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("never changes"), "{err}");
     }
 
     #[test]

@@ -651,7 +651,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{FilePath, NewFile};
+    use crate::FilePath;
 
     /// A box still on schema 1 (older firmware) exports a snapshot; a box on
     /// the current schema imports it and migrates it in place.
@@ -665,18 +665,16 @@ mod tests {
             conn,
             path: old_path,
         };
-        let file = NewFile {
-            path: FilePath::parse("/old/a.txt").unwrap(),
-            size: 5,
-            plaintext_blake3: [1; 32],
-            segment_size: 65536,
-            keep_local: true,
-            redundancy: 2,
-            local: None,
-            created_at: 1,
-            modified_at: 1,
-        };
-        old.put_file(&file, &[]).unwrap();
+        // Rows as a schema-1 firmware wrote them (no object id yet).
+        old.conn
+            .execute_batch(
+                "INSERT INTO folders (id, parent_id, path, name) VALUES (2, 1, '/old', 'old'); \
+                 INSERT INTO files (folder_id, name, size, plaintext_blake3, segment_size, \
+                 keep_local, redundancy, created_at, modified_at) \
+                 VALUES (2, 'a.txt', 5, zeroblob(32), 65536, 1, 2, 1, 1);",
+            )
+            .unwrap();
+        let path = FilePath::parse("/old/a.txt").unwrap();
         let owner = Keypair::ed25519_from_bytes([9u8; 32]).unwrap();
         let key = ManifestKey::from_bytes([2; 32]);
         let mut snap = Vec::new();
@@ -687,7 +685,7 @@ mod tests {
         new.import_snapshot(&snap, &key, &owner.public().to_peer_id())
             .unwrap();
         assert_eq!(new.schema_version().unwrap(), crate::SCHEMA_VERSION);
-        assert!(new.file(&file.path).unwrap().is_some());
+        assert!(new.file(&path).unwrap().is_some());
         assert!(
             new.snapshot_holders().unwrap().is_empty(),
             "v2 tables exist after import"

@@ -205,6 +205,10 @@ pub struct LocalCopy {
 pub struct NewFile {
     /// Where it appears in the box's tree.
     pub path: FilePath,
+    /// The file's object id: 16 random bytes every replica key and segment's
+    /// associated data derive from. Never reused for other content (nonces
+    /// would repeat), so unique among files.
+    pub object_id: bunker_core::FileId,
     /// Plaintext size in bytes.
     pub size: u64,
     /// blake3 of the plaintext, to verify a restore end to end.
@@ -251,6 +255,8 @@ pub struct FileRecord {
     pub id: FileId,
     /// Full path.
     pub path: String,
+    /// The object id its replicas were sealed under (see [`NewFile::object_id`]).
+    pub object_id: bunker_core::FileId,
     /// Plaintext size.
     pub size: u64,
     /// blake3 of the plaintext.

@@ -716,3 +716,29 @@ fn audits_recorded_in_a_batch_are_all_or_nothing_and_passes_can_be_pruned() {
         ]
     );
 }
+
+#[test]
+fn object_id_is_kept_found_by_row_id_and_never_shared_by_two_files() {
+    let (_dir, mut m) = open_temp();
+    let a = file("/ids/a", 1);
+    let id = m.put_file(&a, &[]).unwrap();
+    let rec = m.file(&a.path).unwrap().unwrap();
+    assert_eq!(rec.object_id, a.object_id);
+    assert_eq!(m.file_by_id(id).unwrap(), Some(rec.clone()));
+    assert_eq!(m.file_by_id(FileId(id.0 + 100)).unwrap(), None);
+
+    let mut b = file("/ids/b", 2);
+    b.object_id = a.object_id;
+    let err = m.put_file(&b, &[]).unwrap_err();
+    assert!(
+        matches!(&err, QueryError::AlreadyExists { what } if what.contains("object id")),
+        "{err}"
+    );
+    assert!(m.file(&b.path).unwrap().is_none());
+
+    m.set_file_policy(id, false, 4, rec.modified_at + 5).unwrap();
+    let changed = m.file_by_id(id).unwrap().unwrap();
+    assert_eq!((changed.keep_local, changed.redundancy), (false, 4));
+    assert_eq!(changed.object_id, a.object_id, "policy changes keep the id");
+    assert_eq!(m.file_totals().unwrap(), (1, a.size));
+}

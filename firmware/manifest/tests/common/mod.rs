@@ -17,6 +17,7 @@ pub fn peer(n: u8) -> PeerId {
 pub fn file(path: &str, n: u64) -> NewFile {
     NewFile {
         path: FilePath::parse(path).expect("valid test path"),
+        object_id: object_id(path, n),
         size: 1000 + n,
         plaintext_blake3: *blake3::hash(&n.to_le_bytes()).as_bytes(),
         segment_size: 65536,
@@ -26,6 +27,14 @@ pub fn file(path: &str, n: u64) -> NewFile {
         created_at: 1_700_000_000 + n as i64,
         modified_at: 1_700_000_000 + n as i64,
     }
+}
+
+/// A distinct object id per (path, n), stable across runs.
+pub fn object_id(path: &str, n: u64) -> bunker_core::FileId {
+    let h = blake3::hash(format!("{path}#{n}").as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h.as_bytes()[..16]);
+    bunker_core::FileId(id)
 }
 
 pub fn replica(index: u32, host: PeerId, due: i64) -> NewReplica {
