@@ -6,6 +6,8 @@
 //! next to the test executable, built on demand if a test runs first.
 #![deny(missing_docs)]
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
