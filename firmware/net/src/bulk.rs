@@ -27,7 +27,7 @@ use crate::{
     guard::{PeerGuard, Slot},
     inbound::InboundRequest,
     limits::Limits,
-    messages::{FetchHeader, FetchRequest, StoreDone, StoreHeader, StoreReady},
+    messages::{FetchHeader, FetchRequest, StoreDone, StoreHeader, StoreReady, StoreReceipt},
     protocols,
 };
 
@@ -124,15 +124,16 @@ impl IncomingObject {
         self.remaining
     }
 
-    /// Ends the transfer. For an inbound store this tells the owner whether the object was
-    /// kept (`Err(reason)` if e.g. the Merkle root did not match); claiming success before the
-    /// whole body was read is refused. For a fetched object it just closes the stream.
-    pub async fn finish(mut self, outcome: Result<(), String>) -> Result<(), StreamError> {
+    /// Ends an inbound store: tells the owner the object was kept, with the signed receipt
+    /// (`Ok`), or why not (`Err(reason)`, e.g. the Merkle root did not match). Claiming
+    /// success before the whole body was read is refused. For a fetched object the outcome is
+    /// not sent anywhere and this is [`IncomingObject::close`].
+    pub async fn finish(mut self, outcome: Result<StoreReceipt, String>) -> Result<(), StreamError> {
         let peer = self.peer;
         let protocol = self.protocol;
         if self.send_verdict {
             let verdict = match outcome {
-                Ok(()) if self.remaining > 0 => {
+                Ok(_) if self.remaining > 0 => {
                     return Err(StreamError::ShortBody {
                         protocol,
                         peer,
@@ -140,7 +141,7 @@ impl IncomingObject {
                         expected: self.total,
                     })
                 }
-                Ok(()) => StoreDone::Stored,
+                Ok(receipt) => StoreDone::Stored(receipt),
                 Err(reason) => StoreDone::Failed { reason },
             };
             let cap = self.header_cap;
@@ -158,6 +159,18 @@ impl IncomingObject {
         }
         let idle = self.idle;
         let _ = tokio::time::timeout(idle, self.stream.close()).await;
+        Ok(())
+    }
+}
+
+impl IncomingObject {
+    /// Ends a fetched object: closes the stream when the whole body was read, resets it
+    /// otherwise (so the host stops sending now).
+    pub async fn close(mut self) -> Result<(), StreamError> {
+        if self.remaining > 0 {
+            return Ok(());
+        }
+        let _ = tokio::time::timeout(self.idle, self.stream.close()).await;
         Ok(())
     }
 }
@@ -391,7 +404,7 @@ pub(crate) async fn store<R: AsyncRead + Unpin>(
     peer: PeerId,
     header: StoreHeader,
     body: R,
-) -> Result<(), StreamError> {
+) -> Result<StoreReceipt, StreamError> {
     let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
     let fe = |source: FrameError| StreamError::Frame { protocol: STORE, peer, source };
     let mut stream = open(&mut control, peer, protocols::STORE, STORE, t).await?;
@@ -411,7 +424,7 @@ pub(crate) async fn store<R: AsyncRead + Unpin>(
     .await?;
     let _ = tokio::time::timeout(t, stream.close()).await;
     match done {
-        StoreDone::Stored => Ok(()),
+        StoreDone::Stored(receipt) => Ok(receipt),
         StoreDone::Failed { reason } => Err(StreamError::Refused { protocol: STORE, peer, reason }),
     }
 }

@@ -48,6 +48,11 @@ pub struct ContractTerms {
     pub object_root: Id32,
     /// Size of the stored (sealed) object in bytes.
     pub object_bytes: u64,
+    /// Plaintext size of the object: with `segment_size` it fixes the segment layout, which
+    /// the host needs to hash what it receives and to answer audits.
+    pub plain_bytes: u64,
+    /// Plaintext bytes per segment.
+    pub segment_size: u32,
     /// Storage price in millisatoshi per GiB-day (0 for a swap).
     pub price_msat_per_gib_day: u64,
     /// Price of one full retrieval in millisatoshi per GiB.
@@ -210,6 +215,17 @@ pub struct StoreHeader {
     pub total_len: u64,
 }
 
+/// The host's acknowledgement of a stored object: the root it computed from the bytes it
+/// received, signed by its libp2p key (the engine defines what the signature covers). The owner
+/// checks the root against its own before counting the copy as placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreReceipt {
+    /// Merkle root the host computed over the received bytes.
+    pub root: Id32,
+    /// Host's signature over the contract id and that root.
+    pub host_signature: Vec<u8>,
+}
+
 /// Host's answer to a [`StoreHeader`], before any body byte moves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum StoreReady {
@@ -220,7 +236,7 @@ pub(crate) enum StoreReady {
 /// Host's last frame on `/bunker/store/1`, after the whole body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum StoreDone {
-    Stored,
+    Stored(StoreReceipt),
     Failed { reason: String },
 }
 

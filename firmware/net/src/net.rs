@@ -271,13 +271,14 @@ impl Net {
     }
 
     /// `/bunker/store/1`: uploads exactly `header.total_len` bytes of `body` and waits for the
-    /// host to confirm it kept them. Memory use is one 256 KiB buffer whatever the size.
+    /// host to confirm it kept them, returning its signed [`StoreReceipt`] (the caller checks
+    /// root and signature). Memory use is one 256 KiB buffer whatever the size.
     pub async fn store<R: AsyncRead + Unpin>(
         &self,
         peer: PeerId,
         header: StoreHeader,
         body: R,
-    ) -> Result<(), StreamError> {
+    ) -> Result<StoreReceipt, StreamError> {
         bulk::store(self.inner.control.clone(), &self.inner.limits, peer, header, body).await
     }
 

@@ -11,6 +11,8 @@ fn terms(contract_id: Id32, object_bytes: u64) -> ContractTerms {
         contract_id,
         object_root: [3; 32],
         object_bytes,
+        plain_bytes: object_bytes.saturating_sub(16),
+        segment_size: 64,
         price_msat_per_gib_day: 12,
         retrieval_msat_per_gib: 3400,
         audit_interval_secs: (1, 3600),
@@ -50,7 +52,8 @@ async fn exercise(owner: &Node, host: &Node, tag: u8) {
     let root = [tag.wrapping_add(100); 32];
     let object: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + tag as u32) as u8).collect();
     let header = StoreHeader { contract_id: [tag; 32], object_root: root, total_len: object.len() as u64 };
-    owner.net.store(h, header, &object[..]).await.unwrap();
+    let receipt = owner.net.store(h, header, &object[..]).await.unwrap();
+    assert_eq!(receipt, receipt_of(root), "the host's receipt comes back to the owner");
     let mut fetched = owner
         .net
         .fetch(h, FetchRequest { contract_id: [tag; 32], object_root: root }, 1 << 20)
@@ -60,7 +63,7 @@ async fn exercise(owner: &Node, host: &Node, tag: u8) {
     let mut back = Vec::new();
     fetched.read_to_end(&mut back).await.unwrap();
     assert_eq!(back, object);
-    fetched.finish(Ok(())).await.unwrap();
+    fetched.close().await.unwrap();
 
     let audit =
         owner.net.audit(h, AuditChallenge { object_root: root, segment: 5, nonce: [tag; 32] }).await.unwrap();

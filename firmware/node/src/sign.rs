@@ -11,7 +11,7 @@ use bunker_core::Keys;
 use bunker_net::{ContractTerms, Id32, PeerId};
 use libp2p_identity::PublicKey;
 
-const CONTRACT_LABEL: &[u8] = b"bunker contract terms v1\0";
+const CONTRACT_LABEL: &[u8] = b"bunker contract terms v2\0";
 const RECEIPT_LABEL: &[u8] = b"bunker store receipt v1\0";
 const RELEASE_LABEL: &[u8] = b"bunker contract release v1\0";
 
@@ -33,6 +33,8 @@ fn terms_message(terms: &ContractTerms) -> Vec<u8> {
     m.extend_from_slice(&terms.contract_id);
     m.extend_from_slice(&terms.object_root);
     m.extend_from_slice(&terms.object_bytes.to_le_bytes());
+    m.extend_from_slice(&terms.plain_bytes.to_le_bytes());
+    m.extend_from_slice(&terms.segment_size.to_le_bytes());
     m.extend_from_slice(&terms.price_msat_per_gib_day.to_le_bytes());
     m.extend_from_slice(&terms.retrieval_msat_per_gib.to_le_bytes());
     m.extend_from_slice(&terms.audit_interval_secs.0.to_le_bytes());
@@ -112,6 +114,8 @@ mod tests {
             contract_id: [1; 32],
             object_root: [2; 32],
             object_bytes: 1000,
+            plain_bytes: 984,
+            segment_size: 1024,
             price_msat_per_gib_day: 5,
             retrieval_msat_per_gib: 7,
             audit_interval_secs: (10, 20),
@@ -130,6 +134,9 @@ mod tests {
         let mut changed = terms();
         changed.price_msat_per_gib_day += 1;
         assert!(verify_terms(&a.peer_id(), &changed, &sig).is_err());
+        let mut changed = terms();
+        changed.segment_size *= 2;
+        assert!(verify_terms(&a.peer_id(), &changed, &sig).is_err(), "the layout is signed too");
     }
 
     #[test]
