@@ -26,6 +26,8 @@ mod ledger;
 pub mod node;
 mod objects;
 mod owner;
+pub mod recovery;
+pub mod replication;
 mod sign;
 pub mod views;
 mod workers;

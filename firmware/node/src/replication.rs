@@ -1,0 +1,555 @@
+//! Manifest replication (DESIGN §7): after the manifest changed (debounced)
+//! and at least once a day, an encrypted, signed, versioned snapshot goes to
+//! several peers chosen for reliability; each holder announces a Kademlia
+//! provider record under [`manifest_provider_key`] of the owner, so that a
+//! new box with the same 24 words finds them. Holders are audited by fetching
+//! the snapshot back (only the owner may): one that lost it, serves an older
+//! version than it confirmed, or serves bytes that do not verify is dropped
+//! and replaced in the next round.
+//!
+//! The recovery kit (file or QR text) lists the holders with their addresses
+//! and the newest version, sealed under the manifest key: the way back when
+//! the DHT cannot be reached.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bunker_manifest::{inspect_snapshot, FolderPath, Manifest, ManifestKey, RecoveryKit};
+use bunker_net::{ManifestRequest, ManifestResponse, PeerId};
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use crate::error::DbError;
+use crate::node::{now, Inner, Node};
+
+/// Context string of the provider-key derivation. Changing it orphans every
+/// snapshot already announced: never edit it.
+pub const PROVIDER_KEY_CONTEXT: &str = "bunker 2026-11 manifest provider key";
+
+/// The one DHT key under which holders of `owner`'s manifest snapshot
+/// announce themselves: `blake3::derive_key(PROVIDER_KEY_CONTEXT, owner PeerId bytes)`.
+/// Anyone who knows the PeerId can compute it (a new box with the same words
+/// can); it reveals nothing else.
+pub fn manifest_provider_key(owner: &PeerId) -> [u8; 32] {
+    blake3::derive_key(PROVIDER_KEY_CONTEXT, &owner.to_bytes())
+}
+
+/// How the manifest is replicated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationConfig {
+    /// Peers that should hold our newest snapshot (DESIGN §7: at least 5).
+    pub holders: usize,
+    /// Quiet time after the last change before a snapshot is made
+    /// (bunkerd's `intervals.manifest_debounce`).
+    pub debounce: Duration,
+    /// Longest a change waits while the manifest keeps changing (audits are
+    /// recorded all the time: without this a busy box would never snapshot).
+    pub max_delay: Duration,
+    /// A snapshot goes out at least this often even without changes, so
+    /// holders that left are noticed and replaced.
+    pub refresh: Duration,
+    /// Mean time between two audits of the holders (randomised ±50%).
+    pub audit_interval: Duration,
+    /// Consecutive unreachable audits after which a holder is replaced.
+    pub unreachable_limit: u32,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            holders: 5,
+            debounce: Duration::from_secs(300),
+            max_delay: Duration::from_secs(3600),
+            refresh: Duration::from_secs(86_400),
+            audit_interval: Duration::from_secs(6 * 3600),
+            unreachable_limit: 3,
+        }
+    }
+}
+
+/// The settings the running engine uses.
+///
+/// NOTE(recovery): `NodeConfig` has no `replication` field yet (config.rs is
+/// the OWNER engineer's file); until it has, production defaults apply and
+/// tests drive rounds with [`Node::replicate_manifest_now`].
+pub(crate) fn settings(_inner: &Inner) -> ReplicationConfig {
+    ReplicationConfig::default()
+}
+
+/// Why a replication round or a kit export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    /// MANIFEST.db failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Making the snapshot failed.
+    #[error("making the manifest snapshot: {0}")]
+    Snapshot(String),
+    /// The snapshot is larger than `/bunker/manifest/1` carries.
+    #[error("manifest snapshot of {size} bytes exceeds the {max}-byte limit of /bunker/manifest/1")]
+    TooLarge {
+        /// Snapshot size.
+        size: usize,
+        /// Protocol cap.
+        max: usize,
+    },
+    /// Nothing worth replicating yet: no file, no contract, no snapshot ever
+    /// made. Replicating an empty manifest could only overwrite a good one
+    /// (a new box with the same words before its restore).
+    #[error("the manifest is empty: nothing to replicate yet")]
+    Empty,
+    /// The recovery kit could not be made.
+    #[error("recovery kit: {0}")]
+    Kit(String),
+}
+
+/// What one replication round did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationReport {
+    /// Snapshot version sent.
+    pub version: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Peers that confirmed storing it (base58).
+    pub stored: Vec<String>,
+    /// Peers that did not, with why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// What one holder audit found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderAudit {
+    /// The holder (base58).
+    pub peer: String,
+    /// Version it confirmed storing.
+    pub confirmed: u64,
+    /// Version it served, when it served a valid one.
+    pub served: Option<u64>,
+    /// `passed`, `failed` (lost, stale or altered: replaced) or
+    /// `unreachable` (replaced after several in a row).
+    pub outcome: String,
+    /// Why it failed.
+    pub detail: String,
+}
+
+/// The manifest key as bunker-manifest takes it.
+pub(crate) fn manifest_key(inner: &Inner) -> ManifestKey {
+    ManifestKey::from_bytes(*inner.keys.manifest_key().as_bytes())
+}
+
+/// Whether the manifest holds anything a holder should keep.
+fn is_empty(m: &Manifest) -> Result<bool, bunker_manifest::QueryError> {
+    if m.snapshot_version()? > 0 {
+        return Ok(false);
+    }
+    let root = m.list_folder(&FolderPath::root())?;
+    Ok(root.files.is_empty() && root.folders.is_empty())
+}
+
+/// Makes the next snapshot. Returns version, bytes and how many rows the
+/// export itself changed (the version bump), so change detection skips it.
+async fn export(inner: &Inner) -> Result<(u64, Vec<u8>, u64), ReplicationError> {
+    let key = manifest_key(inner);
+    let identity = inner.keys.identity();
+    let max = inner.net.limits().manifest.max_request;
+    let at = now();
+    let out = inner
+        .db
+        .call(move |m| {
+            if is_empty(m)? {
+                return Ok(Err(ReplicationError::Empty));
+            }
+            let before = m.total_changes()?;
+            let mut buf = Vec::new();
+            let info = match m.export_snapshot(&key, &identity, at, &mut buf) {
+                Ok(info) => info,
+                Err(e) => return Ok(Err(ReplicationError::Snapshot(e.to_string()))),
+            };
+            let own = m.total_changes()?.saturating_sub(before);
+            Ok(Ok((info.version, buf, own)))
+        })
+        .await??;
+    // Postcard framing adds a few bytes around the snapshot.
+    if out.1.len() + 64 > max {
+        return Err(ReplicationError::TooLarge { size: out.1.len(), max });
+    }
+    Ok(out)
+}
+
+/// Peers to hold our snapshot, best first: current holders (they keep the
+/// history going), then connected peers, then known ones, each group by
+/// audit reputation (Beta-mean of the decayed successes and failures).
+async fn candidates(inner: &Inner) -> Result<Vec<PeerId>, DbError> {
+    let me = inner.peer_id();
+    let connected: HashSet<PeerId> = match inner.net.peers().await {
+        Ok(s) => s.connected.iter().filter_map(|p| p.peer_id.parse().ok()).collect(),
+        Err(_) => HashSet::new(),
+    };
+    let (holders, peers) = inner.db.call(|m| Ok((m.snapshot_holders()?, m.peers()?))).await?;
+    let score: HashMap<PeerId, f64> =
+        peers.iter().map(|p| (p.peer, (p.successes + 1.0) / (p.successes + p.failures + 2.0))).collect();
+    let mut out: Vec<PeerId> = Vec::new();
+    let mut seen = HashSet::from([me]);
+    let mut holder_list: Vec<PeerId> = holders.iter().map(|h| h.peer).collect();
+    holder_list.sort_by_key(|p| !connected.contains(p));
+    for p in holder_list {
+        if seen.insert(p) {
+            out.push(p);
+        }
+    }
+    let mut rest: Vec<PeerId> = connected.iter().copied().chain(peers.iter().map(|p| p.peer)).collect();
+    rest.sort_by(|a, b| {
+        let ca = connected.contains(a);
+        let cb = connected.contains(b);
+        cb.cmp(&ca).then_with(|| {
+            let sa = score.get(a).copied().unwrap_or(0.5);
+            let sb = score.get(b).copied().unwrap_or(0.5);
+            sb.partial_cmp(&sa).unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    for p in rest {
+        if seen.insert(p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Sends `snapshot` to one peer; `Ok` once it confirmed storing it.
+async fn store_on(inner: &Inner, peer: PeerId, version: u64, snapshot: Vec<u8>) -> Result<(), String> {
+    match inner.net.manifest(peer, ManifestRequest::Store { version, snapshot }).await {
+        Ok(ManifestResponse::Stored) => Ok(()),
+        Ok(ManifestResponse::Refused { reason }) => Err(format!("refused: {reason}")),
+        Ok(other) => Err(format!("unexpected answer to a store: {}", answer_name(&other))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn answer_name(r: &ManifestResponse) -> &'static str {
+    match r {
+        ManifestResponse::Stored => "stored",
+        ManifestResponse::Snapshot { .. } => "snapshot",
+        ManifestResponse::NotFound => "not found",
+        ManifestResponse::Refused { .. } => "refused",
+    }
+}
+
+/// Addresses of our open connections to `peer`, to remember where a holder
+/// was reached (the recovery kit lists them).
+async fn connection_addresses(inner: &Inner, peer: &PeerId) -> Vec<String> {
+    let text = peer.to_base58();
+    match inner.net.peers().await {
+        Ok(s) => s
+            .connected
+            .into_iter()
+            .find(|p| p.peer_id == text)
+            .map(|p| p.addresses)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !a.is_empty() && a.len() <= bunker_manifest::KIT_MAX_ADDRESS_LEN)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// One round: a new snapshot to `want` holders. Returns the report and the
+/// rows the round itself wrote (not a change of the owner's data).
+pub(crate) async fn replicate_once(inner: &Inner, want: usize) -> Result<(ReplicationReport, u64), ReplicationError> {
+    let (version, snapshot, mut own) = export(inner).await?;
+    let bytes = snapshot.len() as u64;
+    let candidates = candidates(inner).await?;
+    let mut stored: Vec<PeerId> = Vec::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut next = candidates.into_iter();
+    let mut pending = FuturesUnordered::new();
+    let snapshot = Arc::new(snapshot);
+    loop {
+        while stored.len() + pending.len() < want.max(1) {
+            let Some(peer) = next.next() else { break };
+            let snap = Arc::clone(&snapshot);
+            pending.push(async move { (peer, store_on(inner, peer, version, snap.to_vec()).await) });
+        }
+        let Some((peer, result)) = pending.next().await else { break };
+        match result {
+            Ok(()) => stored.push(peer),
+            Err(reason) => {
+                tracing::info!(%peer, version, %reason, "manifest snapshot not stored on this peer");
+                failed.push((peer.to_base58(), reason));
+            }
+        }
+    }
+    let at = now();
+    let mut sightings = Vec::new();
+    for peer in &stored {
+        sightings.push((*peer, connection_addresses(inner, peer).await));
+    }
+    own += inner
+        .db
+        .call(move |m| {
+            let before = m.total_changes()?;
+            for (peer, addresses) in &sightings {
+                if !addresses.is_empty() {
+                    m.upsert_peer(&bunker_manifest::PeerSighting {
+                        peer: *peer,
+                        addresses: addresses.clone(),
+                        ln_node_id: None,
+                        seen_at: at,
+                    })?;
+                }
+                m.record_snapshot_holder(peer, version, at)?;
+            }
+            Ok(m.total_changes()?.saturating_sub(before))
+        })
+        .await?;
+    if stored.len() < want {
+        tracing::warn!(version, stored = stored.len(), want, "manifest snapshot has fewer holders than wanted");
+    } else {
+        tracing::info!(version, bytes, holders = stored.len(), "manifest snapshot replicated");
+    }
+    let report = ReplicationReport { version, bytes, stored: stored.iter().map(|p| p.to_base58()).collect(), failed };
+    Ok((report, own))
+}
+
+/// Fetches our snapshot back from `peer` and checks it: ours, signature
+/// valid, the version it claims, at least `confirmed`.
+pub(crate) async fn check_holder(inner: &Inner, peer: PeerId, confirmed: u64) -> HolderAudit {
+    let me = inner.peer_id();
+    let mut audit = HolderAudit {
+        peer: peer.to_base58(),
+        confirmed,
+        served: None,
+        outcome: "failed".into(),
+        detail: String::new(),
+    };
+    match inner.net.manifest(peer, ManifestRequest::Fetch).await {
+        Ok(ManifestResponse::Snapshot { version, snapshot }) => {
+            let checked = tokio::task::spawn_blocking(move || inspect_snapshot(&snapshot)).await;
+            match checked {
+                Ok(Ok(info)) if info.owner != me => audit.detail = format!("served the manifest of {}", info.owner),
+                Ok(Ok(info)) if info.version != version => {
+                    audit.detail = format!("claims version {version}, snapshot says {}", info.version)
+                }
+                Ok(Ok(info)) if info.version < confirmed => {
+                    audit.served = Some(info.version);
+                    audit.detail = format!("serves version {} after confirming {confirmed}", info.version)
+                }
+                Ok(Ok(info)) => {
+                    audit.served = Some(info.version);
+                    audit.outcome = "passed".into();
+                }
+                Ok(Err(e)) => audit.detail = format!("snapshot does not verify: {e}"),
+                Err(e) => audit.detail = format!("check failed: {e}"),
+            }
+        }
+        Ok(ManifestResponse::NotFound) => audit.detail = "lost our snapshot".into(),
+        Ok(ManifestResponse::Refused { reason }) => audit.detail = format!("refused: {reason}"),
+        Ok(other) => audit.detail = format!("unexpected answer to a fetch: {}", answer_name(&other)),
+        Err(e) => {
+            audit.outcome = "unreachable".into();
+            audit.detail = e.to_string();
+        }
+    }
+    audit
+}
+
+/// Audits every recorded holder; holders that failed are forgotten (and
+/// replaced by the next round), unreachable ones once `unreachable` says they
+/// reached the limit. Returns the audits and whether a round is needed.
+pub(crate) async fn audit_holders(
+    inner: &Inner,
+    unreachable: &mut HashMap<PeerId, u32>,
+    limit: u32,
+) -> Result<(Vec<HolderAudit>, bool, u64), DbError> {
+    let holders = inner.db.call(|m| m.snapshot_holders()).await?;
+    let mut audits = Vec::new();
+    let mut drop: Vec<PeerId> = Vec::new();
+    let mut checks: FuturesUnordered<_> = holders
+        .iter()
+        .map(|h| async move { (h.peer, check_holder(inner, h.peer, h.version).await) })
+        .collect();
+    while let Some((peer, audit)) = checks.next().await {
+        match audit.outcome.as_str() {
+            "passed" => {
+                unreachable.remove(&peer);
+            }
+            "unreachable" => {
+                let n = unreachable.entry(peer).or_insert(0);
+                *n += 1;
+                if *n >= limit {
+                    drop.push(peer);
+                }
+            }
+            _ => drop.push(peer),
+        }
+        if audit.outcome != "passed" {
+            tracing::warn!(%peer, outcome = %audit.outcome, detail = %audit.detail, "manifest holder audit");
+        }
+        audits.push(audit);
+    }
+    let needs_round = !drop.is_empty();
+    for p in &drop {
+        unreachable.remove(p);
+    }
+    let own = inner
+        .db
+        .call(move |m| {
+            let before = m.total_changes()?;
+            for p in &drop {
+                m.remove_snapshot_holder(p)?;
+            }
+            Ok(m.total_changes()?.saturating_sub(before))
+        })
+        .await?;
+    Ok((audits, needs_round, own))
+}
+
+/// Jitter of ±50% around `d`, so peers cannot predict audits.
+fn jittered(d: Duration) -> Duration {
+    let f: f64 = 0.5 + rand::random::<f64>();
+    d.mul_f64(f)
+}
+
+/// The background loop: snapshot after changes (debounced, bounded by
+/// `max_delay`), at least every `refresh`, holder audits every
+/// `audit_interval`. Started once per engine by `workers::spawn_all`.
+pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let cfg = settings(&inner);
+        let tick = (cfg.debounce / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
+        let mut stop = inner.stop.clone();
+        let mut seen = match inner.db.call(|m| m.total_changes()).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "manifest replication cannot read the manifest; not running");
+                return;
+            }
+        };
+        // A boot counts as a change: what changed just before a crash or
+        // power cut may not have gone out.
+        let start = Instant::now();
+        let mut last_change = start;
+        let mut dirty_since = Some(start);
+        let mut last_round: Option<Instant> = None;
+        let mut retry_at: Option<Instant> = None;
+        let mut next_audit = start + jittered(cfg.audit_interval);
+        let mut unreachable: HashMap<PeerId, u32> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stop.changed() => break,
+            }
+            if *stop.borrow() {
+                break;
+            }
+            let t = Instant::now();
+            match inner.db.call(|m| m.total_changes()).await {
+                Ok(n) if n != seen => {
+                    seen = n;
+                    last_change = t;
+                    dirty_since.get_or_insert(t);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "manifest replication: reading the change count failed"),
+            }
+            if t >= next_audit {
+                next_audit = t + jittered(cfg.audit_interval);
+                match audit_holders(&inner, &mut unreachable, cfg.unreachable_limit).await {
+                    Ok((_, needs_round, own)) => {
+                        seen += own;
+                        if needs_round {
+                            dirty_since.get_or_insert(t);
+                            last_change = t - cfg.debounce;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "manifest holder audit failed"),
+                }
+            }
+            let due_change = dirty_since
+                .is_some_and(|d| t.duration_since(last_change) >= cfg.debounce || t.duration_since(d) >= cfg.max_delay);
+            let due_refresh = last_round.is_none_or(|r| t.duration_since(r) >= cfg.refresh);
+            let may_retry = retry_at.is_none_or(|r| t >= r);
+            if !(due_change || due_refresh) || !may_retry {
+                continue;
+            }
+            match replicate_once(&inner, cfg.holders).await {
+                Ok((report, own)) => {
+                    seen += own;
+                    dirty_since = None;
+                    last_round = Some(Instant::now());
+                    retry_at = if report.stored.is_empty() { Some(Instant::now() + cfg.debounce.max(tick)) } else { None };
+                }
+                Err(ReplicationError::Empty) => {
+                    dirty_since = None;
+                    last_round = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "manifest replication round failed; retrying later");
+                    retry_at = Some(Instant::now() + cfg.debounce.max(tick));
+                }
+            }
+        }
+    })
+}
+
+impl Node {
+    /// Makes a snapshot now and sends it to `holders` peers (default from
+    /// the engine's settings when `None`): the admin page's "back up the
+    /// manifest now", and tests that cannot wait for the debounce.
+    pub async fn replicate_manifest_now(&self, holders: Option<usize>) -> Result<ReplicationReport, ReplicationError> {
+        let want = holders.unwrap_or_else(|| settings(&self.inner).holders);
+        replicate_once(&self.inner, want).await.map(|(r, _)| r)
+    }
+
+    /// Audits every holder of our snapshot now (fetch back, verify); failed
+    /// holders are forgotten so the next round replaces them.
+    pub async fn audit_manifest_holders(&self) -> Result<Vec<HolderAudit>, ReplicationError> {
+        let mut unreachable = HashMap::new();
+        let limit = settings(&self.inner).unreachable_limit;
+        Ok(audit_holders(&self.inner, &mut unreachable, limit).await?.0)
+    }
+
+    /// The recovery kit as of now (holders, their addresses, newest version).
+    pub async fn recovery_kit(&self) -> Result<RecoveryKit, ReplicationError> {
+        let owner = self.peer_id();
+        Ok(self.inner.db.call(move |m| m.recovery_kit(owner, now())).await?)
+    }
+
+    /// The sealed recovery kit as bytes (the `/api/backup/kit` download);
+    /// opens only with the same 24 words.
+    pub async fn recovery_kit_file(&self) -> Result<Vec<u8>, ReplicationError> {
+        let kit = self.recovery_kit().await?;
+        kit.seal(&manifest_key(&self.inner)).map_err(|e| ReplicationError::Kit(e.to_string()))
+    }
+
+    /// The sealed recovery kit as QR-friendly text (`BUNKERKIT1:…`).
+    pub async fn recovery_kit_text(&self) -> Result<String, ReplicationError> {
+        let kit = self.recovery_kit().await?;
+        kit.to_text(&manifest_key(&self.inner)).map_err(|e| ReplicationError::Kit(e.to_string()))
+    }
+
+    /// Opens a recovery kit (file bytes or text) with this box's words.
+    pub fn open_recovery_kit(&self, bytes: &[u8]) -> Result<RecoveryKit, ReplicationError> {
+        let key = manifest_key(&self.inner);
+        let text = std::str::from_utf8(bytes).ok().filter(|t| t.trim_start().to_ascii_uppercase().starts_with(bunker_manifest::KIT_TEXT_PREFIX));
+        match text {
+            Some(t) => RecoveryKit::from_text(t, &key),
+            None => RecoveryKit::open(bytes, &key),
+        }
+        .map_err(|e| ReplicationError::Kit(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_key_is_the_documented_derivation_and_differs_per_owner() {
+        let a = bunker_net::Keypair::generate_ed25519().public().to_peer_id();
+        let b = bunker_net::Keypair::generate_ed25519().public().to_peer_id();
+        assert_eq!(manifest_provider_key(&a), blake3::derive_key("bunker 2026-11 manifest provider key", &a.to_bytes()));
+        assert_ne!(manifest_provider_key(&a), manifest_provider_key(&b));
+    }
+}
