@@ -2,7 +2,7 @@
 //! the amount owed on each between settlements.
 
 use libp2p_identity::PeerId;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::db::{
     hash32, is_unique_violation, parse_enum, parse_peer, sql, sqlf, to_i64, to_u64, Manifest,
@@ -25,72 +25,13 @@ const CONTRACT_COLUMNS: &str = "contract_id, direction, \
 impl Manifest {
     /// Records a newly concluded contract as active.
     pub fn insert_contract(&mut self, c: &NewContract) -> Result<(), QueryError> {
-        let what = format!("contract {}", hex32(&c.id.0));
-        for (field, len) in [
-            ("terms", c.terms.len()),
-            ("our_signature", c.our_signature.len()),
-            ("peer_signature", c.peer_signature.len()),
-        ] {
-            if len > MAX_TERMS_LEN {
-                return Err(QueryError::InvalidValue {
-                    field,
-                    reason: format!("{len} bytes exceeds {MAX_TERMS_LEN}"),
-                });
-            }
-        }
-        if c.audit_interval_secs == 0 || c.full_check_interval_secs == 0 {
-            return Err(QueryError::InvalidValue {
-                field: "audit interval",
-                reason: "must be > 0".into(),
-            });
-        }
-        if c.term_end_at < c.term_start_at {
-            return Err(QueryError::InvalidValue {
-                field: "term_end_at",
-                reason: format!("{} is before term start {}", c.term_end_at, c.term_start_at),
-            });
-        }
         let tx = self
             .conn
             .transaction()
             .map_err(sql("begin insert_contract"))?;
-        let peer = ensure_peer(&tx, &c.peer, c.created_at)?;
-        let res = tx.execute(
-            "INSERT INTO contracts (contract_id, direction, peer, object_root, size_bytes, \
-             price_msat_per_gib_day, retrieval_price_msat, audit_interval_secs, \
-             full_check_interval_secs, is_swap, term_start_at, term_end_at, terms, our_signature, \
-             peer_signature, created_at, state) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'active')",
-            params![
-                &c.id.0[..],
-                c.direction.as_str(),
-                peer,
-                &c.object_root[..],
-                to_i64("size_bytes", c.size_bytes)?,
-                to_i64("price_msat_per_gib_day", c.price_msat_per_gib_day)?,
-                to_i64("retrieval_price_msat", c.retrieval_price_msat)?,
-                to_i64("audit_interval_secs", c.audit_interval_secs)?,
-                to_i64("full_check_interval_secs", c.full_check_interval_secs)?,
-                c.is_swap,
-                c.term_start_at,
-                c.term_end_at,
-                c.terms,
-                c.our_signature,
-                c.peer_signature,
-                c.created_at
-            ],
-        );
-        match res {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(QueryError::AlreadyExists { what }),
-            Err(e) => {
-                return Err(QueryError::Sqlite {
-                    what: format!("insert {what}"),
-                    source: e,
-                })
-            }
-        }
-        tx.commit().map_err(sqlf(|| format!("commit {what}")))?;
+        insert_contract_tx(&tx, c)?;
+        tx.commit()
+            .map_err(sqlf(|| format!("commit contract {}", hex32(&c.id.0))))?;
         Ok(())
     }
 
@@ -216,6 +157,72 @@ impl Manifest {
         let total = total.ok_or(QueryError::NotFound { what: what.clone() })?;
         to_u64(&what, "owed_msat", total)
     }
+}
+
+/// Inserts a contract as active inside the caller's transaction.
+pub(crate) fn insert_contract_tx(tx: &Transaction<'_>, c: &NewContract) -> Result<(), QueryError> {
+    let what = format!("contract {}", hex32(&c.id.0));
+    for (field, len) in [
+        ("terms", c.terms.len()),
+        ("our_signature", c.our_signature.len()),
+        ("peer_signature", c.peer_signature.len()),
+    ] {
+        if len > MAX_TERMS_LEN {
+            return Err(QueryError::InvalidValue {
+                field,
+                reason: format!("{len} bytes exceeds {MAX_TERMS_LEN}"),
+            });
+        }
+    }
+    if c.audit_interval_secs == 0 || c.full_check_interval_secs == 0 {
+        return Err(QueryError::InvalidValue {
+            field: "audit interval",
+            reason: "must be > 0".into(),
+        });
+    }
+    if c.term_end_at < c.term_start_at {
+        return Err(QueryError::InvalidValue {
+            field: "term_end_at",
+            reason: format!("{} is before term start {}", c.term_end_at, c.term_start_at),
+        });
+    }
+    let peer = ensure_peer(tx, &c.peer, c.created_at)?;
+    let res = tx.execute(
+        "INSERT INTO contracts (contract_id, direction, peer, object_root, size_bytes, \
+         price_msat_per_gib_day, retrieval_price_msat, audit_interval_secs, \
+         full_check_interval_secs, is_swap, term_start_at, term_end_at, terms, our_signature, \
+         peer_signature, created_at, state) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'active')",
+        params![
+            &c.id.0[..],
+            c.direction.as_str(),
+            peer,
+            &c.object_root[..],
+            to_i64("size_bytes", c.size_bytes)?,
+            to_i64("price_msat_per_gib_day", c.price_msat_per_gib_day)?,
+            to_i64("retrieval_price_msat", c.retrieval_price_msat)?,
+            to_i64("audit_interval_secs", c.audit_interval_secs)?,
+            to_i64("full_check_interval_secs", c.full_check_interval_secs)?,
+            c.is_swap,
+            c.term_start_at,
+            c.term_end_at,
+            c.terms,
+            c.our_signature,
+            c.peer_signature,
+            c.created_at
+        ],
+    );
+    match res {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(QueryError::AlreadyExists { what }),
+        Err(e) => {
+            return Err(QueryError::Sqlite {
+                what: format!("insert {what}"),
+                source: e,
+            })
+        }
+    }
+    Ok(())
 }
 
 struct RawContract {

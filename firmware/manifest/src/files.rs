@@ -12,7 +12,7 @@ use crate::error::QueryError;
 use crate::path::{FilePath, FolderPath};
 use crate::types::{
     AuditId, AuditKind, AuditOutcome, AuditRecord, AuditReport, ContractId, DiskId, DueReplica,
-    FileEntry, FileId, FileRecord, FolderListing, LocalCopy, NewFile, NewReplica, Replica,
+    FileEntry, FileId, FileRecord, FolderListing, LocalCopy, NewContract, NewFile, NewReplica, Replica,
     ReplicaId, ReplicaState, UnixSecs,
 };
 
@@ -47,6 +47,44 @@ impl Manifest {
         let id = insert_file(&tx, &mut cache, file, replicas)?;
         tx.commit()
             .map_err(sqlf(|| format!("commit file {}", file.path)))?;
+        Ok(id)
+    }
+
+    /// Records a newly placed file in one transaction: the contracts its
+    /// replicas are held under, the file, its replicas. A crash leaves all
+    /// of it or none (never a contract the engine does not know to release).
+    pub fn put_file_with_contracts(
+        &mut self,
+        file: &NewFile,
+        contracts: &[NewContract],
+        replicas: &[NewReplica],
+    ) -> Result<FileId, QueryError> {
+        let tx = self.conn.transaction().map_err(sql("begin put_file"))?;
+        for c in contracts {
+            crate::contracts::insert_contract_tx(&tx, c)?;
+        }
+        let mut cache = InsertCache::default();
+        let id = insert_file(&tx, &mut cache, file, replicas)?;
+        tx.commit()
+            .map_err(sqlf(|| format!("commit file {}", file.path)))?;
+        Ok(id)
+    }
+
+    /// Adds a replica and the contract covering it in one transaction (repair,
+    /// raised redundancy).
+    pub fn add_replica_with_contract(
+        &mut self,
+        file: FileId,
+        contract: &NewContract,
+        replica: &NewReplica,
+    ) -> Result<ReplicaId, QueryError> {
+        let tx = self.conn.transaction().map_err(sql("begin add_replica"))?;
+        crate::contracts::insert_contract_tx(&tx, contract)?;
+        let mut cache = InsertCache::default();
+        let id = insert_replica(&tx, &mut cache, file, replica, &|| {
+            format!("file #{}", file.0)
+        })?;
+        tx.commit().map_err(sql("commit add_replica"))?;
         Ok(id)
     }
 

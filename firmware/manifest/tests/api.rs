@@ -742,3 +742,33 @@ fn object_id_is_kept_found_by_row_id_and_never_shared_by_two_files() {
     assert_eq!(changed.object_id, a.object_id, "policy changes keep the id");
     assert_eq!(m.file_totals().unwrap(), (1, a.size));
 }
+
+#[test]
+fn placed_file_is_recorded_with_its_contracts_all_or_nothing() {
+    let (_dir, mut m) = open_temp();
+    let host = peer(40);
+    let c = contract(40, host, ContractDirection::OursOnPeer);
+    let mut r = replica(0, host, 10);
+    r.contract = Some(c.id);
+    let f = file("/placed/a", 1);
+    let id = m.put_file_with_contracts(&f, &[c.clone()], &[r.clone()]).unwrap();
+    assert_eq!(m.replicas_of(id).unwrap()[0].contract, Some(c.id));
+    assert_eq!(m.contract(&c.id).unwrap().unwrap().state, ContractState::Active);
+
+    // Same path again: nothing of the second attempt stays, not even its contract.
+    let c2 = contract(41, host, ContractDirection::OursOnPeer);
+    let mut r2 = replica(0, host, 10);
+    r2.contract = Some(c2.id);
+    let err = m
+        .put_file_with_contracts(&file("/placed/a", 2), &[c2.clone()], &[r2])
+        .unwrap_err();
+    assert!(matches!(err, QueryError::AlreadyExists { .. }), "{err}");
+    assert!(m.contract(&c2.id).unwrap().is_none());
+
+    // A repair's replica comes with its contract.
+    let c3 = contract(42, peer(41), ContractDirection::OursOnPeer);
+    let mut r3 = replica(1, peer(41), 10);
+    r3.contract = Some(c3.id);
+    let rid = m.add_replica_with_contract(id, &c3, &r3).unwrap();
+    assert_eq!(m.replica(rid).unwrap().contract, Some(c3.id));
+}
