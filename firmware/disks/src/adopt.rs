@@ -241,9 +241,11 @@ pub fn adopt(
             if d.read_only {
                 return Err(AdoptError::ReadOnlyDevice { name: d.name });
             }
-            if let Some((part, m)) = d.devnums().zip(names(&d)).find_map(|(n, part)| {
-                mounts.iter().find(|m| m.dev == n).map(|m| (part, m))
-            }) {
+            if let Some((part, m)) = d
+                .devnums()
+                .zip(names(&d))
+                .find_map(|(n, part)| mounts.iter().find(|m| m.dev == n).map(|m| (part, m)))
+            {
                 return Err(AdoptError::InUse {
                     name: d.name.clone(),
                     part,

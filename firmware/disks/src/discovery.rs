@@ -162,7 +162,7 @@ pub fn scan(roots: &Roots) -> Result<Vec<BlockDevice>, DiscoveryError> {
                 });
             }
         }
-        partitions.sort_by(|a, b| a.devnum.cmp(&b.devnum));
+        partitions.sort_by_key(|p| p.devnum);
         let dev_path = roots.dev.join(&name);
         // A partitioned disk's first sectors hold the partition table, not a
         // file system; only an unpartitioned one is read whole.
@@ -227,11 +227,7 @@ fn sectors_to_bytes(dir: &Path) -> u64 {
 /// The superblock when readable; else the UUID udev published under
 /// `/dev/disk/by-uuid` (type unknown), so a disk is still recognised when the
 /// daemon may not read the raw device.
-fn filesystem_of(
-    dev_path: &Path,
-    name: &str,
-    by_uuid: &[(String, String)],
-) -> Option<Filesystem> {
+fn filesystem_of(dev_path: &Path, name: &str, by_uuid: &[(String, String)]) -> Option<Filesystem> {
     match superblock::read_ext(dev_path) {
         Ok(Some(fs)) => return Some(fs),
         Ok(None) => {}

@@ -331,7 +331,10 @@ fn probe_with_timeout(input: ProbeInput, timeout: Duration) -> health::ProbeResu
 }
 
 /// The device holding a Bunker file system with this UUID, and its node.
-fn device_with_uuid<'a>(devices: &'a [BlockDevice], uuid: &str) -> Option<(&'a BlockDevice, PathBuf)> {
+fn device_with_uuid<'a>(
+    devices: &'a [BlockDevice],
+    uuid: &str,
+) -> Option<(&'a BlockDevice, PathBuf)> {
     devices.iter().find_map(|d| {
         if d.system.is_some() {
             return None;
@@ -368,7 +371,10 @@ mod tests {
         Disks {
             roots: Roots::system(),
             data_root: PathBuf::from("/x"),
-            reserve: ReservePolicy { min_bytes: 0, percent: 0 },
+            reserve: ReservePolicy {
+                min_bytes: 0,
+                percent: 0,
+            },
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             disks,
         }
@@ -377,15 +383,23 @@ mod tests {
     #[test]
     fn new_data_goes_to_the_active_disk_with_most_room_beyond_its_reserve() {
         let s = set(vec![
-            disk("a", 500, 100, DiskState::Active),  // 400 usable
-            disk("b", 700, 400, DiskState::Active),  // 300 usable despite more free
-            disk("c", 900, 0, DiskState::ReadOnly),  // not a candidate
-            disk("d", 950, 0, DiskState::Missing),   // not a candidate
+            disk("a", 500, 100, DiskState::Active), // 400 usable
+            disk("b", 700, 400, DiskState::Active), // 300 usable despite more free
+            disk("c", 900, 0, DiskState::ReadOnly), // not a candidate
+            disk("d", 950, 0, DiskState::Missing),  // not a candidate
         ]);
         assert_eq!(s.choose_for(10).unwrap().id, "a");
         assert_eq!(s.choose_for(400).unwrap().id, "a");
         let e = s.choose_for(401).unwrap_err();
-        assert_eq!(e, NoRoom { bytes: 401, largest_usable: 400, active: 2, total: 4 });
+        assert_eq!(
+            e,
+            NoRoom {
+                bytes: 401,
+                largest_usable: 400,
+                active: 2,
+                total: 4
+            }
+        );
         assert_eq!(s.usable_bytes(), 700);
     }
 
@@ -396,11 +410,25 @@ mod tests {
             disk("a/nested", 500, 0, DiskState::Active),
         ]);
         let enospc = io::Error::from_raw_os_error(nix::errno::Errno::ENOSPC as i32);
-        let c = s.note_io_error(Path::new("/x/a/nested/obj"), &enospc).unwrap();
-        assert_eq!((c.disk.as_str(), c.to), ("a/nested", DiskState::Full), "longest mount wins");
-        assert_eq!(s.note_io_error(Path::new("/x/a/nested/obj"), &enospc), None, "no change twice");
+        let c = s
+            .note_io_error(Path::new("/x/a/nested/obj"), &enospc)
+            .unwrap();
+        assert_eq!(
+            (c.disk.as_str(), c.to),
+            ("a/nested", DiskState::Full),
+            "longest mount wins"
+        );
+        assert_eq!(
+            s.note_io_error(Path::new("/x/a/nested/obj"), &enospc),
+            None,
+            "no change twice"
+        );
         let eacces = io::Error::from_raw_os_error(nix::errno::Errno::EACCES as i32);
-        assert_eq!(s.note_io_error(Path::new("/x/a/f"), &eacces), None, "says nothing about the disk");
+        assert_eq!(
+            s.note_io_error(Path::new("/x/a/f"), &eacces),
+            None,
+            "says nothing about the disk"
+        );
         assert_eq!(s.note_io_error(Path::new("/elsewhere"), &enospc), None);
         assert_eq!(s.get("a").unwrap().state, DiskState::Active);
     }

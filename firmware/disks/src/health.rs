@@ -41,7 +41,10 @@ impl DiskState {
 
     /// Whether what is on it can still be read (audits, downloads).
     pub fn readable(self) -> bool {
-        matches!(self, DiskState::Active | DiskState::ReadOnly | DiskState::Full)
+        matches!(
+            self,
+            DiskState::Active | DiskState::ReadOnly | DiskState::Full
+        )
     }
 
     /// The value for MANIFEST.db's `disks.state` (`active` | `missing`):
@@ -257,7 +260,10 @@ pub(crate) fn probe(input: &ProbeInput) -> ProbeResult {
     }
     if let Err(e) = write_probe(path, &input.hook) {
         let state = DiskState::from_io_error(&e).unwrap_or(DiskState::Failing);
-        return with(state, Some(format!("test write to {}: {e}", path.display())));
+        return with(
+            state,
+            Some(format!("test write to {}: {e}", path.display())),
+        );
     }
     if capacity.usable_bytes() == 0 {
         return with(

@@ -98,7 +98,9 @@ fn unescape(s: &str) -> String {
         if b[i] == b'\\' && i + 4 <= b.len() {
             let digits = &b[i + 1..i + 4];
             if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let v = digits.iter().fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+                let v = digits
+                    .iter()
+                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
                 if let Ok(v) = u8::try_from(v) {
                     out.push(v);
                     i += 4;
@@ -123,10 +125,19 @@ mod tests {
                     garbage line\n";
         let m = parse(text);
         assert_eq!(m.len(), 2);
-        assert_eq!(m[0].dev, DevNum { major: 254, minor: 0 });
+        assert_eq!(
+            m[0].dev,
+            DevNum {
+                major: 254,
+                minor: 0
+            }
+        );
         assert_eq!(m[0].mount_point, PathBuf::from("/"));
         assert!(!m[0].read_only);
-        assert_eq!(m[1].mount_point, PathBuf::from("/var/lib/bunker/disks/my disk"));
+        assert_eq!(
+            m[1].mount_point,
+            PathBuf::from("/var/lib/bunker/disks/my disk")
+        );
         assert!(m[1].read_only, "super-block ro counts");
         assert_eq!(m[1].source, "/dev/sda1");
         assert_eq!(m[1].fs_type, "ext4");

@@ -47,7 +47,9 @@ impl DeviceProfile {
             .filter(|s| !s.is_empty());
         let model = dt_model
             .clone()
-            .or_else(|| read_attr(&roots.sys.join("class/dmi/id/product_name")).filter(|s| !s.is_empty()))
+            .or_else(|| {
+                read_attr(&roots.sys.join("class/dmi/id/product_name")).filter(|s| !s.is_empty())
+            })
             .or_else(|| cpu_model(&roots.proc))
             .unwrap_or_else(|| "unknown".into());
         let raspberry_pi = dt_model.is_some_and(|m| m.starts_with("Raspberry Pi"));
@@ -217,7 +219,10 @@ impl Throttled {
             (Self::UNDER_VOLTAGE_OCCURRED, "under-voltage since boot"),
             (Self::FREQ_CAPPED_OCCURRED, "frequency capped since boot"),
             (Self::THROTTLED_OCCURRED, "throttled since boot"),
-            (Self::SOFT_TEMP_LIMIT_OCCURRED, "soft temperature limit since boot"),
+            (
+                Self::SOFT_TEMP_LIMIT_OCCURRED,
+                "soft temperature limit since boot",
+            ),
         ]
         .into_iter()
         .filter(|(bit, _)| self.bits & bit != 0)
@@ -229,7 +234,11 @@ impl Throttled {
     pub fn alerts(&self) -> Vec<Alert> {
         let mut out = Vec::new();
         if self.under_voltage_seen() {
-            let when = if self.under_voltage_now() { "now" } else { "since boot" };
+            let when = if self.under_voltage_now() {
+                "now"
+            } else {
+                "since boot"
+            };
             out.push(Alert::new(
                 if self.under_voltage_now() { Severity::Critical } else { Severity::Warning },
                 "Undervoltage",
@@ -237,7 +246,9 @@ impl Throttled {
                 None,
             ));
         }
-        if self.bits & (Self::SOFT_TEMP_LIMIT_NOW | Self::THROTTLED_NOW) != 0 && !self.under_voltage_now() {
+        if self.bits & (Self::SOFT_TEMP_LIMIT_NOW | Self::THROTTLED_NOW) != 0
+            && !self.under_voltage_now()
+        {
             out.push(Alert::new(
                 Severity::Warning,
                 "Too hot: throttled",

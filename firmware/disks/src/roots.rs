@@ -52,5 +52,8 @@ pub(crate) fn read_attr(path: &Path) -> Option<String> {
     let mut buf = Vec::new();
     f.take(64 * 1024).read_to_end(&mut buf).ok()?;
     let s = String::from_utf8_lossy(&buf);
-    Some(s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string())
+    Some(
+        s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+            .to_string(),
+    )
 }

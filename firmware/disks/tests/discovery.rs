@@ -30,11 +30,21 @@ fn pi_with_two_usb_disks() -> FakeMachine {
         head: None,
         partitions: vec![
             ("mmcblk0p1", 1, 1_048_576, None),
-            ("mmcblk0p2", 2, 61_000_000, Some(fake_ext4_head([7; 16], "rootfs"))),
+            (
+                "mmcblk0p2",
+                2,
+                61_000_000,
+                Some(fake_ext4_head([7; 16], "rootfs")),
+            ),
         ],
     });
     let mut stick = usb_disk("sda", 0, "Ultra Fit", 125_042_688);
-    stick.partitions = vec![("sda1", 1, 125_040_640, Some(fake_ext4_head([0xab; 16], "photos")))];
+    stick.partitions = vec![(
+        "sda1",
+        1,
+        125_040_640,
+        Some(fake_ext4_head([0xab; 16], "photos")),
+    )];
     m.add_disk(&stick);
     let mut ssd = usb_disk("sdb", 16, "Portable SSD T7", 1_953_525_168);
     ssd.vendor = "Samsung";
@@ -60,7 +70,11 @@ fn finds_usb_disks_with_their_filesystems_and_flags_the_sd_card() {
     let m = pi_with_two_usb_disks();
     let devs = discovery::scan(&m.roots).expect("scan");
     let names: Vec<&str> = devs.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["mmcblk0", "sda", "sdb"], "loop devices are not disks");
+    assert_eq!(
+        names,
+        ["mmcblk0", "sda", "sdb"],
+        "loop devices are not disks"
+    );
 
     let sd = &devs[0];
     assert_eq!(sd.system, Some(SystemReason::SdCard));
@@ -74,7 +88,10 @@ fn finds_usb_disks_with_their_filesystems_and_flags_the_sd_card() {
     assert_eq!(stick.display_name(), "SanDisk Ultra Fit");
     assert_eq!(stick.size_bytes, 125_042_688 * 512);
     assert_eq!(stick.partitions.len(), 1);
-    let fs = stick.partitions[0].filesystem.as_ref().expect("ext4 on sda1");
+    let fs = stick.partitions[0]
+        .filesystem
+        .as_ref()
+        .expect("ext4 on sda1");
     assert_eq!(fs.kind, "ext4");
     assert_eq!(fs.label, "photos");
     assert_eq!(fs.uuid, "abababab-abab-abab-abab-abababababab");
@@ -82,7 +99,9 @@ fn finds_usb_disks_with_their_filesystems_and_flags_the_sd_card() {
 
     let ssd = &devs[2];
     assert_eq!(ssd.display_name(), "Samsung Portable SSD T7");
-    let (dev, _, fs) = ssd.bunker_filesystem().expect("bunker fs on the whole disk");
+    let (dev, _, fs) = ssd
+        .bunker_filesystem()
+        .expect("bunker fs on the whole disk");
     assert_eq!(dev, m.roots.dev.join("sdb"));
     assert_eq!(fs.uuid, "5b5b5b5b-5b5b-5b5b-5b5b-5b5b5b5b5b5b");
 }
@@ -92,14 +111,28 @@ fn the_sd_card_is_refused_as_a_data_disk_even_with_a_confirmation() {
     let m = pi_with_two_usb_disks();
     let sd = discovery::find(&m.roots, "mmcblk0").unwrap().unwrap();
     let data_root = m.path().join("data");
-    let err = adopt(&m.roots, &data_root, "mmcblk0", Some(&Confirmation::for_device(&sd)))
-        .expect_err("SD card refused");
+    let err = adopt(
+        &m.roots,
+        &data_root,
+        "mmcblk0",
+        Some(&Confirmation::for_device(&sd)),
+    )
+    .expect_err("SD card refused");
     assert!(
-        matches!(err, AdoptError::SystemDisk { reason: SystemReason::SdCard, .. }),
+        matches!(
+            err,
+            AdoptError::SystemDisk {
+                reason: SystemReason::SdCard,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let text = err.to_string();
-    assert!(text.contains("mmcblk0") && text.contains("SD card"), "{text}");
+    assert!(
+        text.contains("mmcblk0") && text.contains("SD card"),
+        "{text}"
+    );
     assert!(!data_root.join("disks").exists(), "nothing was prepared");
 }
 
@@ -111,13 +144,23 @@ fn a_usb_disk_holding_the_root_file_system_is_refused() {
     let mut ssd = usb_disk("sda", 0, "Extreme SSD", 976_773_168);
     ssd.partitions = vec![
         ("sda1", 1, 524_288, None),
-        ("sda2", 2, 976_000_000, Some(fake_ext4_head([1; 16], "rootfs"))),
+        (
+            "sda2",
+            2,
+            976_000_000,
+            Some(fake_ext4_head([1; 16], "rootfs")),
+        ),
     ];
     m.add_disk(&ssd);
     let d = discovery::find(&m.roots, "sda").unwrap().unwrap();
     assert_eq!(d.system, Some(SystemReason::HoldsRoot));
-    let err = adopt(&m.roots, &m.path().join("data"), "sda", Some(&Confirmation::for_device(&d)))
-        .expect_err("root disk refused");
+    let err = adopt(
+        &m.roots,
+        &m.path().join("data"),
+        "sda",
+        Some(&Confirmation::for_device(&d)),
+    )
+    .expect_err("root disk refused");
     assert!(err.to_string().contains("root file system"), "{err}");
 }
 
@@ -130,7 +173,9 @@ fn formatting_is_refused_without_the_exact_model_and_size() {
 
     let err = adopt(&m.roots, &data_root, "sda", None).expect_err("needs confirmation");
     match &err {
-        AdoptError::ConfirmationRequired { model, size_bytes, .. } => {
+        AdoptError::ConfirmationRequired {
+            model, size_bytes, ..
+        } => {
             assert_eq!(model, "Ultra Fit");
             assert_eq!(*size_bytes, d.size_bytes);
         }
@@ -140,14 +185,29 @@ fn formatting_is_refused_without_the_exact_model_and_size() {
     assert!(err.to_string().contains("64.0 GB"), "{err}");
 
     let wrong = [
-        Confirmation { model: "Ultra".into(), size_bytes: d.size_bytes },
-        Confirmation { model: "Ultra Fit".into(), size_bytes: d.size_bytes - 512 },
-        Confirmation { model: "Portable SSD T7".into(), size_bytes: 1_953_525_168 * 512 },
+        Confirmation {
+            model: "Ultra".into(),
+            size_bytes: d.size_bytes,
+        },
+        Confirmation {
+            model: "Ultra Fit".into(),
+            size_bytes: d.size_bytes - 512,
+        },
+        Confirmation {
+            model: "Portable SSD T7".into(),
+            size_bytes: 1_953_525_168 * 512,
+        },
     ];
     for c in &wrong {
         let err = adopt(&m.roots, &data_root, "sda", Some(c)).expect_err("mismatch");
         match &err {
-            AdoptError::ConfirmationMismatch { expected_model, expected_size, got_model, got_size, .. } => {
+            AdoptError::ConfirmationMismatch {
+                expected_model,
+                expected_size,
+                got_model,
+                got_size,
+                ..
+            } => {
                 assert_eq!(expected_model, "Ultra Fit");
                 assert_eq!(*expected_size, d.size_bytes);
                 assert_eq!(got_model, &c.model);
@@ -156,9 +216,19 @@ fn formatting_is_refused_without_the_exact_model_and_size() {
             other => panic!("{other:?}"),
         }
         let text = err.to_string();
-        assert!(text.contains(&format!("expected model \"Ultra Fit\" and size {} bytes", d.size_bytes)), "{text}");
+        assert!(
+            text.contains(&format!(
+                "expected model \"Ultra Fit\" and size {} bytes",
+                d.size_bytes
+            )),
+            "{text}"
+        );
     }
-    assert_eq!(std::fs::read(m.roots.dev.join("sda1")).unwrap(), before, "disk untouched");
+    assert_eq!(
+        std::fs::read(m.roots.dev.join("sda1")).unwrap(),
+        before,
+        "disk untouched"
+    );
     assert!(!data_root.join("disks").exists());
 
     let err = adopt(&m.roots, &data_root, "sdz", None).expect_err("no such disk");
@@ -175,18 +245,31 @@ fn a_bunker_disk_is_adopted_without_formatting_and_without_caps_asks_for_the_hel
     let err = adopt(&m.roots, &data_root, "sdb", None).expect_err("no caps");
     let uuid = "5b5b5b5b-5b5b-5b5b-5b5b-5b5b5b5b5b5b";
     match &err {
-        AdoptError::Mount(MountError::NeedsMountHelper { uuid: u, mount_path }) => {
+        AdoptError::Mount(MountError::NeedsMountHelper {
+            uuid: u,
+            mount_path,
+        }) => {
             assert_eq!(u, uuid);
             assert_eq!(mount_path, &data_root.join("disks").join(uuid));
         }
         other => panic!("{other:?}"),
     }
     assert!(err.to_string().contains("bunker-mount"), "{err}");
-    assert!(data_root.join("disks").join(uuid).is_dir(), "mount point marks the disk adopted");
-    assert_eq!(std::fs::read(m.roots.dev.join("sdb")).unwrap(), before, "not formatted");
+    assert!(
+        data_root.join("disks").join(uuid).is_dir(),
+        "mount point marks the disk adopted"
+    );
+    assert_eq!(
+        std::fs::read(m.roots.dev.join("sdb")).unwrap(),
+        before,
+        "not formatted"
+    );
 
     // A confirmation, if given, must still be the right one.
-    let bad = Confirmation { model: "x".into(), size_bytes: 1 };
+    let bad = Confirmation {
+        model: "x".into(),
+        size_bytes: 1,
+    };
     assert!(matches!(
         adopt(&m.roots, &data_root, "sdb", Some(&bad)),
         Err(AdoptError::ConfirmationMismatch { .. })
@@ -197,7 +280,10 @@ fn a_bunker_disk_is_adopted_without_formatting_and_without_caps_asks_for_the_hel
 fn superblock_reading_agrees_with_blkid_on_a_real_ext4() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("fs.img");
-    std::fs::File::create(&img).unwrap().set_len(8 << 20).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
     let ok = Command::new("mkfs.ext4")
         .args(["-F", "-q", "-L", BUNKER_LABEL])
         .arg(&img)

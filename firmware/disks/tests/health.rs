@@ -3,9 +3,12 @@
 
 use std::path::Path;
 
-use bunker_disks::{Disks, DiskState, Fault, FaultyDir, ReservePolicy, Roots, Severity};
+use bunker_disks::{DiskState, Disks, Fault, FaultyDir, ReservePolicy, Roots, Severity};
 
-const SMALL_RESERVE: ReservePolicy = ReservePolicy { min_bytes: 1 << 20, percent: 0 };
+const SMALL_RESERVE: ReservePolicy = ReservePolicy {
+    min_bytes: 1 << 20,
+    percent: 0,
+};
 
 fn store(dir: &Path) -> (Disks, String) {
     let mut disks = Disks::scan(&Roots::system(), &dir.join("data"), SMALL_RESERVE).expect("scan");
@@ -38,7 +41,8 @@ fn a_store_on_the_system_disk_is_active_and_raises_data_on_sd_card() {
     // On this machine (and CI's) the temp dir is on the disk holding `/`,
     // the system disk; where TMPDIR is a tmpfs there is nothing to alert.
     use std::os::unix::fs::MetadataExt;
-    let same_dev = std::fs::metadata("/").unwrap().dev() == std::fs::metadata(dir.path()).unwrap().dev();
+    let same_dev =
+        std::fs::metadata("/").unwrap().dev() == std::fs::metadata(dir.path()).unwrap().dev();
     assert_eq!(d.on_system_device, same_dev);
     if !same_dev {
         eprintln!("TMPDIR is not on the root device: the data-on-SD alert is not exercised here");
@@ -49,7 +53,10 @@ fn a_store_on_the_system_disk_is_active_and_raises_data_on_sd_card() {
     assert_eq!(alerts[0].short, "Data on SD card");
     assert!(alerts[0].text.starts_with("Data on SD card"));
     assert_eq!(disks.choose_for(4096).unwrap().id, id);
-    assert!(!dir.path().join("store/.bunker-probe").exists(), "probe cleans up");
+    assert!(
+        !dir.path().join("store/.bunker-probe").exists(),
+        "probe cleans up"
+    );
 }
 
 #[test]
@@ -58,9 +65,24 @@ fn injected_enospc_eio_and_erofs_are_reported_and_clear_again() {
     let (mut disks, id) = store(dir.path());
     let hook = disks.get(&id).unwrap().fault_hook().clone();
     let cases = [
-        (Fault::NoSpace, DiskState::Full, "Disk full", Severity::Warning),
-        (Fault::Io, DiskState::Failing, "Disk failing", Severity::Critical),
-        (Fault::ReadOnly, DiskState::ReadOnly, "Disk read-only", Severity::Critical),
+        (
+            Fault::NoSpace,
+            DiskState::Full,
+            "Disk full",
+            Severity::Warning,
+        ),
+        (
+            Fault::Io,
+            DiskState::Failing,
+            "Disk failing",
+            Severity::Critical,
+        ),
+        (
+            Fault::ReadOnly,
+            DiskState::ReadOnly,
+            "Disk read-only",
+            Severity::Critical,
+        ),
     ];
     for (fault, state, short, severity) in cases {
         hook.set(fault);
@@ -69,8 +91,16 @@ fn injected_enospc_eio_and_erofs_are_reported_and_clear_again() {
         assert_eq!(changes[0].to, state);
         let d = disks.get(&id).unwrap();
         assert_eq!(d.state, state);
-        assert!(d.last_error.as_deref().unwrap().contains("test write"), "{:?}", d.last_error);
-        let a = disks.alerts().into_iter().find(|a| a.short == short).expect(short);
+        assert!(
+            d.last_error.as_deref().unwrap().contains("test write"),
+            "{:?}",
+            d.last_error
+        );
+        let a = disks
+            .alerts()
+            .into_iter()
+            .find(|a| a.short == short)
+            .expect(short);
         assert_eq!(a.severity, severity);
         assert_eq!(a.disk.as_deref(), Some(id.as_str()));
         assert!(disks.choose_for(1).is_err(), "{state} takes no new data");
@@ -83,7 +113,10 @@ fn injected_enospc_eio_and_erofs_are_reported_and_clear_again() {
 fn a_write_error_seen_by_the_engine_changes_the_state_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (mut disks, id) = store(dir.path());
-    let faulty = FaultyDir::new(dir.path().join("store"), disks.get(&id).unwrap().fault_hook().clone());
+    let faulty = FaultyDir::new(
+        dir.path().join("store"),
+        disks.get(&id).unwrap().fault_hook().clone(),
+    );
     faulty.hook().set(Fault::Io);
     let path = faulty.path().join("object");
     let err = faulty.create("object").expect_err("EIO");
@@ -97,7 +130,10 @@ fn a_write_error_seen_by_the_engine_changes_the_state_at_once() {
 #[test]
 fn no_room_beyond_the_reserve_is_full() {
     let dir = tempfile::tempdir().unwrap();
-    let all = ReservePolicy { min_bytes: 0, percent: 100 };
+    let all = ReservePolicy {
+        min_bytes: 0,
+        percent: 100,
+    };
     let mut disks = Disks::scan(&Roots::system(), &dir.path().join("data"), all).unwrap();
     let id = disks.add_dir(dir.path()).unwrap();
     let d = disks.get(&id).unwrap();
@@ -109,19 +145,36 @@ fn no_room_beyond_the_reserve_is_full() {
 #[test]
 fn an_adopted_disk_that_is_not_mounted_is_missing_and_nothing_is_written_on_the_card() {
     let dir = tempfile::tempdir().unwrap();
-    let mount_point = dir.path().join("data/disks/0f0f0f0f-0000-4000-8000-000000000001");
+    let mount_point = dir
+        .path()
+        .join("data/disks/0f0f0f0f-0000-4000-8000-000000000001");
     std::fs::create_dir_all(&mount_point).unwrap();
     std::fs::create_dir_all(dir.path().join("data/disks/not-a-uuid!")).unwrap();
     let mut disks = Disks::scan(&Roots::system(), &dir.path().join("data"), SMALL_RESERVE).unwrap();
-    assert_eq!(disks.disks().len(), 1, "only UUID-named directories are disks");
+    assert_eq!(
+        disks.disks().len(),
+        1,
+        "only UUID-named directories are disks"
+    );
     let d = &disks.disks()[0];
     assert_eq!(d.state, DiskState::Missing);
     assert!(d.last_error.as_deref().unwrap().contains("not mounted"));
-    assert_eq!(std::fs::read_dir(&mount_point).unwrap().count(), 0, "no probe file on the SD card");
-    let alert = disks.alerts().into_iter().find(|a| a.short == "Disk missing").unwrap();
+    assert_eq!(
+        std::fs::read_dir(&mount_point).unwrap().count(),
+        0,
+        "no probe file on the SD card"
+    );
+    let alert = disks
+        .alerts()
+        .into_iter()
+        .find(|a| a.short == "Disk missing")
+        .unwrap();
     assert!(alert.text.contains("Plug it back in"), "{}", alert.text);
     assert!(!disks.alerts().iter().any(|a| a.short == "Data on SD card"));
-    assert!(disks.probe().unwrap().is_empty(), "still missing: no change");
+    assert!(
+        disks.probe().unwrap().is_empty(),
+        "still missing: no change"
+    );
 }
 
 #[test]

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bunker_disks::adopt::can_mount;
-use bunker_disks::{adopt, discovery, AdoptError, Confirmation, Disks, DiskState, ReservePolicy, Roots};
+use bunker_disks::{
+    adopt, discovery, AdoptError, Confirmation, DiskState, Disks, ReservePolicy, Roots,
+};
 use common::{usb_disk, FakeMachine};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
@@ -35,11 +37,15 @@ impl Loop {
             .output()
             .map_err(|e| format!("losetup: {e}"))?;
         if !out.status.success() {
-            return Err(format!("losetup: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "losetup: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         let name = dev.file_name().unwrap().to_string_lossy().into_owned();
-        let devnum = std::fs::read_to_string(format!("/sys/block/{name}/dev")).map_err(|e| e.to_string())?;
+        let devnum =
+            std::fs::read_to_string(format!("/sys/block/{name}/dev")).map_err(|e| e.to_string())?;
         let (a, b) = devnum.trim().split_once(':').unwrap();
         Ok(Loop {
             dev,
@@ -81,7 +87,9 @@ fn plug(m: &FakeMachine, lp: &Loop) {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[test]
@@ -92,7 +100,10 @@ fn loop_disk_adopted_filled_read_only_yanked_and_back_with_files_intact() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let img = tmp.path().join("disk.img");
-    std::fs::File::create(&img).unwrap().set_len(IMG_BYTES).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(IMG_BYTES)
+        .unwrap();
     let lp = match Loop::attach(&img) {
         Ok(l) => l,
         Err(e) => {
@@ -111,13 +122,30 @@ fn loop_disk_adopted_filled_read_only_yanked_and_back_with_files_intact() {
     let data_root = tmp.path().join("data");
 
     // 1. Adoption: only with the confirmation discovery's words make.
-    let d = discovery::find(&roots, "sdz").unwrap().expect("sdz discovered");
+    let d = discovery::find(&roots, "sdz")
+        .unwrap()
+        .expect("sdz discovered");
     assert!(d.usb && d.system.is_none());
     assert_eq!(d.size_bytes, IMG_BYTES);
-    assert!(matches!(adopt(&roots, &data_root, "sdz", None), Err(AdoptError::ConfirmationRequired { .. })));
-    let wrong = Confirmation { model: "Flash Drive".into(), size_bytes: IMG_BYTES + 1 };
-    assert!(matches!(adopt(&roots, &data_root, "sdz", Some(&wrong)), Err(AdoptError::ConfirmationMismatch { .. })));
-    let adopted = adopt(&roots, &data_root, "sdz", Some(&Confirmation::for_device(&d))).expect("adopt");
+    assert!(matches!(
+        adopt(&roots, &data_root, "sdz", None),
+        Err(AdoptError::ConfirmationRequired { .. })
+    ));
+    let wrong = Confirmation {
+        model: "Flash Drive".into(),
+        size_bytes: IMG_BYTES + 1,
+    };
+    assert!(matches!(
+        adopt(&roots, &data_root, "sdz", Some(&wrong)),
+        Err(AdoptError::ConfirmationMismatch { .. })
+    ));
+    let adopted = adopt(
+        &roots,
+        &data_root,
+        "sdz",
+        Some(&Confirmation::for_device(&d)),
+    )
+    .expect("adopt");
     let _unmount = Unmount(adopted.mount_path.clone());
     assert!(adopted.formatted);
     let mp = adopted.mount_path.clone();
@@ -125,11 +153,22 @@ fn loop_disk_adopted_filled_read_only_yanked_and_back_with_files_intact() {
     let mounted = mounted_at(&mp).expect("mounted");
     assert_eq!(mounted.fs_type, "ext4");
     assert_eq!((mounted.dev.major, mounted.dev.minor), lp.devnum);
-    let blkid = Command::new("blkid").args(["-o", "value", "-s", "UUID"]).arg(&lp.dev).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&blkid.stdout).trim(), adopted.uuid, "blkid agrees");
+    let blkid = Command::new("blkid")
+        .args(["-o", "value", "-s", "UUID"])
+        .arg(&lp.dev)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&blkid.stdout).trim(),
+        adopted.uuid,
+        "blkid agrees"
+    );
 
     // 2. Health: active, not on the system device; files go there.
-    let reserve = ReservePolicy { min_bytes: 1 << 20, percent: 0 };
+    let reserve = ReservePolicy {
+        min_bytes: 1 << 20,
+        percent: 0,
+    };
     let mut disks = Disks::scan(&roots, &data_root, reserve).expect("scan");
     assert_eq!(disks.disks().len(), 1);
     let disk = disks.get(&adopted.uuid).expect("the adopted disk").clone();
@@ -159,7 +198,11 @@ fn loop_disk_adopted_filled_read_only_yanked_and_back_with_files_intact() {
             }
         }
     };
-    assert_eq!(err.raw_os_error(), Some(nix::errno::Errno::ENOSPC as i32), "{err}");
+    assert_eq!(
+        err.raw_os_error(),
+        Some(nix::errno::Errno::ENOSPC as i32),
+        "{err}"
+    );
     let change = disks.note_io_error(&filler, &err).expect("full now");
     assert_eq!(change.to, DiskState::Full);
     disks.probe().unwrap();
@@ -174,14 +217,31 @@ fn loop_disk_adopted_filled_read_only_yanked_and_back_with_files_intact() {
 
     // 4. The kernel remounts read-only (as errors=remount-ro does).
     let keep = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOATIME;
-    mount(None::<&str>, &mp, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep, None::<&str>)
-        .expect("remount ro");
+    mount(
+        None::<&str>,
+        &mp,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep,
+        None::<&str>,
+    )
+    .expect("remount ro");
     assert_eq!(disks.probe().unwrap()[0].to, DiskState::ReadOnly);
-    let a = disks.alerts().into_iter().find(|a| a.short == "Disk read-only").expect("alert");
+    let a = disks
+        .alerts()
+        .into_iter()
+        .find(|a| a.short == "Disk read-only")
+        .expect("alert");
     assert!(a.text.contains("read-only"), "{}", a.text);
     let ro_err = std::fs::File::create(mp.join("x")).unwrap_err();
     assert_eq!(ro_err.raw_os_error(), Some(nix::errno::Errno::EROFS as i32));
-    mount(None::<&str>, &mp, None::<&str>, MsFlags::MS_REMOUNT | keep, None::<&str>).expect("remount rw");
+    mount(
+        None::<&str>,
+        &mp,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | keep,
+        None::<&str>,
+    )
+    .expect("remount rw");
     assert_eq!(disks.probe().unwrap()[0].to, DiskState::Active);
 
     // 5. Yank: unmounted and gone from the bus.
@@ -191,12 +251,21 @@ fn loop_disk_adopted_filled_read_only_yanked_and_back_with_files_intact() {
     assert_eq!(changes[0].to, DiskState::Missing);
     assert!(disks.alerts().iter().any(|a| a.short == "Disk missing"));
     assert!(disks.choose_for(1).is_err());
-    assert_eq!(std::fs::read_dir(&mp).unwrap().count(), 0, "nothing written to the empty mount point");
+    assert_eq!(
+        std::fs::read_dir(&mp).unwrap().count(),
+        0,
+        "nothing written to the empty mount point"
+    );
 
     // 6. Plugged back: the probe mounts it again; nothing lost.
     plug(&m, &lp);
     let changes = disks.probe().unwrap();
-    assert_eq!(changes[0].to, DiskState::Active, "{:?}", disks.get(&adopted.uuid).unwrap().last_error);
+    assert_eq!(
+        changes[0].to,
+        DiskState::Active,
+        "{:?}",
+        disks.get(&adopted.uuid).unwrap().last_error
+    );
     assert!(mounted_at(&mp).is_some());
     for (p, data) in &files {
         assert_eq!(&std::fs::read(p).unwrap(), data, "{} intact", p.display());

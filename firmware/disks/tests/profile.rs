@@ -23,7 +23,10 @@ fn pi(model: &str, mem_kib: u64, throttled: Option<&str>) -> FakeMachine {
         "processor\t: 0\nBogoMIPS\t: 108.00\nprocessor\t: 1\nprocessor\t: 2\nprocessor\t: 3\nModel\t\t: ignored when the device tree answers\n",
     );
     if let Some(t) = throttled {
-        m.write("sys/devices/platform/soc/soc:firmware/get_throttled", format!("{t}\n"));
+        m.write(
+            "sys/devices/platform/soc/soc:firmware/get_throttled",
+            format!("{t}\n"),
+        );
     }
     m
 }
@@ -62,21 +65,36 @@ fn pi_zero_2_w_with_512_mib_fits_its_memory() {
     assert_eq!(p.io_buffer_bytes, 256 << 10);
     assert_eq!(p.sqlite_cache_kib, (439_224 / 64) as u32, "~6.7 MiB");
     // Every stream buffer at once stays under 2 % of memory.
-    assert!(p.buffer_budget_bytes() <= p.mem_total_bytes / 50, "{} bytes", p.buffer_budget_bytes());
+    assert!(
+        p.buffer_budget_bytes() <= p.mem_total_bytes / 50,
+        "{} bytes",
+        p.buffer_budget_bytes()
+    );
     assert!(u64::from(p.sqlite_cache_kib) * 1024 <= 8 * MIB);
 
     let t = Throttled::read(&m.roots).expect("flags");
     assert!(t.under_voltage_now());
     assert_eq!(
         t.describe(),
-        ["under-voltage now", "throttled now", "under-voltage since boot", "throttled since boot"]
+        [
+            "under-voltage now",
+            "throttled now",
+            "under-voltage since boot",
+            "throttled since boot"
+        ]
     );
     let alerts = t.alerts();
-    assert_eq!(alerts.len(), 1, "undervoltage explains the throttling: {alerts:?}");
+    assert_eq!(
+        alerts.len(),
+        1,
+        "undervoltage explains the throttling: {alerts:?}"
+    );
     assert_eq!(alerts[0].severity, Severity::Critical);
     assert_eq!(alerts[0].short, "Undervoltage");
     assert!(
-        alerts[0].text.contains("use the official power supply — the most common cause of failing USB disks"),
+        alerts[0]
+            .text
+            .contains("use the official power supply — the most common cause of failing USB disks"),
         "{}",
         alerts[0].text
     );
@@ -89,7 +107,11 @@ fn undervoltage_earlier_since_boot_is_a_warning() {
     assert!(!t.under_voltage_now() && t.under_voltage_seen());
     let a = &t.alerts()[0];
     assert_eq!(a.severity, Severity::Warning);
-    assert!(a.text.starts_with("Undervoltage (since boot)"), "{}", a.text);
+    assert!(
+        a.text.starts_with("Undervoltage (since boot)"),
+        "{}",
+        a.text
+    );
 }
 
 #[test]
@@ -116,8 +138,14 @@ fn this_machine() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     assert_eq!(p.mem_total_bytes, kib * 1024);
-    let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    assert!(p.cores >= online, "{} cores online, {online} usable", p.cores);
+    let online = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    assert!(
+        p.cores >= online,
+        "{} cores online, {online} usable",
+        p.cores
+    );
     assert!(!p.model.is_empty() && p.model != "unknown", "{p:?}");
     assert!(p.seal_threads >= 1 && p.seal_threads <= p.cores);
     eprintln!("this machine: {p:?}");

@@ -134,12 +134,19 @@ impl FakeMachine {
         let real = fs::canonicalize(&link).unwrap();
         fs::remove_file(&link).unwrap();
         fs::remove_dir_all(real).unwrap();
-        let _ = fs::remove_file(self.roots.sys.join(format!("dev/block/{}:{}", devnum.0, devnum.1)));
+        let _ = fs::remove_file(
+            self.roots
+                .sys
+                .join(format!("dev/block/{}:{}", devnum.0, devnum.1)),
+        );
         let _ = fs::remove_file(self.roots.dev.join(name));
     }
 
     fn devlink(&self, devnum: (u32, u32), target: &Path) {
-        let l = self.roots.sys.join(format!("dev/block/{}:{}", devnum.0, devnum.1));
+        let l = self
+            .roots
+            .sys
+            .join(format!("dev/block/{}:{}", devnum.0, devnum.1));
         let _ = fs::remove_file(&l);
         symlink(target, l).unwrap();
     }
