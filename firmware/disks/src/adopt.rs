@@ -154,7 +154,7 @@ pub enum AdoptError {
 #[non_exhaustive]
 pub enum MountError {
     /// No CAP_SYS_ADMIN: the root helper must mount it.
-    #[error("disk {uuid} is adopted but mounting it needs the bunker-mount helper (bunker-mount@{uuid}.service): this process lacks CAP_SYS_ADMIN; it will be mounted at {mount_path}")]
+    #[error("disk {uuid} is adopted but mounting it needs the bunker-mount helper (bunker-mount.service, started by udev and by bunker-mount.path): this process lacks CAP_SYS_ADMIN; the helper mounts it at {mount_path}")]
     NeedsMountHelper {
         /// File-system UUID.
         uuid: String,

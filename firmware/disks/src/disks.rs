@@ -123,11 +123,26 @@ impl Disks {
 
     fn probe_with(&mut self, devices: &[BlockDevice]) -> Vec<StateChange> {
         let mut mounts = mountinfo::read(&self.roots.mountinfo());
-        // Disks that came back: mount them where they belong.
+        // A pulled disk leaves its mount behind with the device gone; a disk
+        // that came back is mounted again where it belongs. Both need
+        // CAP_SYS_ADMIN; without it the bunker-mount helper does the same.
+        let privileged = adopt::can_mount(&self.roots);
         let mut remounted = false;
         for d in self.disks.iter().filter(|d| d.expect_mount) {
-            if mounts.iter().any(|m| m.mount_point == d.mount_path) {
-                continue;
+            if let Some(m) = mounts.iter().rev().find(|m| m.mount_point == d.mount_path) {
+                if self.roots.sys.join(format!("dev/block/{}", m.dev)).exists() || !privileged {
+                    continue;
+                }
+                match nix::mount::umount2(&d.mount_path, nix::mount::MntFlags::MNT_DETACH) {
+                    Ok(()) => {
+                        tracing::warn!(disk = %d.id, dev = %m.dev, "device gone: stale mount detached");
+                        remounted = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(disk = %d.id, error = %e, "cannot detach stale mount");
+                        continue;
+                    }
+                }
             }
             let Some((_, dev)) = device_with_uuid(devices, &d.id) else {
                 continue;

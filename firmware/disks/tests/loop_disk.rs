@@ -244,13 +244,22 @@ fn loop_disk_adopted_filled_read_only_yanked_and_back_with_files_intact() {
     .expect("remount rw");
     assert_eq!(disks.probe().unwrap()[0].to, DiskState::Active);
 
-    // 5. Yank: unmounted and gone from the bus.
-    umount2(&mp, MntFlags::empty()).expect("umount");
+    // 5. Yank: the device vanishes from the bus while still mounted (the
+    //    kernel keeps the dead mount); the probe reports it missing and
+    //    detaches the stale mount so the disk can come back.
     m.remove_disk("sdz", lp.devnum);
     let changes = disks.probe().unwrap();
     assert_eq!(changes[0].to, DiskState::Missing);
+    let d = disks.get(&adopted.uuid).unwrap();
+    assert!(
+        d.last_error.as_deref().unwrap().contains("not mounted"),
+        "{:?}",
+        d.last_error
+    );
+    assert!(mounted_at(&mp).is_none(), "stale mount detached");
     assert!(disks.alerts().iter().any(|a| a.short == "Disk missing"));
     assert!(disks.choose_for(1).is_err());
+    assert_eq!(disks.probe().unwrap(), [], "still missing");
     assert_eq!(
         std::fs::read_dir(&mp).unwrap().count(),
         0,
