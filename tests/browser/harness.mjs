@@ -145,3 +145,36 @@ export async function screenshot(page, name) {
   await mkdir(dir, { recursive: true });
   await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
 }
+
+/// Claims `box` and completes first-run setup over its API, as the page
+/// would; returns the session cookie ("bunker_session=…").
+export async function setUpBox(box, password) {
+  const headers = { "Content-Type": "application/json", Origin: box.url };
+  const post = async (p, body, cookie) => {
+    const res = await fetch(`${box.url}${p}`, {
+      method: "POST",
+      headers: cookie ? { ...headers, Cookie: cookie } : headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`${p}: ${res.status} ${JSON.stringify(json)}`);
+    return { res, json };
+  };
+  const { res } = await post("/api/setup/claim", { pairing_code: await box.pairingCode(), password });
+  const cookie = res.headers.get("set-cookie").split(";")[0];
+  const { json } = await post("/api/setup/words", undefined, cookie);
+  const words = json.quiz_positions.map((p) => json.words[p - 1]);
+  await post("/api/setup/quiz", { words }, cookie);
+  return cookie;
+}
+
+/// Collects script errors and blocked resources of `page` (a 4xx or 503
+/// answer the page handles is not one).
+export function watchErrors(page) {
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(`page error: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !/status of (4\d\d|503)/.test(msg.text())) errors.push(msg.text());
+  });
+  return errors;
+}

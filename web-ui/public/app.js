@@ -1,28 +1,55 @@
 // Bunker admin page. One page, one view at a time:
-//   claim (pairing code + password) → words (shown once) → quiz (3 words) → dashboard,
+//   claim (pairing code + password) → words (shown once) → quiz (3 words) → the app,
 //   and login whenever there is no session. Every view is chosen from what the
 //   daemon says, never assumed: reloading the page lands where setup really stands.
+// The app's views (dashboard, files, hosting, peers, wallet, backup, settings,
+// panel) live in views.js; each is a `#name` in the address bar, so the phone's
+// back button and a reload keep the place.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ["claim", "words", "quiz", "login", "dashboard"];
+const SETUP_VIEWS = ["claim", "words", "quiz", "login"];
+const APP_VIEWS = ["dashboard", "files", "hosting", "peers", "wallet", "backup", "settings", "panel"];
 let pollTimer = null;
+let loggedIn = false;
 
 function show(view) {
   $("loading").hidden = true;
-  for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
-  $("logout").hidden = !(view === "dashboard" || view === "words" || view === "quiz");
-  // The state badge is the dashboard's: a logged-out page shows nothing of the box.
-  if (view !== "dashboard") $("state").hidden = true;
+  for (const v of [...SETUP_VIEWS, ...APP_VIEWS]) $(`view-${v}`).hidden = v !== view;
+  const inApp = APP_VIEWS.includes(view);
+  loggedIn = inApp || view === "words" || view === "quiz";
+  $("logout").hidden = !loggedIn;
+  $("nav").hidden = !inApp;
+  for (const a of $("nav").querySelectorAll("a")) {
+    if (a.dataset.view === view) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  // The state badge is the app's: a logged-out page shows nothing of the box.
+  if (!inApp) $("state").hidden = true;
   clearInterval(pollTimer);
   pollTimer = null;
-  if (view === "dashboard") {
-    refreshStatus();
-    pollTimer = setInterval(refreshStatus, 5000);
+  if (inApp) {
+    const v = VIEWS_APP[view];
+    const refresh = () => v.refresh().catch((err) => {
+      if (err.status === 401) return show("login");
+      console.warn(`${view}: ${err.message}`);
+    });
+    refresh();
+    if (v.every) pollTimer = setInterval(refresh, v.every);
   }
   const first = $(`view-${view}`).querySelector("input");
-  if (first && window.matchMedia("(min-width: 700px)").matches) first.focus();
+  if (first && !inApp && window.matchMedia("(min-width: 700px)").matches) first.focus();
 }
+
+/// Opens app view `name` (from the address bar's #name), the dashboard by default.
+function openApp() {
+  const name = location.hash.slice(1).split("=")[0];
+  show(APP_VIEWS.includes(name) ? name : "dashboard");
+}
+
+window.addEventListener("hashchange", () => {
+  if (loggedIn && !$("nav").hidden) openApp();
+});
 
 class ApiError extends Error {
   constructor(status, message, retryAfter) {
@@ -65,6 +92,7 @@ function showError(id, err) {
   el.hidden = false;
 }
 
+
 function capitalize(s) {
   return s ? s[0].toUpperCase() + s.slice(1) : s;
 }
@@ -101,7 +129,7 @@ async function route() {
 async function goToStage(stage) {
   if (stage === "show_words") return show("words");
   if (stage === "confirm_words") return startQuiz();
-  return show("dashboard");
+  return openApp();
 }
 
 // ---- step 1: claim ----
@@ -204,71 +232,4 @@ $("logout").addEventListener("click", async () => {
   show("login");
 });
 
-// ---- dashboard ----
-function formatDuration(secs) {
-  const d = Math.floor(secs / 86400), h = Math.floor((secs % 86400) / 3600);
-  const m = Math.floor((secs % 3600) / 60), s = secs % 60;
-  if (d) return `${d} d ${h} h`;
-  if (h) return `${h} h ${m} min`;
-  if (m) return `${m} min ${s} s`;
-  return `${s} s`;
-}
-
-function formatBytes(n) {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n >= 100 || i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
-}
-
-async function refreshStatus() {
-  try {
-    const st = await api("GET", "/api/status");
-    if ($("view-dashboard").hidden) return;
-    $("state").textContent = st.state;
-    $("state").dataset.state = st.state;
-    $("state").hidden = false;
-    $("state-text").textContent = st.state;
-    $("uptime").textContent = formatDuration(st.uptime_secs);
-    $("peer-id").textContent = st.peer_id ?? "not known yet";
-    $("version").textContent = st.version;
-    const space = st.data_dir_space;
-    if (space && space.total_bytes > 0) {
-      const used = space.total_bytes - space.free_bytes;
-      const pct = Math.min(100, Math.max(0, (used / space.total_bytes) * 100));
-      $("space-used").style.width = `${pct.toFixed(1)}%`;
-      $("space-meter").classList.toggle("full", pct > 90);
-      $("space-meter").setAttribute("aria-label", `${Math.round(pct)}% used`);
-      $("space-text").textContent =
-        `${formatBytes(space.free_bytes)} free of ${formatBytes(space.total_bytes)}`;
-    } else {
-      $("space-text").textContent = "The box could not read its storage.";
-    }
-    $("status-error").hidden = true;
-  } catch (err) {
-    if (err.status === 401) return show("login");
-    if ($("view-dashboard").hidden) return;
-    $("state").textContent = "offline";
-    $("state").dataset.state = "offline";
-    $("state").hidden = false;
-    showError("status-error", err);
-  }
-}
-
-$("password-form").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  $("password-ok").hidden = true;
-  busy(ev.target, "password-error", async () => {
-    const newPassword = $("pw-new").value;
-    if (newPassword.length < 8) throw new Error("the new password must have at least 8 characters");
-    if (newPassword !== $("pw-new2").value) throw new Error("the two new passwords are not the same");
-    await api("POST", "/api/password", { old_password: $("pw-old").value, new_password: newPassword });
-    for (const id of ["pw-old", "pw-new", "pw-new2"]) $(id).value = "";
-    $("password-ok").hidden = false;
-  });
-});
-
-route();
+// route() runs at the end of views.js, once every view is defined.
