@@ -58,6 +58,10 @@ pub(crate) struct Inner {
     pub(crate) net: Net,
     pub(crate) objects: ObjectStore,
     pub(crate) ln: RwLock<LnState>,
+    /// What the hosting side remembers between requests (admission lock, disk row).
+    pub(crate) host: crate::host::HostState,
+    /// Background loops' status and the foreground/background throttle.
+    pub(crate) workers: crate::workers::Workers,
     /// Flips to `true` once on shutdown; every loop watches it.
     pub(crate) stop: watch::Receiver<bool>,
 }
@@ -69,6 +73,15 @@ impl Inner {
             LnState::Running(ln) => Some(Arc::clone(ln)),
             _ => None,
         }
+    }
+
+    /// Where Lightning stands now.
+    pub(crate) fn ln_state(&self) -> LnState {
+        self.ln.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_ln_state(&self, state: LnState) {
+        *self.ln.write().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
     /// Our PeerId.
@@ -121,6 +134,8 @@ impl Node {
             net: parts.net,
             objects,
             ln: RwLock::new(LnState::Off),
+            host: crate::host::HostState::default(),
+            workers: crate::workers::Workers::new(),
             stop: stop_rx,
         });
         let node = Node {

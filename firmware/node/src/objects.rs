@@ -332,9 +332,16 @@ impl ObjectStore {
     /// Free bytes on the file system of the store root, as an unprivileged
     /// writer sees them.
     pub(crate) fn free_bytes(&self) -> io::Result<u64> {
+        self.fs_bytes().map(|(_, free)| free)
+    }
+
+    /// Size and free bytes of the file system of the store root.
+    pub(crate) fn fs_bytes(&self) -> io::Result<(u64, u64)> {
         let st = nix::sys::statvfs::statvfs(&self.root).map_err(io::Error::from)?;
         #[allow(clippy::useless_conversion)]
-        Ok(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
+        let frag = u64::from(st.fragment_size());
+        #[allow(clippy::useless_conversion)]
+        Ok((u64::from(st.blocks()).saturating_mul(frag), u64::from(st.blocks_available()).saturating_mul(frag)))
     }
 
     fn sub(&self, area: Area, bytes: u64) {
@@ -698,6 +705,70 @@ impl StoredObject {
     }
 }
 
+/// Chunks read ahead by [`AsyncObjectReader`].
+const READ_AHEAD: usize = 4;
+
+/// A sealed object (or any file) as a `futures` `AsyncRead`, read on the
+/// blocking pool in 256 KiB chunks, a few ahead: what `InboundFetch::send`
+/// and the owner's reads take, without blocking the async runtime on a slow
+/// USB disk.
+pub(crate) struct AsyncObjectReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl AsyncObjectReader {
+    /// Reads `file` from its current position to its end.
+    pub(crate) fn new(mut file: File) -> AsyncObjectReader {
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        tokio::task::spawn_blocking(move || loop {
+            let mut buf = vec![0u8; WRITE_BUFFER];
+            let item = match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(buf)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            // The reader was dropped (transfer ended): stop reading.
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        });
+        AsyncObjectReader { rx, chunk: Vec::new(), pos: 0 }
+    }
+}
+
+impl futures::io::AsyncRead for AsyncObjectReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        while this.pos >= this.chunk.len() {
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.chunk = chunk;
+                    this.pos = 0;
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => return Poll::Ready(Ok(0)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = buf.len().min(this.chunk.len() - this.pos);
+        buf[..n].copy_from_slice(&this.chunk[this.pos..this.pos + n]);
+        this.pos += n;
+        Poll::Ready(Ok(n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -837,6 +908,21 @@ mod tests {
         // A truncated object.
         fs::write(odir.join(OBJECT_FILE), &bytes[..100]).unwrap();
         assert!(store.open(Area::Hosted, "o").is_err());
+    }
+
+    #[tokio::test]
+    async fn async_reader_yields_the_whole_object() {
+        use futures::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::new(dir.path()).unwrap();
+        let (bytes, d, _, _, _) = sealed(700_000, 4096);
+        let mut w = store.create(Area::Local, "big", d.layout().unwrap()).unwrap();
+        w.write_all(&bytes).unwrap();
+        w.finish().unwrap();
+        let file = store.open(Area::Local, "big").unwrap().reader().unwrap();
+        let mut back = Vec::new();
+        AsyncObjectReader::new(file).read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, bytes);
     }
 
     #[test]

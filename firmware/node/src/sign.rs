@@ -14,6 +14,7 @@ use libp2p_identity::PublicKey;
 const CONTRACT_LABEL: &[u8] = b"bunker contract terms v2\0";
 const RECEIPT_LABEL: &[u8] = b"bunker store receipt v1\0";
 const RELEASE_LABEL: &[u8] = b"bunker contract release v1\0";
+const LN_NODE_ID_LABEL: &[u8] = b"bunker lightning node id v1\0";
 
 /// Why a signature was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,31 @@ pub(crate) fn verify_release(owner: &PeerId, contract_id: &Id32, signature: &[u8
     verify(owner, &release_message(contract_id), signature)
 }
 
+/// The host's signature over its Lightning node id, sent in offers: binds
+/// the node an owner pays to the box it audits.
+pub(crate) fn sign_ln_node_id(keys: &Keys, node_id: &[u8]) -> Vec<u8> {
+    sign(keys, &[LN_NODE_ID_LABEL, node_id].concat())
+}
+
+/// Checks a host's signature over its Lightning node id.
+#[allow(dead_code)]
+pub(crate) fn verify_ln_node_id(host: &PeerId, node_id: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    verify(host, &[LN_NODE_ID_LABEL, node_id].concat(), signature)
+}
+
+/// Contract terms as MANIFEST.db keeps them (`NewContract::terms`): the wire
+/// encoding (postcard), so the layout and audit bounds can be read back and
+/// both signatures checked again later.
+pub(crate) fn terms_record(terms: &ContractTerms) -> Vec<u8> {
+    // Encoding a plain struct into a Vec cannot fail.
+    postcard::to_stdvec(terms).unwrap_or_default()
+}
+
+/// Reads back [`terms_record`].
+pub(crate) fn terms_from_record(bytes: &[u8]) -> Result<ContractTerms, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("recorded contract terms do not decode: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +163,18 @@ mod tests {
         let mut changed = terms();
         changed.segment_size *= 2;
         assert!(verify_terms(&a.peer_id(), &changed, &sig).is_err(), "the layout is signed too");
+    }
+
+    #[test]
+    fn terms_record_round_trips_and_ln_node_id_binds_to_the_box() {
+        assert_eq!(terms_from_record(&terms_record(&terms())).unwrap(), terms());
+        assert!(terms_from_record(&[1, 2, 3]).is_err());
+        let a = Keys::from_seed(&Seed::generate());
+        let b = Keys::from_seed(&Seed::generate());
+        let sig = sign_ln_node_id(&a, &[2; 33]);
+        verify_ln_node_id(&a.peer_id(), &[2; 33], &sig).expect("verifies");
+        assert!(verify_ln_node_id(&b.peer_id(), &[2; 33], &sig).is_err());
+        assert!(verify_ln_node_id(&a.peer_id(), &[3; 33], &sig).is_err());
     }
 
     #[test]

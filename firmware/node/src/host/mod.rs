@@ -1,9 +1,118 @@
-//! Answers peers. (Placeholder.)
+//! Answers peers: every `bunker_net::InboundRequest` a box receives.
+//!
+//! - `allocation`: how much space is offered, and to whom first (DESIGN §6).
+//! - `contracts`: offers, contracts (owner signature checked against the
+//!   requester's PeerId), releases.
+//! - `transfer`: stores (only under that peer's contract, exact size and
+//!   root, signed receipt) and fetches (whole object, owner only).
+//! - `audit`: a segment and its proof from the sidecar, owner only.
+//! - `snapshots`: owners' manifest snapshots (newest per owner) and recovery
+//!   searches.
+//!
+//! Every request runs on its own task (a panic there ends that request, not
+//! the box), every answer is bounded in time (a request not answered in
+//! time is dropped, and the peer's request fails promptly), and nothing a
+//! peer sends is trusted before it is checked: the requester's PeerId is
+//! noise-authenticated, everything else is just bytes.
 
-use bunker_net::InboundRequest;
+mod allocation;
+mod audit;
+mod contracts;
+mod snapshots;
+mod transfer;
 
-use crate::node::Inner;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub(crate) async fn handle(_inner: &Inner, req: InboundRequest) {
-    tracing::debug!(peer = %req.peer(), "inbound request not handled yet");
+use bunker_manifest::{DiskId, DiskInfo, DiskState};
+use bunker_net::{InboundRequest, PeerId, Reply};
+
+use crate::node::{now, Inner};
+
+pub(crate) use allocation::Capacity;
+
+/// What the hosting side keeps between requests.
+#[derive(Default)]
+pub(crate) struct HostState {
+    /// Serialises admission: the capacity check and the contract insert are
+    /// one step, so two proposals at once cannot both take the last space.
+    admission: tokio::sync::Mutex<()>,
+    /// Serialises snapshot writes (one owner's newer version replaces the older).
+    snapshots: tokio::sync::Mutex<()>,
+    /// The manifest's disk row for the store root (hosted objects name it).
+    disk: tokio::sync::OnceCell<DiskId>,
+}
+
+/// Answers one request from a peer.
+pub(crate) async fn handle(inner: &Arc<Inner>, req: InboundRequest) {
+    let limits = inner.net.limits().clone();
+    match req {
+        InboundRequest::Offer { peer, request, reply } => {
+            answer(limits.offer.timeout, "offer", peer, reply, contracts::offer(inner, peer, request)).await
+        }
+        InboundRequest::Contract { peer, proposal, reply } => {
+            answer(limits.contract.timeout, "contract", peer, reply, contracts::contract(inner, peer, proposal)).await
+        }
+        InboundRequest::Release { peer, request, reply } => {
+            answer(limits.release.timeout, "release", peer, reply, contracts::release(inner, peer, request)).await
+        }
+        InboundRequest::Audit { peer, challenge, reply } => {
+            answer(limits.audit.timeout, "audit", peer, reply, audit::audit(inner, peer, challenge)).await
+        }
+        InboundRequest::Manifest { peer, request, reply } => {
+            answer(limits.manifest.timeout, "manifest", peer, reply, snapshots::manifest(inner, peer, request)).await
+        }
+        InboundRequest::Recover { peer, request, reply } => {
+            let fut = crate::recovery::answer_recover(inner, peer, request);
+            answer(limits.recover.timeout, "recover", peer, reply, fut).await
+        }
+        InboundRequest::Store(store) => transfer::store(inner, store).await,
+        InboundRequest::Fetch(fetch) => transfer::fetch(inner, fetch).await,
+        other => tracing::debug!(peer = %other.peer(), "request of a kind this engine does not answer"),
+    }
+}
+
+/// Computes an answer within a little less than the protocol's timeout and
+/// sends it; an answer that is late is dropped (the peer's request fails
+/// now instead of waiting out its own timeout).
+async fn answer<R>(limit: Duration, what: &'static str, peer: PeerId, reply: Reply<R>, work: impl Future<Output = R>) {
+    let within = limit.mul_f64(0.8);
+    match tokio::time::timeout(within, work).await {
+        Ok(response) => {
+            if reply.send(response).await.is_err() {
+                tracing::debug!(%peer, what, "network stopped before the answer went out");
+            }
+        }
+        Err(_) => tracing::warn!(%peer, what, ?within, "request not answered in time; dropped"),
+    }
+}
+
+/// The manifest's disk row for the store root, created on first use.
+pub(crate) async fn store_disk(inner: &Arc<Inner>) -> Result<DiskId, String> {
+    inner
+        .host
+        .disk
+        .get_or_try_init(|| async {
+            let (total, free) = inner.objects.fs_bytes().map_err(|e| format!("store root: {e}"))?;
+            let info = DiskInfo {
+                uuid: format!("store:{}", blake3::hash(inner.objects.root().as_os_str().as_encoded_bytes()).to_hex()),
+                label: "object store".into(),
+                mount_path: inner.objects.root().display().to_string(),
+                total_bytes: total,
+                free_bytes: free,
+                reserved_bytes: inner.config.hosting.safety_margin_bytes,
+                state: DiskState::Active,
+                seen_at: now(),
+            };
+            inner.db.call(move |m| m.upsert_disk(&info)).await.map_err(|e| e.to_string())
+        })
+        .await
+        .copied()
+}
+
+/// Hosting capacity as the allocation policy sees it now.
+pub(crate) async fn capacity(inner: &Arc<Inner>) -> Result<Capacity, String> {
+    let free = inner.objects.free_bytes().map_err(|e| format!("store root: {e}"))?;
+    inner.db.call(move |m| Capacity::load(m, free)).await.map_err(|e| e.to_string())
 }
