@@ -21,3 +21,8 @@ install -D -m 0644 "$src/60-bunker.rules" "$dest/usr/lib/udev/rules.d/60-bunker.
 install -D -m 0644 "$src/bunker-growroot.service" "$dest/usr/lib/systemd/system/bunker-growroot.service"
 install -D -m 0755 "$src/growroot" "$dest/usr/lib/bunker/growroot"
 install -D -m 0644 "$src/80-bunker.preset" "$dest/usr/lib/systemd/system-preset/80-bunker.preset"
+# Mounting adopted USB data disks (root helper; the daemon keeps no capability).
+install -D -m 0644 "$src/bunker-mount.service" "$dest/usr/lib/systemd/system/bunker-mount.service"
+install -D -m 0644 "$src/bunker-mount.path" "$dest/usr/lib/systemd/system/bunker-mount.path"
+install -D -m 0755 "$src/bunker-mount" "$dest/usr/lib/bunker/bunker-mount"
+install -D -m 0644 "$src/61-bunker-mount.rules" "$dest/usr/lib/udev/rules.d/61-bunker-mount.rules"

@@ -37,7 +37,8 @@ cp /usr/bin/touch "$stage/usr/bin/touch"
 # 1. The unit, as systemd parses it. Any line at all (warning, unknown key,
 #    missing executable) is a failure: systemd only warns about mistakes
 #    that silently turn hardening off.
-out="$(SYSTEMD_LOG_COLOR=0 systemd-analyze verify --root="$stage" bunker.service bunker-growroot.service 2>&1)" \
+out="$(SYSTEMD_LOG_COLOR=0 systemd-analyze verify --root="$stage" bunker.service bunker-growroot.service \
+    bunker-mount.service bunker-mount.path 2>&1)" \
     || fail "systemd-analyze verify failed: $out"
 if [ -n "$out" ]; then
     printf '%s\n' "$out" >&2

@@ -11,70 +11,17 @@ mod common;
 
 use std::io::Write;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use bunker_disks::adopt::can_mount;
 use bunker_disks::{
     adopt, discovery, AdoptError, Confirmation, DiskState, Disks, ReservePolicy, Roots,
 };
-use common::{usb_disk, FakeMachine};
+use common::{mounted_at, usb_disk, FakeMachine, Loop, Unmount};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 const IMG_BYTES: u64 = 64 << 20;
-
-/// A loop device over an image file, detached on drop.
-struct Loop {
-    dev: PathBuf,
-    devnum: (u32, u32),
-}
-
-impl Loop {
-    fn attach(img: &Path) -> Result<Loop, String> {
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(img)
-            .output()
-            .map_err(|e| format!("losetup: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "losetup: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        let name = dev.file_name().unwrap().to_string_lossy().into_owned();
-        let devnum =
-            std::fs::read_to_string(format!("/sys/block/{name}/dev")).map_err(|e| e.to_string())?;
-        let (a, b) = devnum.trim().split_once(':').unwrap();
-        Ok(Loop {
-            dev,
-            devnum: (a.parse().unwrap(), b.parse().unwrap()),
-        })
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
-    }
-}
-
-/// Unmounts (lazily) whatever is still mounted at the path on drop.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        while umount2(&self.0, MntFlags::MNT_DETACH).is_ok() {}
-    }
-}
-
-fn mounted_at(path: &Path) -> Option<bunker_disks::mountinfo::Mount> {
-    bunker_disks::mountinfo::read(Path::new("/proc/self/mountinfo"))
-        .into_iter()
-        .rev()
-        .find(|m| m.mount_point == path)
-}
 
 /// Presents the loop device as USB disk `sdz`.
 fn plug(m: &FakeMachine, lp: &Loop) {

@@ -7,7 +7,10 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use std::process::Command;
+
 use bunker_disks::Roots;
+use nix::mount::{umount2, MntFlags};
 
 pub struct FakeMachine {
     pub dir: tempfile::TempDir,
@@ -165,4 +168,57 @@ pub fn usb_disk<'a>(name: &'a str, minor: u32, model: &'a str, sectors: u64) -> 
         head: None,
         partitions: Vec::new(),
     }
+}
+
+/// A loop device over an image file, detached on drop.
+pub struct Loop {
+    pub dev: PathBuf,
+    pub devnum: (u32, u32),
+}
+
+impl Loop {
+    pub fn attach(img: &Path) -> Result<Loop, String> {
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(img)
+            .output()
+            .map_err(|e| format!("losetup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "losetup: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let name = dev.file_name().unwrap().to_string_lossy().into_owned();
+        let devnum =
+            std::fs::read_to_string(format!("/sys/block/{name}/dev")).map_err(|e| e.to_string())?;
+        let (a, b) = devnum.trim().split_once(':').unwrap();
+        Ok(Loop {
+            dev,
+            devnum: (a.parse().unwrap(), b.parse().unwrap()),
+        })
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
+}
+
+/// Unmounts (lazily) whatever is still mounted at the path on drop.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        while umount2(&self.0, MntFlags::MNT_DETACH).is_ok() {}
+    }
+}
+
+pub fn mounted_at(path: &Path) -> Option<bunker_disks::mountinfo::Mount> {
+    bunker_disks::mountinfo::read(Path::new("/proc/self/mountinfo"))
+        .into_iter()
+        .rev()
+        .find(|m| m.mount_point == path)
 }
