@@ -46,6 +46,101 @@ pub struct Config {
     /// The front panel: OLED, buttons and status LED.
     #[serde(default)]
     pub panel: PanelSettings,
+    /// Where sealed objects (own copies, hosted objects) live.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// What this box asks of owners who store on it.
+    #[serde(default)]
+    pub hosting: HostingConfig,
+    /// The Lightning wallet that pays hosts and is paid for hosting.
+    #[serde(default)]
+    pub ln: LnSettings,
+}
+
+impl Config {
+    /// The directory sealed objects live in: `storage.root`, or
+    /// `DATA_DIR/store` when it is empty.
+    pub fn store_root(&self) -> PathBuf {
+        if self.storage.root.as_os_str().is_empty() {
+            self.data_dir.join("store")
+        } else {
+            self.storage.root.clone()
+        }
+    }
+
+    /// The engine's settings, from the keys that concern it.
+    pub fn node_config(&self) -> bunker_node::NodeConfig {
+        let mut node = bunker_node::NodeConfig::new(self.store_root());
+        node.audit_interval = self.intervals.audit;
+        node.full_check_interval = self.intervals.full_check;
+        node.settle_interval = self.intervals.settle;
+        node.repair_after_failures = self.intervals.repair_after_failures;
+        node.hosting.price_msat_per_gib_day = self.hosting.price_msat_per_gib_day;
+        node.hosting.retrieval_msat_per_gib = self.hosting.retrieval_msat_per_gib;
+        node.hosting.price_floor_msat_per_gib_day = self.hosting.price_floor_msat_per_gib_day;
+        node.hosting.safety_margin_bytes = self.reserves.safety_margin.0;
+        node.hosting.max_hosted_bytes = self.hosting.max_hosted.0.map(|s| s.0);
+        node
+    }
+
+    /// Lightning's settings: `None` when `ln.chain = "none"` (Lightning off).
+    /// Its state lives in `DATA_DIR/ln`.
+    pub fn ln_config(&self) -> Option<bunker_ln::LnConfig> {
+        let chain = self.ln.chain.0.clone()?;
+        let mut ln = bunker_ln::LnConfig::new(self.data_dir.join("ln"), self.ln.network, chain);
+        ln.listen = self.ln.listen.clone();
+        ln.settle_threshold_msat = self.ln.settle_threshold_msat;
+        Some(ln)
+    }
+}
+
+/// Where sealed objects live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory of sealed objects (local copies, objects hosted for peers).
+    /// Empty: `DATA_DIR/store`. On the appliance: the adopted USB data disk,
+    /// never the SD card.
+    #[serde(default)]
+    pub root: PathBuf,
+}
+
+/// What this box asks of owners who store on it (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostingConfig {
+    /// Our asking price for storage, msat per GiB per day.
+    #[serde(default = "default_price")]
+    pub price_msat_per_gib_day: u64,
+    /// Our price to hand back a whole object (full checks, recoveries), msat per GiB.
+    #[serde(default = "default_retrieval_price")]
+    pub retrieval_msat_per_gib: u64,
+    /// Paid requests below this price per GiB-day are refused.
+    #[serde(default = "default_price_floor")]
+    pub price_floor_msat_per_gib_day: u64,
+    /// Upper bound on what is offered to peers in total; empty: all free
+    /// space beyond the reserves.
+    #[serde(default)]
+    pub max_hosted: OptionalSize,
+}
+
+/// Lightning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LnSettings {
+    /// `bitcoin`, `testnet`, `signet` or `regtest`; must match the chain source.
+    #[serde(default = "default_ln_network")]
+    pub network: bunker_ln::Network,
+    /// `none` (Lightning off), `esplora:<url>`, `electrum:<url>` or
+    /// `bitcoind:<user>:<password>@<host>:<port>`.
+    #[serde(default)]
+    pub chain: ChainSetting,
+    /// Where to accept Lightning peers (`host:port`); empty: none.
+    #[serde(default)]
+    pub listen: Vec<SocketAddr>,
+    /// Settle what a contract is owed once it reaches this many msat.
+    #[serde(default = "default_settle_threshold")]
+    pub settle_threshold_msat: u64,
 }
 
 /// Which front panel the daemon drives.
@@ -110,9 +205,16 @@ pub struct NetConfig {
     /// libp2p listen addresses (TCP and QUIC on port 4001 by default).
     #[serde(default = "default_listen")]
     pub listen: Vec<Multiaddr>,
-    /// Peers to contact first, with their `/p2p/<PeerId>` suffix.
+    /// Peers to contact first, with their `/p2p/<PeerId>` suffix. The
+    /// daemon keeps a connection to each of them.
     #[serde(default)]
     pub bootstrap: Vec<Multiaddr>,
+    /// Find other boxes on the LAN by mDNS (multicast on every interface).
+    #[serde(default = "default_true")]
+    pub mdns: bool,
+    /// Ask the home router for a port mapping by UPnP.
+    #[serde(default = "default_true")]
+    pub upnp: bool,
 }
 
 /// How often background work runs. Each interval is randomised per object
@@ -129,6 +231,14 @@ pub struct Intervals {
     /// Wait this long after the last manifest change before replicating it.
     #[serde(default = "default_manifest_debounce", with = "duration")]
     pub manifest_debounce: Duration,
+    /// Look at what is owed to hosts this often and pay what passed the
+    /// settle threshold.
+    #[serde(default = "default_settle", with = "duration")]
+    pub settle: Duration,
+    /// Failed audits in a row after which a replica counts as lost and is
+    /// replaced.
+    #[serde(default = "default_repair_after_failures")]
+    pub repair_after_failures: u32,
 }
 
 /// Space kept back from what is offered to peers.
@@ -182,6 +292,30 @@ fn default_manifest_debounce() -> Duration {
 fn default_safety_margin() -> ByteSize {
     ByteSize(2 << 30)
 }
+fn default_true() -> bool {
+    true
+}
+fn default_settle() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_repair_after_failures() -> u32 {
+    3
+}
+fn default_price() -> u64 {
+    10_000
+}
+fn default_retrieval_price() -> u64 {
+    100_000
+}
+fn default_price_floor() -> u64 {
+    1_000
+}
+fn default_ln_network() -> bunker_ln::Network {
+    bunker_ln::Network::Bitcoin
+}
+fn default_settle_threshold() -> u64 {
+    bunker_ln::config::default_settle_threshold_msat()
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -193,6 +327,29 @@ impl Default for Config {
             intervals: Intervals::default(),
             reserves: Reserves::default(),
             panel: PanelSettings::default(),
+            storage: StorageConfig::default(),
+            hosting: HostingConfig::default(),
+            ln: LnSettings::default(),
+        }
+    }
+}
+impl Default for HostingConfig {
+    fn default() -> Self {
+        HostingConfig {
+            price_msat_per_gib_day: default_price(),
+            retrieval_msat_per_gib: default_retrieval_price(),
+            price_floor_msat_per_gib_day: default_price_floor(),
+            max_hosted: OptionalSize(None),
+        }
+    }
+}
+impl Default for LnSettings {
+    fn default() -> Self {
+        LnSettings {
+            network: default_ln_network(),
+            chain: ChainSetting(None),
+            listen: Vec::new(),
+            settle_threshold_msat: default_settle_threshold(),
         }
     }
 }
@@ -215,7 +372,7 @@ impl Default for WebConfig {
 }
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig { listen: default_listen(), bootstrap: Vec::new() }
+        NetConfig { listen: default_listen(), bootstrap: Vec::new(), mdns: true, upnp: true }
     }
 }
 impl Default for Intervals {
@@ -224,6 +381,8 @@ impl Default for Intervals {
             audit: default_audit(),
             full_check: default_full_check(),
             manifest_debounce: default_manifest_debounce(),
+            settle: default_settle(),
+            repair_after_failures: default_repair_after_failures(),
         }
     }
 }
@@ -520,6 +679,120 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A size or nothing: `""` (no limit) or a size such as `"50 GiB"`.
+/// Written as text either way, so the key exists in the defaults (and
+/// `--print-config` shows it) even when unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OptionalSize(pub Option<ByteSize>);
+
+impl Serialize for OptionalSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(size) => s.collect_str(&size),
+            None => s.serialize_str(""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OptionalSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected \"\" (no limit), a size such as \"50 GiB\" or a number of bytes")
+        })? {
+            Raw::Int(n) => Ok(OptionalSize(Some(ByteSize(n)))),
+            Raw::Text(s) if s.trim().is_empty() => Ok(OptionalSize(None)),
+            Raw::Text(s) => s.parse().map(|b| OptionalSize(Some(b))).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Where Lightning learns about the chain, as one line of text:
+/// `none`, `esplora:<url>`, `electrum:<url>` or
+/// `bitcoind:<user>:<password>@<host>:<port>`. `None` is Lightning off.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ChainSetting(pub Option<bunker_ln::ChainSource>);
+
+impl fmt::Debug for ChainSetting {
+    // bunker_ln::ChainSource's Debug hides the RPC password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            None => f.write_str("none"),
+            Some(source) => write!(f, "{source:?}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ChainSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        use bunker_ln::ChainSource;
+        let s = s.trim();
+        let form = "write none, esplora:<url>, electrum:<url> or bitcoind:<user>:<password>@<host>:<port>";
+        if s == "none" {
+            return Ok(ChainSetting(None));
+        }
+        let (kind, rest) = s.split_once(':').ok_or_else(|| format!("{s:?} is not a chain source: {form}"))?;
+        let source = match kind {
+            "esplora" | "electrum" if rest.is_empty() => return Err(format!("{kind}: the URL is missing: {form}")),
+            "esplora" => ChainSource::Esplora { url: rest.to_string() },
+            "electrum" => ChainSource::Electrum { url: rest.to_string() },
+            "bitcoind" => {
+                let bad = || "bitcoind: write bitcoind:<user>:<password>@<host>:<port>".to_string();
+                let (creds, at) = rest.rsplit_once('@').ok_or_else(bad)?;
+                let (user, password) = creds.split_once(':').ok_or_else(bad)?;
+                let (host, port) = at.rsplit_once(':').ok_or_else(bad)?;
+                let port: u16 = port.parse().map_err(|_| format!("bitcoind: port {port:?} is not a port number"))?;
+                if user.is_empty() || host.is_empty() {
+                    return Err(bad());
+                }
+                ChainSource::BitcoindRpc {
+                    host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+                    port,
+                    user: user.to_string(),
+                    password: password.to_string(),
+                }
+            }
+            other => return Err(format!("unknown chain source kind {other:?}: {form}")),
+        };
+        Ok(ChainSetting(Some(source)))
+    }
+}
+
+impl fmt::Display for ChainSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use bunker_ln::ChainSource;
+        match &self.0 {
+            None => f.write_str("none"),
+            Some(ChainSource::Esplora { url }) => write!(f, "esplora:{url}"),
+            Some(ChainSource::Electrum { url }) => write!(f, "electrum:{url}"),
+            Some(ChainSource::BitcoindRpc { host, port, user, password }) => {
+                let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+                write!(f, "bitcoind:{user}:{password}@{host}:{port}")
+            }
+        }
+    }
+}
+
+impl Serialize for ChainSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChainSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected text such as \"none\" or \"esplora:<url>\""))?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Durations written as `"90s"`, `"1h"`, `"30d"`, `"1h 30m"`.
 mod duration {
     use std::time::Duration;
@@ -670,6 +943,67 @@ mod tests {
         assert!(msg.contains("`panel.backend`") && msg.contains("simulator"), "{msg}");
         let msg = load_text("[panel]\ni2c_address = 300\n").unwrap_err().to_string();
         assert!(msg.contains("`panel.i2c_address`"), "{msg}");
+    }
+
+    #[test]
+    fn engine_keys_reach_the_node_and_lightning_configs() {
+        let cfg = load_text(
+            "data_dir = \"/srv/b\"\n[intervals]\nsettle = \"30s\"\nrepair_after_failures = 5\naudit = \"2s\"\n\
+             [hosting]\nprice_msat_per_gib_day = 7\nmax_hosted = \"50 GiB\"\n\
+             [ln]\nnetwork = \"regtest\"\nchain = \"bitcoind:u:p@127.0.0.1:18443\"\nlisten = [\"127.0.0.1:9735\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.store_root(), PathBuf::from("/srv/b/store"));
+        let node = cfg.node_config();
+        assert_eq!(node.store_root, PathBuf::from("/srv/b/store"));
+        assert_eq!(node.settle_interval, Duration::from_secs(30));
+        assert_eq!(node.audit_interval, Duration::from_secs(2));
+        assert_eq!(node.repair_after_failures, 5);
+        assert_eq!(node.hosting.price_msat_per_gib_day, 7);
+        assert_eq!(node.hosting.max_hosted_bytes, Some(50 << 30));
+        assert_eq!(node.hosting.safety_margin_bytes, 2 << 30);
+        let ln = cfg.ln_config().expect("a chain source turns Lightning on");
+        assert_eq!(ln.data_dir, PathBuf::from("/srv/b/ln"));
+        assert_eq!(ln.network, bunker_ln::Network::Regtest);
+        assert_eq!(
+            ln.chain,
+            bunker_ln::ChainSource::BitcoindRpc { host: "127.0.0.1".into(), port: 18443, user: "u".into(), password: "p".into() }
+        );
+        assert_eq!(ln.listen, vec!["127.0.0.1:9735".parse().unwrap()]);
+        // The password never shows in Debug output (log lines).
+        assert!(!format!("{cfg:?}").contains(":p@"), "{cfg:?}");
+
+        let cfg = load_text("[storage]\nroot = \"/mnt/disk1/bunker\"\n").unwrap();
+        assert_eq!(cfg.node_config().store_root, PathBuf::from("/mnt/disk1/bunker"));
+        assert_eq!(cfg.node_config().hosting.max_hosted_bytes, None);
+        assert!(cfg.ln_config().is_none(), "chain = none is Lightning off");
+    }
+
+    #[test]
+    fn chain_sources_parse_print_and_refuse_nonsense() {
+        for text in ["none", "esplora:https://blockstream.info/api", "electrum:ssl://e.example:50002", "bitcoind:u:p:w@h:1"] {
+            let parsed: ChainSetting = text.parse().unwrap();
+            assert_eq!(parsed.to_string(), text);
+        }
+        let bitcoind: ChainSetting = "bitcoind:u:p:w@h:1".parse().unwrap();
+        assert!(matches!(bitcoind.0, Some(bunker_ln::ChainSource::BitcoindRpc { ref password, .. }) if password == "p:w"));
+        for (text, key) in [
+            ("[ln]\nchain = \"bitcoind:u@h:1\"\n", "ln.chain"),
+            ("[ln]\nchain = \"bitcoind:u:p@h:port\"\n", "ln.chain"),
+            ("[ln]\nchain = \"esplora:\"\n", "ln.chain"),
+            ("[ln]\nchain = \"lnd:x\"\n", "ln.chain"),
+            ("[ln]\nnetwork = \"mainnet\"\n", "ln.network"),
+            ("[ln]\nlisten = [\"nowhere\"]\n", "ln.listen"),
+            ("[hosting]\nmax_hosted = \"lots\"\n", "hosting.max_hosted"),
+            ("[intervals]\nrepair_after_failures = -1\n", "intervals.repair_after_failures"),
+            ("[intervals]\nsettle = \"0s\"\n", "intervals.settle"),
+        ] {
+            let msg = load_text(text).unwrap_err().to_string();
+            assert!(msg.contains(&format!("`{key}")) && msg.contains("bunker.toml"), "{text:?}: {msg}");
+        }
+        let env = [("BUNKER_LN_CHAIN".to_string(), "esplora:http://127.0.0.1:3002".to_string())];
+        let cfg = load(None, env, &Overrides::default()).unwrap();
+        assert_eq!(cfg.ln.chain.to_string(), "esplora:http://127.0.0.1:3002");
     }
 
     #[test]
