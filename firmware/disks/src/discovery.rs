@@ -154,7 +154,7 @@ pub fn scan(roots: &Roots) -> Result<Vec<BlockDevice>, DiscoveryError> {
                 };
                 let dev_path = roots.dev.join(&cname);
                 partitions.push(Partition {
-                    filesystem: filesystem_of(&dev_path, &cname, &by_uuid),
+                    filesystem: filesystem_of(roots, &dev_path, &cname, cdev, &by_uuid),
                     name: cname,
                     dev_path,
                     devnum: cdev,
@@ -167,7 +167,7 @@ pub fn scan(roots: &Roots) -> Result<Vec<BlockDevice>, DiscoveryError> {
         // A partitioned disk's first sectors hold the partition table, not a
         // file system; only an unpartitioned one is read whole.
         let filesystem = if partitions.is_empty() {
-            filesystem_of(&dev_path, &name, &by_uuid)
+            filesystem_of(roots, &dev_path, &name, dev, &by_uuid)
         } else {
             None
         };
@@ -224,23 +224,63 @@ fn sectors_to_bytes(dir: &Path) -> u64 {
         .map_or(0, |s| s.saturating_mul(512))
 }
 
-/// The superblock when readable; else the UUID udev published under
-/// `/dev/disk/by-uuid` (type unknown), so a disk is still recognised when the
-/// daemon may not read the raw device.
-fn filesystem_of(dev_path: &Path, name: &str, by_uuid: &[(String, String)]) -> Option<Filesystem> {
-    match superblock::read_ext(dev_path) {
+/// The superblock when readable; else what udev learned (its database in
+/// `/run/udev/data`, readable by anyone); else the UUID udev published
+/// under `/dev/disk/by-uuid` (type unknown). A disk is still recognised when
+/// the daemon may not read the raw device.
+fn filesystem_of(
+    roots: &Roots,
+    dev_path: &Path,
+    name: &str,
+    devnum: DevNum,
+    by_uuid: &[(String, String)],
+) -> Option<Filesystem> {
+    // Read, the superblock has the last word on ext: a stale udev record
+    // must not turn a wiped disk back into a Bunker disk.
+    let readable_not_ext = match superblock::read_ext(dev_path) {
         Ok(Some(fs)) => return Some(fs),
-        Ok(None) => {}
-        Err(e) => tracing::debug!(dev = %dev_path.display(), error = %e, "superblock unreadable"),
-    }
-    by_uuid
-        .iter()
-        .find(|(_, n)| n == name)
-        .map(|(uuid, _)| Filesystem {
-            kind: "other".into(),
-            uuid: uuid.clone(),
-            label: String::new(),
-        })
+        Ok(None) => true,
+        Err(e) => {
+            tracing::debug!(dev = %dev_path.display(), error = %e, "superblock unreadable");
+            false
+        }
+    };
+    let found = udev_filesystem(roots, devnum).or_else(|| {
+        by_uuid
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(uuid, _)| Filesystem {
+                kind: "other".into(),
+                uuid: uuid.clone(),
+                label: String::new(),
+            })
+    });
+    found.map(|mut fs| {
+        if readable_not_ext {
+            fs.kind = "other".into();
+        }
+        fs
+    })
+}
+
+/// `ID_FS_TYPE`, `ID_FS_UUID` and `ID_FS_LABEL` from udev's record of the
+/// device (`E:KEY=VALUE` lines in `/run/udev/data/bMAJ:MIN`).
+fn udev_filesystem(roots: &Roots, devnum: DevNum) -> Option<Filesystem> {
+    let text = read_attr(&roots.run.join(format!("udev/data/b{devnum}")))?;
+    let get = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("E:"))
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=').map(str::to_string))
+    };
+    let uuid = get("ID_FS_UUID").filter(|u| !u.is_empty())?;
+    Some(Filesystem {
+        kind: match get("ID_FS_TYPE").as_deref() {
+            Some(t @ ("ext4" | "ext3" | "ext2")) => t.to_string(),
+            _ => "other".into(),
+        },
+        uuid,
+        label: get("ID_FS_LABEL").unwrap_or_default(),
+    })
 }
 
 /// `(uuid, kernel name)` pairs from the `/dev/disk/by-uuid` symlinks.

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The roots of sysfs, the device directory and procfs.
+/// The roots of sysfs, the device directory, procfs and /run (udev's database).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roots {
     /// sysfs, normally `/sys`.
@@ -15,24 +15,28 @@ pub struct Roots {
     pub dev: PathBuf,
     /// procfs, normally `/proc`.
     pub proc: PathBuf,
+    /// normally `/run`: udev's database of what it learned about each device.
+    pub run: PathBuf,
 }
 
 impl Roots {
-    /// The running machine's `/sys`, `/dev` and `/proc`.
+    /// The running machine's `/sys`, `/dev`, `/proc` and `/run`.
     pub fn system() -> Roots {
         Roots {
             sys: PathBuf::from("/sys"),
             dev: PathBuf::from("/dev"),
             proc: PathBuf::from("/proc"),
+            run: PathBuf::from("/run"),
         }
     }
 
-    /// `dir/sys`, `dir/dev` and `dir/proc`: a fake machine for tests.
+    /// `dir/sys`, `dir/dev`, `dir/proc` and `dir/run`: a fake machine for tests.
     pub fn under(dir: &Path) -> Roots {
         Roots {
             sys: dir.join("sys"),
             dev: dir.join("dev"),
             proc: dir.join("proc"),
+            run: dir.join("run"),
         }
     }
 

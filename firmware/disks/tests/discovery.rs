@@ -305,3 +305,33 @@ fn superblock_reading_agrees_with_blkid_on_a_real_ext4() {
     assert_eq!(fs.kind, blkid("TYPE"));
     assert!(fs.is_bunker());
 }
+
+#[test]
+fn an_unreadable_disk_is_recognised_from_udevs_record() {
+    // Without read access to the raw device (here: its node cannot be
+    // opened), udev's database still tells the file system.
+    let m = FakeMachine::new();
+    m.add_disk(&usb_disk("sdc", 32, "Elements", 1_000_000));
+    let node = m.roots.dev.join("sdc");
+    std::fs::remove_file(&node).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/sdc", &node).unwrap();
+    m.write(
+        "run/udev/data/b8:32",
+        "S:disk/by-uuid/0d0e0a0d-0000-4000-8000-00000000beef\nE:ID_BUS=usb\nE:ID_FS_TYPE=ext4\nE:ID_FS_UUID=0d0e0a0d-0000-4000-8000-00000000beef\nE:ID_FS_LABEL=bunker-data\nG:systemd\n",
+    );
+    let d = discovery::find(&m.roots, "sdc").unwrap().unwrap();
+    let (_, _, fs) = d
+        .bunker_filesystem()
+        .expect("bunker disk from udev's record");
+    assert_eq!(fs.uuid, "0d0e0a0d-0000-4000-8000-00000000beef");
+
+    // Readable and not ext (wiped): the superblock wins over a stale record.
+    std::fs::remove_file(&node).unwrap();
+    std::fs::write(&node, [0u8; 4096]).unwrap();
+    let d = discovery::find(&m.roots, "sdc").unwrap().unwrap();
+    assert!(d.bunker_filesystem().is_none());
+    assert_eq!(
+        d.filesystem.as_ref().map(|f| f.kind.as_str()),
+        Some("other")
+    );
+}
