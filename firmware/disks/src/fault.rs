@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nix::errno::Errno;
 
@@ -43,7 +44,13 @@ impl Fault {
 
 /// A switch shared between a test and the code that writes to a disk.
 #[derive(Debug, Clone, Default)]
-pub struct FaultHook(Arc<Mutex<Option<Fault>>>);
+pub struct FaultHook(Arc<Mutex<State>>);
+
+#[derive(Debug, Default)]
+struct State {
+    fault: Option<Fault>,
+    stall: Option<Duration>,
+}
 
 impl FaultHook {
     /// A hook with no fault set.
@@ -53,30 +60,41 @@ impl FaultHook {
 
     /// From now on, writes fail with `fault`.
     pub fn set(&self, fault: Fault) {
-        *self.lock() = Some(fault);
+        self.lock().fault = Some(fault);
     }
 
-    /// From now on, writes go through.
+    /// From now on, each write first hangs for `d`, as on a USB bridge that
+    /// stopped answering.
+    pub fn set_stall(&self, d: Duration) {
+        self.lock().stall = Some(d);
+    }
+
+    /// From now on, writes go through at once.
     pub fn clear(&self) {
-        *self.lock() = None;
+        *self.lock() = State::default();
     }
 
     /// The fault in force.
     pub fn current(&self) -> Option<Fault> {
-        *self.lock()
+        self.lock().fault
     }
 
-    /// `Err` with the fault's errno while one is set.
+    /// Hangs for the stall if one is set, then `Err` with the fault's errno
+    /// while one is set.
     pub fn check(&self) -> io::Result<()> {
+        let stall = self.lock().stall;
+        if let Some(d) = stall {
+            std::thread::sleep(d);
+        }
         match self.current() {
             Some(f) => Err(f.to_io_error()),
             None => Ok(()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Fault>> {
-        // A panicking test thread must not wedge the others: the value is a
-        // plain Option, always valid.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panicking test thread must not wedge the others: the state is
+        // plain values, always valid.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

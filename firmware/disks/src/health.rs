@@ -12,7 +12,8 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 use crate::fault::{FaultHook, FaultyWriter};
 use crate::mountinfo::{DevNum, Mount};
 
-/// Name of the file the probe writes at the top of a disk.
+/// Name prefix of the file the probe writes at the top of a disk; each probe
+/// has its own name, so a probe left hanging by a timeout never meets the next.
 pub const PROBE_FILE: &str = ".bunker-probe";
 /// Bytes the probe writes: one page, negligible wear even once a minute.
 const PROBE_LEN: usize = 4096;
@@ -282,7 +283,9 @@ pub(crate) fn probe(input: &ProbeInput) -> ProbeResult {
 /// Writes, syncs, reads back and removes one page: proves the disk takes
 /// and returns data now, not just that the kernel still lists it.
 fn write_probe(dir: &Path, hook: &FaultHook) -> io::Result<()> {
-    let p = dir.join(PROBE_FILE);
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = dir.join(format!("{PROBE_FILE}.{}.{n}", std::process::id()));
     let pattern: Vec<u8> = (0..PROBE_LEN).map(|i| (i % 251) as u8).collect();
     let result = (|| {
         hook.check()?;

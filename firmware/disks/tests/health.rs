@@ -188,3 +188,23 @@ fn a_vanished_directory_is_missing() {
     disks.probe().unwrap();
     assert_eq!(disks.get(&id).unwrap().state, DiskState::Active);
 }
+
+#[test]
+fn a_disk_that_stops_answering_is_failing_after_the_probe_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut disks, id) = store(dir.path());
+    disks.set_probe_timeout(std::time::Duration::from_millis(300));
+    let hook = disks.get(&id).unwrap().fault_hook().clone();
+    hook.set_stall(std::time::Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let changes = disks.probe().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "did not wait for the hung write"
+    );
+    assert_eq!(changes[0].to, DiskState::Failing);
+    let err = disks.get(&id).unwrap().last_error.clone().unwrap();
+    assert!(err.contains("did not answer within"), "{err}");
+    hook.clear();
+    assert_eq!(disks.probe().unwrap()[0].to, DiskState::Active);
+}
