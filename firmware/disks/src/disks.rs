@@ -54,6 +54,7 @@ pub struct Disks {
 
 impl Disks {
     /// The adopted disks (every `DATA_ROOT/disks/UUID` directory), probed.
+    /// Disks adopted later are taken in by [`Disks::probe`].
     /// `reserve` is kept free on each.
     pub fn scan(
         roots: &Roots,
@@ -67,27 +68,32 @@ impl Disks {
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             disks: Vec::new(),
         };
-        let dir = data_root.join("disks");
-        let mut found = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if e.path().is_dir() && looks_like_uuid(&name) {
-                    found.push(name);
-                }
-            }
-        }
-        found.sort();
         let devices = discovery::scan(roots)?;
-        for uuid in found {
-            let label = device_with_uuid(&devices, &uuid)
-                .map(|(d, _)| d.display_name())
-                .unwrap_or_else(|| uuid.clone());
-            let path = adopt::mount_path_for(data_root, &uuid);
-            disks.disks.push(DataDisk::new(uuid, label, path, true));
-        }
         disks.probe_with(&devices);
         Ok(disks)
+    }
+
+    /// Takes in disks adopted since the last look: every UUID-named
+    /// directory under `DATA_ROOT/disks` (made by [`crate::adopt()`]).
+    fn take_in_adopted(&mut self, devices: &[BlockDevice]) {
+        let Ok(rd) = std::fs::read_dir(self.data_root.join("disks")) else {
+            return;
+        };
+        let mut found: Vec<String> = rd
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| looks_like_uuid(n) && !self.disks.iter().any(|d| &d.id == n))
+            .collect();
+        found.sort();
+        for uuid in found {
+            let label = device_with_uuid(devices, &uuid)
+                .map(|(d, _)| d.display_name())
+                .unwrap_or_else(|| uuid.clone());
+            let path = adopt::mount_path_for(&self.data_root, &uuid);
+            tracing::info!(disk = %uuid, "adopted data disk taken in");
+            self.disks.push(DataDisk::new(uuid, label, path, true));
+        }
     }
 
     /// Adds a plain directory as a data place (e.g. `DATA_DIR/store` before
@@ -112,7 +118,9 @@ impl Disks {
         self.probe_timeout = t;
     }
 
-    /// Looks at every disk again; mounts adopted disks that came back (when
+    /// Looks at every disk again, taking in disks adopted since the last
+    /// look (state changes from Missing, the state of a disk not yet
+    /// probed); mounts adopted disks that came back (when
     /// this process may mount; else the bunker-mount helper does). Returns
     /// the changes, which the caller logs, records in MANIFEST.db and
     /// turns into policy (a full disk takes no new contracts).
@@ -122,6 +130,7 @@ impl Disks {
     }
 
     fn probe_with(&mut self, devices: &[BlockDevice]) -> Vec<StateChange> {
+        self.take_in_adopted(devices);
         let mut mounts = mountinfo::read(&self.roots.mountinfo());
         // A pulled disk leaves its mount behind with the device gone; a disk
         // that came back is mounted again where it belongs. Both need

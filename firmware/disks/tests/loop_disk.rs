@@ -68,6 +68,13 @@ fn loop_disk_adopted_filled_read_only_yanked_and_back_with_files_intact() {
     plug(&m, &lp);
     let data_root = tmp.path().join("data");
 
+    let reserve = ReservePolicy {
+        min_bytes: 1 << 20,
+        percent: 0,
+    };
+    let mut early = Disks::scan(&roots, &data_root, reserve).expect("scan before adoption");
+    assert!(early.disks().is_empty());
+
     // 1. Adoption: only with the confirmation discovery's words make.
     let d = discovery::find(&roots, "sdz")
         .unwrap()
@@ -112,10 +119,17 @@ fn loop_disk_adopted_filled_read_only_yanked_and_back_with_files_intact() {
     );
 
     // 2. Health: active, not on the system device; files go there.
-    let reserve = ReservePolicy {
-        min_bytes: 1 << 20,
-        percent: 0,
-    };
+    let changes = early.probe().unwrap();
+    assert_eq!(
+        changes.len(),
+        1,
+        "a set made before adoption takes the disk in"
+    );
+    assert_eq!(
+        (changes[0].disk.as_str(), changes[0].to),
+        (adopted.uuid.as_str(), DiskState::Active)
+    );
+    drop(early);
     let mut disks = Disks::scan(&roots, &data_root, reserve).expect("scan");
     assert_eq!(disks.disks().len(), 1);
     let disk = disks.get(&adopted.uuid).expect("the adopted disk").clone();
