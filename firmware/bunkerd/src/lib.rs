@@ -8,3 +8,4 @@ pub mod data_dir;
 pub mod front_panel;
 pub mod local_api;
 pub mod logging;
+pub mod restore;

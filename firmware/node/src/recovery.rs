@@ -120,6 +120,8 @@ pub struct RestoreReport {
     pub from: Option<String>,
     /// Every candidate and what it gave.
     pub holders: Vec<HolderOutcome>,
+    /// Holders the DHT named (provider records under our provider key).
+    pub dht_holders: u32,
     /// Files in the manifest.
     pub files: u64,
     /// Local copies recorded but not on this box's disk, now marked absent.
@@ -176,7 +178,7 @@ fn set(progress: &watch::Sender<RestoreProgress>, f: impl FnOnce(&mut RestorePro
 /// Peers that may hold our snapshot: the kit's holders (their addresses are
 /// added to the swarm), the DHT's providers, holders and peers the local
 /// manifest knows, and connected peers. Ourselves excluded.
-async fn gather(inner: &Inner, kit: Option<&RecoveryKit>, warnings: &mut Vec<String>) -> Vec<PeerId> {
+async fn gather(inner: &Inner, kit: Option<&RecoveryKit>, warnings: &mut Vec<String>) -> (Vec<PeerId>, u32) {
     let me = inner.peer_id();
     let mut out = Vec::new();
     let mut seen = HashSet::from([me]);
@@ -200,9 +202,11 @@ async fn gather(inner: &Inner, kit: Option<&RecoveryKit>, warnings: &mut Vec<Str
     if let Err(e) = tokio::time::timeout(DHT_TIMEOUT, inner.net.bootstrap()).await.unwrap_or(Ok(())) {
         tracing::info!(error = %e, "DHT bootstrap before the manifest lookup failed");
     }
+    let mut dht = 0;
     match tokio::time::timeout(DHT_TIMEOUT, inner.net.get_providers(key)).await {
         Ok(Ok(providers)) => {
             tracing::info!(count = providers.len(), "manifest holders found in the DHT");
+            dht = providers.iter().filter(|p| **p != me).count() as u32;
             for p in providers {
                 if seen.insert(p) {
                     out.push(p);
@@ -226,7 +230,7 @@ async fn gather(inner: &Inner, kit: Option<&RecoveryKit>, warnings: &mut Vec<Str
             }
         }
     }
-    out
+    (out, dht)
 }
 
 /// Fetches and checks one holder's snapshot.
@@ -432,7 +436,7 @@ impl Node {
             p.stage = RestoreStage::FindingHolders;
             p.message = "looking for the holders of this box's manifest".into();
         });
-        let peers = gather(inner, kit.as_ref(), &mut warnings).await;
+        let (peers, dht_holders) = gather(inner, kit.as_ref(), &mut warnings).await;
         set(progress, |p| {
             p.holders_found = peers.len() as u32;
             p.stage = RestoreStage::FetchingManifest;
@@ -567,6 +571,7 @@ impl Node {
             imported: imported.is_some(),
             from: imported.map(|(p, _)| p.to_base58()),
             holders: outcomes,
+            dht_holders,
             files,
             local_copies_absent: absent,
             files_restored: restored,
