@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::DbError;
 use crate::node::{now, Inner, Node};
+use crate::workers::{jittered, Worker};
 
 /// Context string of the provider-key derivation. Changing it orphans every
 /// snapshot already announced: never edit it.
@@ -405,24 +406,19 @@ pub(crate) async fn audit_holders(
     Ok((audits, needs_round, own))
 }
 
-/// Jitter of ±50% around `d`, so peers cannot predict audits.
-fn jittered(d: Duration) -> Duration {
-    let f: f64 = 0.5 + rand::random::<f64>();
-    d.mul_f64(f)
-}
-
 /// The background loop: snapshot after changes (debounced, bounded by
 /// `max_delay`), at least every `refresh`, holder audits every
 /// `audit_interval`. Started once per engine by `workers::spawn_all`.
 pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let w = Worker::new(&inner, "manifest");
+        w.set_state("waiting for manifest changes");
         let cfg = settings(&inner);
         let tick = (cfg.debounce / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
-        let mut stop = inner.stop.clone();
         let mut seen = match inner.db.call(|m| m.total_changes()).await {
             Ok(n) => n,
             Err(e) => {
-                tracing::error!(error = %e, "manifest replication cannot read the manifest; not running");
+                w.set_error(format!("cannot read the manifest; replication not running: {e}"));
                 return;
             }
         };
@@ -435,14 +431,7 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
         let mut retry_at: Option<Instant> = None;
         let mut next_audit = start + jittered(cfg.audit_interval);
         let mut unreachable: HashMap<PeerId, u32> = HashMap::new();
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(tick) => {}
-                _ = stop.changed() => break,
-            }
-            if *stop.borrow() {
-                break;
-            }
+        while w.sleep(&inner, tick).await {
             let t = Instant::now();
             match inner.db.call(|m| m.total_changes()).await {
                 Ok(n) if n != seen => {
@@ -451,19 +440,23 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
                     dirty_since.get_or_insert(t);
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "manifest replication: reading the change count failed"),
+                Err(e) => w.set_error(format!("reading the change count failed: {e}")),
             }
             if t >= next_audit {
                 next_audit = t + jittered(cfg.audit_interval);
+                let _permit = inner.workers.throttle().background().await;
+                w.set_state("auditing the holders of our manifest");
                 match audit_holders(&inner, &mut unreachable, cfg.unreachable_limit).await {
-                    Ok((_, needs_round, own)) => {
+                    Ok((audits, needs_round, own)) => {
                         seen += own;
+                        let passed = audits.iter().filter(|a| a.outcome == "passed").count();
+                        w.done(format!("{passed} of {} manifest holders passed their audit", audits.len()));
                         if needs_round {
                             dirty_since.get_or_insert(t);
-                            last_change = t - cfg.debounce;
+                            last_change = t.checked_sub(cfg.debounce).unwrap_or(t);
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "manifest holder audit failed"),
+                    Err(e) => w.set_error(format!("manifest holder audit failed: {e}")),
                 }
             }
             let due_change = dirty_since
@@ -473,23 +466,38 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
             if !(due_change || due_refresh) || !may_retry {
                 continue;
             }
+            let _permit = inner.workers.throttle().background().await;
+            w.set_state("sending a manifest snapshot");
             match replicate_once(&inner, cfg.holders).await {
                 Ok((report, own)) => {
                     seen += own;
                     dirty_since = None;
                     last_round = Some(Instant::now());
-                    retry_at = if report.stored.is_empty() { Some(Instant::now() + cfg.debounce.max(tick)) } else { None };
+                    if report.stored.is_empty() {
+                        retry_at = Some(Instant::now() + cfg.debounce.max(tick));
+                        w.set_error(format!("manifest snapshot {} reached no holder; retrying", report.version));
+                    } else {
+                        retry_at = None;
+                        w.done(format!(
+                            "manifest snapshot {} held by {} of {} wanted peers",
+                            report.version,
+                            report.stored.len(),
+                            cfg.holders
+                        ));
+                    }
                 }
                 Err(ReplicationError::Empty) => {
                     dirty_since = None;
                     last_round = Some(Instant::now());
+                    w.done("manifest empty: nothing to replicate yet");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "manifest replication round failed; retrying later");
                     retry_at = Some(Instant::now() + cfg.debounce.max(tick));
+                    w.set_error(format!("manifest replication round failed; retrying: {e}"));
                 }
             }
         }
+        w.set_state("stopped");
     })
 }
 
