@@ -291,6 +291,9 @@ impl Cluster {
     /// started it).
     pub async fn lightning(&self, i: usize) -> Arc<Lightning> {
         let node = self.boxes[i].node.clone();
+        if let Some(ln) = node.lightning() {
+            return ln;
+        }
         wait_until(&format!("box {i} Lightning running"), SETUP_TIMEOUT, || {
             let node = node.clone();
             async move { node.lightning().ok_or_else(|| "Node::lightning() is None".to_string()) }
@@ -335,43 +338,57 @@ impl Cluster {
                 .unwrap_or_else(|e| panic!("box {i}: {e}"))
             })
             .await;
+            tracing::info!(target: "bunker_tests", "box {i}: {want} sat on-chain");
         }
+        // One at a time: ldk-node can pick the same coin for two funding
+        // transactions built before either is broadcast (seen here: of three
+        // channels opened together, one never confirmed).
         let mut ids = Vec::new();
         for c in channels {
             let (from, to) = (Arc::clone(&lns[c.from]), Arc::clone(&lns[c.to]));
             let addr = self.boxes[c.to].ln_addr.expect("Lightning address");
             let c = *c;
+            let (f, t) = (Arc::clone(&from), Arc::clone(&to));
             let id = blocking(move || {
-                from.open_channel(to.node_id(), addr, c.sat, Some(c.push_msat))
+                f.open_channel(t.node_id(), addr, c.sat, Some(c.push_msat))
                     .unwrap_or_else(|e| panic!("box {} cannot open a channel to box {}: {e}", c.from, c.to))
             })
             .await;
-            ids.push(id);
-        }
-        let start = Instant::now();
-        loop {
-            let chain2 = Arc::clone(&chain);
-            blocking(move || chain2.mine(1).expect("mine")).await;
-            for ln in &lns {
-                let ln = Arc::clone(ln);
-                let _ = blocking(move || ln.sync()).await; // a failed round is retried by the loop
-            }
-            let pending: Vec<String> = channels
-                .iter()
-                .zip(&ids)
-                .filter(|(c, id)| {
-                    let a = lns[c.from].channels().into_iter().any(|s| s.user_channel_id == **id && s.usable);
-                    let peer = lns[c.from].node_id().to_string();
-                    let b = lns[c.to].channels().into_iter().any(|s| s.counterparty == peer && s.usable);
-                    !(a && b)
+            let start = Instant::now();
+            loop {
+                let (chain2, f, t) = (Arc::clone(&chain), Arc::clone(&from), Arc::clone(&to));
+                let usable = blocking(move || {
+                    chain2.mine(1).expect("mine");
+                    let _ = f.sync(); // a failed round is retried by the loop
+                    let _ = t.sync();
+                    let peer = f.node_id().to_string();
+                    let a = f.channels().into_iter().any(|s| s.user_channel_id == id && s.usable);
+                    let b = t.channels().into_iter().any(|s| s.counterparty == peer && s.usable);
+                    a && b
                 })
-                .map(|(c, _)| format!("{}→{}", c.from, c.to))
-                .collect();
-            if pending.is_empty() {
-                break;
+                .await;
+                if usable {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < SETUP_TIMEOUT,
+                    "channel {}→{} not usable after {:?}: funder sees {:?}, peer sees {:?}",
+                    c.from,
+                    c.to,
+                    start.elapsed(),
+                    from.channels(),
+                    to.channels()
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
             }
-            assert!(start.elapsed() < SETUP_TIMEOUT, "channels not usable after {:?}: {pending:?}", start.elapsed());
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            ids.push(id);
+            tracing::info!(target: "bunker_tests", "channel {}→{} of {} sat usable after {:.1} s", c.from, c.to, c.sat, start.elapsed().as_secs_f64());
+        }
+        // Every node at the tip before anyone pays (a node that lags builds
+        // HTLCs its peer rejects as expiring too soon).
+        for ln in &lns {
+            let ln = Arc::clone(ln);
+            blocking(move || ln.wait_until("wallet sync", SETUP_TIMEOUT, || ln.sync().ok()).expect("wallet sync")).await;
         }
         for (c, id) in channels.iter().zip(ids) {
             let from = self.channel(c.from, c.to).await.expect("channel from");
