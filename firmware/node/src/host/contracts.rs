@@ -67,6 +67,16 @@ fn check_terms(inner: &Inner, peer: &PeerId, t: &ContractTerms, owner_signature:
             t.object_bytes
         ));
     }
+    // An audit answer carries one sealed segment and its proof (≤ 1 KiB):
+    // segments too big for our audit responses could never be proven.
+    let audit_room = inner.net.limits().audit.max_response.saturating_sub(2048);
+    if t.segment_size as usize + bunker_core::format::TAG_LEN > audit_room {
+        return Err(format!(
+            "segments of {} bytes are too large to audit through this box (at most {} bytes)",
+            t.segment_size,
+            audit_room - bunker_core::format::TAG_LEN
+        ));
+    }
     let max = inner.net.limits().max_object_bytes;
     if t.object_bytes > max {
         return Err(format!("object of {} bytes is over this box's limit of {max} bytes", t.object_bytes));
@@ -157,6 +167,7 @@ pub(crate) async fn contract(inner: &Arc<Inner>, peer: PeerId, proposal: Contrac
         .await;
     match inserted {
         Ok(Ok(())) => {
+            inner.host.note_accepted(peer, t.object_bytes, t.swap);
             tracing::info!(%peer, contract = %hex::encode(id.0), bytes = t.object_bytes, swap = t.swap, "contract accepted");
             ContractAnswer::Accepted { host_signature }
         }
@@ -208,6 +219,7 @@ pub(crate) async fn release(inner: &Arc<Inner>, peer: PeerId, request: ReleaseRe
         .await;
     match removed {
         Ok(()) => {
+            inner.host.forget_capacity();
             tracing::info!(%peer, contract = %hex::encode(id.0), "contract released");
             ReleaseResponse::Released
         }

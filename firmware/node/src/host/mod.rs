@@ -23,7 +23,7 @@ mod transfer;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bunker_manifest::{DiskId, DiskInfo, DiskState};
 use bunker_net::{InboundRequest, PeerId, Reply};
@@ -42,6 +42,44 @@ pub(crate) struct HostState {
     snapshots: tokio::sync::Mutex<()>,
     /// The manifest's disk row for the store root (hosted objects name it).
     disk: tokio::sync::OnceCell<DiskId>,
+    /// The contract side of [`Capacity`], kept current by our own accepts
+    /// and stores and reloaded from MANIFEST.db every [`CAPACITY_TTL`]:
+    /// reading 10 000 contracts for every offer would not do on a Pi.
+    capacity: std::sync::Mutex<Option<(Instant, Capacity)>>,
+}
+
+/// Longest a cached capacity is used before it is read from MANIFEST.db
+/// again (the owner side adds swap contracts we keep for nobody else).
+const CAPACITY_TTL: Duration = Duration::from_secs(10);
+
+impl HostState {
+    fn cached(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Capacity)>> {
+        self.capacity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A contract was accepted: its bytes are promised.
+    pub(crate) fn note_accepted(&self, peer: PeerId, bytes: u64, swap: bool) {
+        if let Some((_, cap)) = self.cached().as_mut() {
+            cap.committed_bytes = cap.committed_bytes.saturating_add(bytes);
+            cap.pending_bytes = cap.pending_bytes.saturating_add(bytes);
+            if swap {
+                let b = cap.swaps.entry(peer).or_default();
+                b.ours_for_them = b.ours_for_them.saturating_add(bytes);
+            }
+        }
+    }
+
+    /// A promised object arrived: its bytes are on disk now.
+    pub(crate) fn note_stored(&self, bytes: u64) {
+        if let Some((_, cap)) = self.cached().as_mut() {
+            cap.pending_bytes = cap.pending_bytes.saturating_sub(bytes);
+        }
+    }
+
+    /// Contracts ended: read everything again next time.
+    pub(crate) fn forget_capacity(&self) {
+        *self.cached() = None;
+    }
 }
 
 /// Answers one request from a peer.
@@ -114,5 +152,12 @@ pub(crate) async fn store_disk(inner: &Arc<Inner>) -> Result<DiskId, String> {
 /// Hosting capacity as the allocation policy sees it now.
 pub(crate) async fn capacity(inner: &Arc<Inner>) -> Result<Capacity, String> {
     let free = inner.objects.free_bytes().map_err(|e| format!("store root: {e}"))?;
-    inner.db.call(move |m| Capacity::load(m, free)).await.map_err(|e| e.to_string())
+    if let Some((at, cap)) = inner.host.cached().as_ref() {
+        if at.elapsed() < CAPACITY_TTL {
+            return Ok(Capacity { free_bytes: free, ..cap.clone() });
+        }
+    }
+    let cap = inner.db.call(move |m| Capacity::load(m, free)).await.map_err(|e| e.to_string())?;
+    *inner.host.cached() = Some((Instant::now(), cap.clone()));
+    Ok(cap)
 }

@@ -168,7 +168,8 @@ async fn receive(inner: &Arc<Inner>, plan: &StorePlan, body: &mut IncomingObject
         created_at: now(),
     };
     match inner.db.call(move |m| m.insert_hosted_object(&record)).await {
-        Ok(_) | Err(crate::error::DbError::Query(QueryError::AlreadyExists { .. })) => {}
+        Ok(_) => inner.host.note_stored(plan.total_len),
+        Err(crate::error::DbError::Query(QueryError::AlreadyExists { .. })) => {}
         Err(e) => {
             tracing::error!(error = %e, "stored object could not be recorded; removing it");
             let (i, name) = (Arc::clone(inner), plan.name.clone());
