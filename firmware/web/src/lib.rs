@@ -32,6 +32,7 @@ mod admin;
 mod api;
 mod assets;
 mod console;
+pub mod engine_api;
 pub mod error;
 mod guard;
 pub mod panel;
@@ -52,6 +53,7 @@ use axum::Json;
 
 pub use admin::{Admin, AdminOptions, SeedWords, SetupStage, QUIZ_WORDS};
 pub use console::{redact_settings, with_console};
+pub use engine_api::{with_engine, EngineApi};
 pub use axum::serve::Listener;
 pub use axum::Router;
 pub use error::ApiError;
@@ -112,6 +114,8 @@ pub fn admin_router(admin: Arc<Admin>, status: Arc<dyn StatusSource>) -> Router 
         .fallback(assets::serve)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::host_and_origin))
         .layer(axum::middleware::from_fn(guard::time_limit))
+        // After the layers above: it brings its own checks and time limits.
+        .merge(engine_api::admin_routes(state.clone()))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -125,6 +129,7 @@ pub fn local_api_router(admin: Arc<Admin>, status: Arc<dyn StatusSource>) -> Rou
         .route("/api/status", get(local_status))
         .route("/api/pairing-code", get(pairing_code))
         .route("/healthz", get(healthz))
+        .merge(engine_api::local_routes())
         .with_state(state)
 }
 
