@@ -53,6 +53,17 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
+/// The `--set` flags that keep a test box's swarm on loopback: a random
+/// TCP port on 127.0.0.1, no multicast discovery, no router port mapping.
+pub const LOOPBACK_NET: [&str; 6] = [
+    "--set",
+    "net.listen=[\"/ip4/127.0.0.1/tcp/0\"]",
+    "--set",
+    "net.mdns=false",
+    "--set",
+    "net.upnp=false",
+];
+
 /// A running `bunkerd`.
 pub struct BoxProcess {
     child: Child,
@@ -65,7 +76,9 @@ pub struct BoxProcess {
 
 impl BoxProcess {
     /// Starts `bunkerd --data-dir DIR --web-addr 127.0.0.1:<free>` plus
-    /// `extra` args, and waits until `/healthz` answers.
+    /// `extra` args, and waits until `/healthz` answers. Its swarm listens
+    /// on a random loopback port without mDNS or UPnP ([`LOOPBACK_NET`]),
+    /// so boxes of parallel tests never meet; `extra` can override it.
     pub fn start(data_dir: &Path, extra: &[&str]) -> BoxProcess {
         Self::start_with_env(data_dir, extra, &[])
     }
@@ -78,6 +91,7 @@ impl BoxProcess {
             .arg(data_dir)
             .arg("--web-addr")
             .arg(web_addr.to_string())
+            .args(LOOPBACK_NET)
             .args(extra)
             .env_remove("BUNKER_CONFIG")
             .env("RUST_LOG", "info")

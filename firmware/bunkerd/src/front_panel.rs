@@ -136,10 +136,16 @@ impl PanelControl for FrontPanel {
     }
 }
 
-/// What the box knows today, as the panel shows it. Stored, hosted, peers
-/// and sats are zero because this daemon stores, hosts and pays nothing
-/// yet; they fill in as the engine lands.
-pub fn snapshot(pairing_code: Option<String>, web_addr: SocketAddr, data_dir: &Path, stopping: bool) -> PanelStatus {
+/// What the box knows, as the panel shows it: `engine` is the engine's
+/// status and Lightning balance (sat) when it answered; without it peers,
+/// stored and hosted bytes show as zero.
+pub fn snapshot(
+    pairing_code: Option<String>,
+    web_addr: SocketAddr,
+    data_dir: &Path,
+    engine: Option<&(bunker_node::views::NodeStatus, Option<u64>)>,
+    stopping: bool,
+) -> PanelStatus {
     let ip = lan_ipv4();
     let url_host = match web_addr.ip() {
         a if a.is_unspecified() => ip.map(IpAddr::V4).unwrap_or(IpAddr::from([127, 0, 0, 1])),
@@ -162,8 +168,23 @@ pub fn snapshot(pairing_code: Option<String>, web_addr: SocketAddr, data_dir: &P
     } else {
         BoxState::Healthy
     };
+    let (peers, stored_bytes, hosted_bytes, audit_success, sats) = match engine {
+        Some((st, sats)) => (
+            st.connected_peers,
+            st.stored_bytes,
+            st.hosted_bytes,
+            (st.audits_total_24h > 0).then(|| st.audits_passed_24h as f64 / st.audits_total_24h as f64),
+            sats.unwrap_or(0),
+        ),
+        None => (0, 0, 0, None, 0),
+    };
     PanelStatus {
         state,
+        peers,
+        stored_bytes,
+        hosted_bytes,
+        audit_success,
+        sats,
         network: Some(NetworkInfo {
             ip: ip.map_or_else(|| "no network".to_string(), |ip| ip.to_string()),
             admin_url: format!("http://{}/", SocketAddr::new(url_host, web_addr.port())),

@@ -19,6 +19,8 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use tokio::sync::watch;
 
+mod engine;
+
 /// How long a clean shutdown may take before the daemon stops waiting for
 /// open connections (systemd's own stop timeout is longer).
 /// Why the daemon stops when the owner confirmed a shutdown on the panel.
@@ -201,6 +203,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the local API socket {}", socket_path.display()))?;
     restrict_to_owner(&socket_path)?;
 
+    let node = engine::start(&cfg, dir.path(), seed, &keys).await?;
+    tracing::info!(store = %cfg.store_root().display(), "storage engine started");
+    let engine_api = bunker_web::EngineApi {
+        node: node.clone(),
+        store_root: cfg.store_root(),
+        scratch_dir: dir.path().to_owned(),
+    };
+
     // The panel's shutdown (confirmed by a long press) stops the daemon like a signal.
     let (panel_shutdown_tx, mut panel_shutdown) = tokio::sync::mpsc::channel::<()>(1);
     let panel = FrontPanel::start(&cfg.panel, dir.path(), move || {
@@ -210,19 +220,33 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut local_router = bunker_web::local_api_router(admin.clone(), status.clone());
     let panel_feed = panel.as_ref().map(|panel| {
         local_router = local_router.clone().merge(bunker_web::panel_router(panel.clone() as Arc<dyn PanelControl>));
-        let (panel, admin, data_dir) = (panel.clone(), admin.clone(), dir.path().to_owned());
+        let (panel, admin, data_dir, node) = (panel.clone(), admin.clone(), dir.path().to_owned(), node.clone());
         tokio::spawn(async move {
             loop {
-                panel.show(front_panel::snapshot(admin.pairing_code(), web_addr, &data_dir, false));
+                let figures = engine::panel_figures(&node).await;
+                panel.show(front_panel::snapshot(admin.pairing_code(), web_addr, &data_dir, figures.as_ref(), false));
                 tokio::time::sleep(front_panel::REFRESH).await;
             }
         })
     });
+    let local_router = bunker_web::with_engine(local_router, engine_api.clone());
+    let settings = match serde_json::to_value(&cfg) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot show the settings on the admin page");
+            None
+        }
+    };
+    let admin_router = bunker_web::with_console(
+        bunker_web::with_engine(bunker_web::admin_router(admin.clone(), status.clone()), engine_api),
+        panel.clone().map(|p| p as Arc<dyn PanelControl>),
+        settings,
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let web_server =
-        tokio::spawn(serve_admin(web, bunker_web::admin_router(admin.clone(), status.clone()), stop_rx.clone()));
+    let web_server = tokio::spawn(serve_admin(web, admin_router, stop_rx.clone()));
     let local_server = tokio::spawn(serve(local, local_router, stop_rx.clone()));
+    let bootstrap = engine::keep_connected(node.net().clone(), &cfg, stop_rx.clone());
 
     tracing::info!(url = %format!("http://{web_addr}"), socket = %socket_path.display(), version = env!("CARGO_PKG_VERSION"), "bunkerd is ready");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -242,15 +266,17 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         watchdog.abort();
     }
     if let Some(panel) = &panel {
-        panel.show(front_panel::snapshot(None, web_addr, dir.path(), true));
+        panel.show(front_panel::snapshot(None, web_addr, dir.path(), None, true));
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+    bootstrap.abort();
+    // Requests in flight finish while the engine stops: both within the grace.
+    let drain = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = web_server.await;
         let _ = local_server.await;
-    })
-    .await;
+    });
+    let (drained, ()) = tokio::join!(drain, engine::stop(&node, SHUTDOWN_GRACE));
     if drained.is_err() {
         tracing::warn!("open connections did not close within {SHUTDOWN_GRACE:?}; stopping anyway");
     }
