@@ -492,6 +492,23 @@ impl Manifest {
         Ok(out)
     }
 
+    /// Active replicas whose last whole-object check (or placement, if never
+    /// checked) is at or before `before`, longest unchecked first, at most
+    /// `limit`. A scan of the active replicas: the full-check worker runs it
+    /// on its long interval only.
+    pub fn replicas_due_for_full_check(
+        &self,
+        before: UnixSecs,
+        limit: u32,
+    ) -> Result<Vec<Replica>, QueryError> {
+        let q = format!(
+            "SELECT {REPLICA_COLUMNS} FROM replicas r {REPLICA_JOINS} \
+             WHERE r.state = 'active' AND coalesce(r.last_full_check_at, r.created_at) <= ?1 \
+             ORDER BY coalesce(r.last_full_check_at, r.created_at), r.id LIMIT ?2"
+        );
+        query_replicas(self, &q, params![before, limit], "replicas due for a full check")
+    }
+
     /// Records an audit and updates the replica in one transaction: a pass
     /// resets the consecutive-failure count, anything else increments it.
     /// Returns the count after this audit, which the engine compares with K.

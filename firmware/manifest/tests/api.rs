@@ -772,3 +772,31 @@ fn placed_file_is_recorded_with_its_contracts_all_or_nothing() {
     let rid = m.add_replica_with_contract(id, &c3, &r3).unwrap();
     assert_eq!(m.replica(rid).unwrap().contract, Some(c3.id));
 }
+
+#[test]
+fn full_checks_fall_due_by_last_check_or_placement() {
+    let (_dir, mut m) = open_temp();
+    let host = peer(50);
+    let mut early = replica(0, host, 10);
+    early.created_at = 100;
+    let mut late = replica(1, host, 10);
+    late.created_at = 500;
+    let id = m.put_file(&file("/full/a", 1), &[early, late]).unwrap();
+    let due = m.replicas_due_for_full_check(200, 10).unwrap();
+    assert_eq!(due.iter().map(|r| r.index).collect::<Vec<_>>(), [0]);
+    let r0 = due[0].id;
+    m.record_audit(&AuditReport {
+        replica: r0,
+        at: 1000,
+        kind: AuditKind::Full,
+        segment: None,
+        outcome: AuditOutcome::Passed,
+        latency_ms: 5,
+        detail: String::new(),
+        next_audit_at: None,
+    })
+    .unwrap();
+    let due = m.replicas_due_for_full_check(600, 10).unwrap();
+    assert_eq!(due.iter().map(|r| r.index).collect::<Vec<_>>(), [1]);
+    assert_eq!(m.replicas_of(id).unwrap()[0].last_full_check_at, Some(1000));
+}

@@ -111,3 +111,10 @@ pub enum FileError {
     #[error(transparent)]
     Db(#[from] DbError),
 }
+
+impl FileError {
+    /// A copy could not be placed or made (raised redundancy, keep-local on).
+    pub(crate) fn placement(path: &str, reason: impl Into<String>) -> FileError {
+        FileError::Io { path: path.to_string(), reason: reason.into() }
+    }
+}

@@ -1,0 +1,185 @@
+//! Storing a new file: one read pass seals every copy (the keep-local one
+//! and one per peer replica, each under its own key), then each replica is
+//! placed under a signed contract, and the file, its replicas and their
+//! contracts are recorded in one transaction. A failed put leaves nothing:
+//! staging emptied, contracts released (or queued for release).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bunker_core::{FileId, Layout};
+use bunker_manifest::{FilePath, NewFile, NewReplica, QueryError, ReplicaState};
+
+use crate::config::Policy;
+use crate::error::{DbError, PutError};
+use crate::node::{now, Inner};
+use crate::objects::{local_name, Area};
+use crate::owner::bridge::async_to_blocking;
+use crate::owner::contracts::{record_unreleased, release_contract};
+use crate::owner::local::{local_copy, store_disk, LOCAL_REPLICA_INDEX};
+use crate::owner::placement::{candidates, place_one, Placed};
+use crate::owner::seal::{seal_fanout, SealFailure, Staged};
+use crate::owner::{policy, views};
+use crate::views::FileView;
+
+pub(crate) async fn put<R>(inner: &Arc<Inner>, path: &str, size: u64, policy: Policy, body: R) -> Result<FileView, PutError>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+{
+    policy::check(policy).map_err(PutError::Policy)?;
+    let file_path = FilePath::parse(path)?;
+    let probe = file_path.clone();
+    if inner.db.call(move |m| m.file(&probe)).await?.is_some() {
+        return Err(PutError::Exists(path.to_string()));
+    }
+    let io = |reason: String| PutError::Io { path: path.to_string(), reason };
+    let layout = Layout::new(size, inner.config.segment_size).map_err(|e| io(e.to_string()))?;
+    let file_id = FileId::random();
+    let mut indices: Vec<u32> = (0..u32::from(policy.copies)).collect();
+    if policy.keep_local {
+        indices.push(LOCAL_REPLICA_INDEX);
+    }
+
+    let mut reader = async_to_blocking(body);
+    let sealing = Arc::clone(inner);
+    let sealed = tokio::task::spawn_blocking(move || {
+        seal_fanout(&sealing.objects, &sealing.keys, file_id, layout, &indices, |fan| {
+            std::io::copy(&mut reader, fan).map(|_| ())
+        })
+    })
+    .await
+    .map_err(|e| io(format!("sealing task: {e}")))?;
+    let (staged, plaintext_blake3) = match sealed {
+        Ok(s) => s,
+        Err(SealFailure::Size { expected, got }) => {
+            return Err(PutError::SizeMismatch { path: path.to_string(), expected, got })
+        }
+        Err(e) => return Err(io(e.to_string())),
+    };
+    let (local, remote): (Vec<Staged>, Vec<Staged>) = staged.into_iter().partition(|s| s.index == LOCAL_REPLICA_INDEX);
+
+    let placed = match place_all(inner, layout, &remote, &HashSet::new()).await {
+        Ok(p) => p,
+        Err((placed, reason)) => {
+            undo(inner, &placed, &local, &remote, false).await;
+            return Err(PutError::Placement { placed: placed.len(), wanted: remote.len(), reason });
+        }
+    };
+
+    let at = now();
+    let disk = match (&local[..], policy.keep_local) {
+        ([_], true) => match store_disk(inner).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                undo(inner, &placed, &local, &remote, false).await;
+                return Err(io(format!("recording the local copy's disk: {e}")));
+            }
+        },
+        _ => None,
+    };
+    if let Some(l) = local.first() {
+        let mv = Arc::clone(inner);
+        let name = l.name.clone();
+        let moved = tokio::task::spawn_blocking(move || mv.objects.rename(Area::Staging, &name, Area::Local, &local_name(&file_id)))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        if let Err(e) = moved {
+            undo(inner, &placed, &local, &remote, false).await;
+            return Err(io(format!("keeping the local copy: {e}")));
+        }
+    }
+    let file = NewFile {
+        path: file_path.clone(),
+        object_id: file_id,
+        size,
+        plaintext_blake3,
+        segment_size: layout.segment_size(),
+        keep_local: policy.keep_local,
+        redundancy: policy.copies,
+        local: disk.map(|d| local_copy(d, &file_id)),
+        created_at: at,
+        modified_at: at,
+    };
+    let contracts: Vec<_> = placed.iter().map(|p| p.contract.clone()).collect();
+    let replicas: Vec<_> = placed.iter().map(|p| new_replica(inner, p, at)).collect();
+    let recorded = inner.db.call(move |m| m.put_file_with_contracts(&file, &contracts, &replicas)).await;
+    if let Err(e) = recorded {
+        undo(inner, &placed, &local, &remote, true).await;
+        return Err(match e {
+            DbError::Query(QueryError::AlreadyExists { what }) if what.starts_with("file ") => PutError::Exists(path.to_string()),
+            e => e.into(),
+        });
+    }
+    remove_staged(inner, &remote).await;
+    tracing::info!(path, size, copies = policy.copies, keep_local = policy.keep_local, "file stored");
+    views::file_view(inner, &file_path).await.map_err(PutError::Db)?.ok_or_else(|| io("recorded file vanished".into()))
+}
+
+/// The replica row for a placed copy, first audit scheduled.
+pub(crate) fn new_replica(inner: &Inner, p: &Placed, at: i64) -> NewReplica {
+    NewReplica {
+        index: p.index,
+        host: p.host,
+        root: p.root,
+        stored_size: p.sealed_len,
+        contract: Some(p.contract.id),
+        state: ReplicaState::Active,
+        next_audit_at: policy::next_due(at, inner.config.audit_interval),
+        created_at: at,
+    }
+}
+
+/// Places every staged replica on a distinct host (avoiding shared subnets
+/// while possible). On failure returns what was placed (to undo) and why.
+pub(crate) async fn place_all(
+    inner: &Arc<Inner>,
+    layout: Layout,
+    staged: &[Staged],
+    exclude: &HashSet<bunker_net::PeerId>,
+) -> Result<Vec<Placed>, (Vec<Placed>, String)> {
+    let mut placed = Vec::new();
+    if staged.is_empty() {
+        return Ok(placed);
+    }
+    let bytes = staged.iter().map(|s| s.sealed_len).max().unwrap_or(0);
+    let mut pool = candidates(inner, bytes, exclude).await;
+    let mut subnets = HashSet::new();
+    for s in staged {
+        match place_one(inner, layout, s, &mut pool, &mut subnets).await {
+            Ok(p) => placed.push(p),
+            Err(reasons) => return Err((placed, reasons.join("; "))),
+        }
+    }
+    Ok(placed)
+}
+
+/// Releases placed contracts (queueing those whose host is away) and empties staging.
+pub(crate) async fn undo(inner: &Arc<Inner>, placed: &[Placed], local: &[Staged], remote: &[Staged], local_moved: bool) {
+    for p in placed {
+        if let Err(e) = release_contract(inner, p.host, &p.contract.id).await {
+            record_unreleased(inner, p.contract.clone(), e).await;
+        }
+    }
+    remove_staged(inner, remote).await;
+    remove_staged(inner, local).await;
+    if local_moved {
+        if let Some(l) = local.first() {
+            let name = l.name.split('-').next().map(str::to_string).unwrap_or_default();
+            let objects = Arc::clone(inner);
+            let _ = tokio::task::spawn_blocking(move || objects.objects.remove(Area::Local, &name)).await;
+        }
+    }
+}
+
+/// Deletes staged objects (best effort: staging is emptied at start anyway).
+pub(crate) async fn remove_staged(inner: &Arc<Inner>, staged: &[Staged]) {
+    let names: Vec<String> = staged.iter().map(|s| s.name.clone()).collect();
+    let objects = Arc::clone(inner);
+    let _ = tokio::task::spawn_blocking(move || {
+        for n in names {
+            let _ = objects.objects.remove(Area::Staging, &n);
+        }
+    })
+    .await;
+}

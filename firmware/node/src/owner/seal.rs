@@ -1,0 +1,245 @@
+//! One read of the plaintext, many sealed replicas: the plaintext is cut in
+//! chunks that fan out to one [`Sealer`] per replica, each on its own thread
+//! and under its own key, writing into the object store's staging area. The
+//! plaintext blake3 is computed in the same pass. A file is read once
+//! whatever its number of copies, and memory stays a few chunks per replica.
+
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+
+use bunker_core::{FileId, Hash, Keys, Layout, ObjectId, Sealer};
+
+use crate::objects::{Area, ObjectStore};
+use crate::owner::bridge::CHUNK;
+
+/// Chunks queued per sealer: a slow replica holds the reader back instead
+/// of growing memory.
+const DEPTH: usize = 4;
+
+/// A sealed replica waiting in staging to be uploaded (or moved to the
+/// local area for the keep-local copy).
+#[derive(Debug, Clone)]
+pub(crate) struct Staged {
+    /// Replica index it was sealed under.
+    pub(crate) index: u32,
+    /// Its name in the staging area.
+    pub(crate) name: String,
+    /// Merkle root over its sealed segments.
+    pub(crate) root: Hash,
+    /// Sealed length.
+    pub(crate) sealed_len: u64,
+}
+
+/// Why sealing did not finish. Nothing stays in staging after it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SealFailure {
+    /// The plaintext was not the announced size.
+    #[error("expected {expected} bytes, got {got}")]
+    Size {
+        /// Announced.
+        expected: u64,
+        /// Read (when too long: as far as it was read).
+        got: u64,
+    },
+    /// Reading the plaintext failed (the uploader went away, a source replica broke).
+    #[error("reading the plaintext: {0}")]
+    Source(String),
+    /// Sealing or writing a replica failed.
+    #[error("sealing replica {index}: {reason}")]
+    Seal {
+        /// Replica index.
+        index: u32,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The staging name of replica `index` of `file_id`.
+pub(crate) fn staging_name(file_id: &FileId, index: u32) -> String {
+    format!("{file_id}-{index}")
+}
+
+/// The writing end the plaintext source feeds: hashes, counts, and hands
+/// each chunk to every sealer.
+pub(crate) struct FanOut {
+    senders: Vec<SyncSender<Arc<Vec<u8>>>>,
+    buf: Vec<u8>,
+    hasher: blake3::Hasher,
+    written: u64,
+    expected: u64,
+}
+
+impl FanOut {
+    fn send_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Arc::new(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        for tx in &self.senders {
+            tx.send(Arc::clone(&chunk))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "a sealer stopped"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for FanOut {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.written += data.len() as u64;
+        if self.written > self.expected {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, TooLong(self.written)));
+        }
+        self.hasher.update(data);
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send_buf()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Marker inside an io::Error: the source went past the announced size.
+#[derive(Debug)]
+struct TooLong(u64);
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "more than announced ({} bytes read)", self.0)
+    }
+}
+
+impl std::error::Error for TooLong {}
+
+/// The reading end one sealer pulls its plaintext from.
+struct FanReader {
+    rx: Receiver<Arc<Vec<u8>>>,
+    current: Arc<Vec<u8>>,
+    pos: usize,
+}
+
+impl Read for FanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Seals the plaintext `feed` writes, once per index in `indices`, into
+/// staging. Blocking: run it on the blocking pool. Returns the staged
+/// replicas (in `indices` order) and the plaintext blake3. On any failure
+/// nothing stays in staging.
+pub(crate) fn seal_fanout<F>(
+    objects: &ObjectStore,
+    keys: &Keys,
+    file_id: FileId,
+    layout: Layout,
+    indices: &[u32],
+    feed: F,
+) -> Result<(Vec<Staged>, Hash), SealFailure>
+where
+    F: FnOnce(&mut FanOut) -> io::Result<()>,
+{
+    let mut senders = Vec::with_capacity(indices.len());
+    let mut readers = Vec::with_capacity(indices.len());
+    for _ in indices {
+        let (tx, rx) = sync_channel(DEPTH);
+        senders.push(tx);
+        readers.push(FanReader { rx, current: Arc::new(Vec::new()), pos: 0 });
+    }
+    let mut fan = FanOut {
+        senders,
+        buf: Vec::with_capacity(CHUNK),
+        hasher: blake3::Hasher::new(),
+        written: 0,
+        expected: layout.size(),
+    };
+    let (fed, results) = std::thread::scope(|scope| {
+        let handles: Vec<_> = indices
+            .iter()
+            .zip(readers)
+            .map(|(&index, reader)| {
+                let key = keys.replica_key(&file_id, index);
+                scope.spawn(move || seal_one(objects, &key, file_id, index, layout, reader))
+            })
+            .collect();
+        let fed = feed(&mut fan).and_then(|()| fan.send_buf());
+        // Closing the channels tells each sealer the plaintext ended.
+        fan.senders.clear();
+        let results: Vec<_> = handles
+            .into_iter()
+            .zip(indices)
+            .map(|(h, &index)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(SealFailure::Seal { index, reason: "the sealing thread panicked".into() })
+                })
+            })
+            .collect();
+        (fed, results)
+    });
+    let staged: Vec<Staged> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    let cleanup = |staged: &[Staged]| {
+        for s in staged {
+            let _ = objects.remove(Area::Staging, &s.name);
+        }
+    };
+    if let Err(e) = fed {
+        cleanup(&staged);
+        if let Some(too_long) = e.get_ref().and_then(|inner| inner.downcast_ref::<TooLong>()) {
+            return Err(SealFailure::Size { expected: layout.size(), got: too_long.0 });
+        }
+        // A sealer that stopped explains itself better than the broken pipe.
+        if let Some(Err(failure)) = results.into_iter().find(|r| r.is_err()) {
+            return Err(failure);
+        }
+        return Err(SealFailure::Source(e.to_string()));
+    }
+    if fan.written != layout.size() {
+        cleanup(&staged);
+        return Err(SealFailure::Size { expected: layout.size(), got: fan.written });
+    }
+    if let Some(Err(_)) = results.iter().find(|r| r.is_err()) {
+        cleanup(&staged);
+        let failure = results.into_iter().find_map(|r| r.err());
+        return Err(failure.unwrap_or(SealFailure::Source("sealing failed".into())));
+    }
+    Ok((staged, *fan.hasher.finalize().as_bytes()))
+}
+
+fn seal_one(
+    objects: &ObjectStore,
+    key: &bunker_core::ReplicaKey,
+    file_id: FileId,
+    index: u32,
+    layout: Layout,
+    reader: FanReader,
+) -> Result<Staged, SealFailure> {
+    let fail = |reason: String| SealFailure::Seal { index, reason };
+    let name = staging_name(&file_id, index);
+    // A leftover from an interrupted attempt with this id cannot be ours to keep.
+    if objects.exists(Area::Staging, &name) {
+        let _ = objects.remove(Area::Staging, &name);
+    }
+    let mut writer = objects.create_sealed(Area::Staging, &name, layout).map_err(|e| fail(e.to_string()))?;
+    let sealer = Sealer::new(key, ObjectId { file_id, replica_index: index }, layout.size(), layout.segment_size())
+        .map_err(|e| fail(e.to_string()))?;
+    let (body, leaves) = writer.sealer_parts().ok_or_else(|| fail("staging writer does not take leaves".into()))?;
+    let descriptor = sealer.seal(reader, body, leaves).map_err(|e| fail(e.to_string()))?;
+    let root = writer.finish_expect(&descriptor.root).map_err(|e| fail(e.to_string()))?;
+    Ok(Staged { index, name, root, sealed_len: layout.sealed_size() })
+}
