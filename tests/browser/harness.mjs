@@ -61,11 +61,24 @@ function cleanEnv() {
 }
 
 /// Starts bunkerd on a fresh data dir; resolves once /healthz answers.
-export async function startBox() {
+/// Its libp2p side listens on a free loopback port, without mDNS or UPnP,
+/// so it meets only the boxes a test names (`bootstrap`: multiaddrs with
+/// /p2p/ ids; `set`: more `KEY=VALUE` config settings).
+export async function startBox({ bootstrap = [], set = [] } = {}) {
   const dataDir = await mkdtemp(path.join(tmpdir(), "bunker-browser-"));
   const port = await freePort();
+  const p2pPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(binary("bunkerd"), ["--data-dir", dataDir, "--web-addr", `127.0.0.1:${port}`], {
+  const p2pAddr = `/ip4/127.0.0.1/tcp/${p2pPort}`;
+  const settings = [
+    "net.mdns=false",
+    "net.upnp=false",
+    `net.listen=${JSON.stringify([p2pAddr])}`,
+    `net.bootstrap=${JSON.stringify(bootstrap)}`,
+    ...set,
+  ];
+  const args = ["--data-dir", dataDir, "--web-addr", `127.0.0.1:${port}`, ...settings.flatMap((kv) => ["--set", kv])];
+  const child = spawn(binary("bunkerd"), args, {
     env: cleanEnv(),
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -87,9 +100,13 @@ export async function startBox() {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  const peerId = log.match(/peer_id=(12D3KooW\w+)/)?.[1];
   return {
     url,
     dataDir,
+    peerId,
+    /// Where other boxes reach this one (with its PeerId).
+    p2pAddr: peerId ? `${p2pAddr}/p2p/${peerId}` : null,
     log: () => log,
     /// The pairing code as the owner reads it with the CLI (same as on the OLED).
     pairingCode: async () => (await run(binary("bunker"), ["--data-dir", dataDir, "pairing-code"])).trim(),

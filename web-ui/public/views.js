@@ -152,8 +152,14 @@ async function refreshDashboard() {
     setText("dash-spent", "not available yet");
   }
 
-  const wallet = await tryGet("/api/wallet", null);
-  setText("dash-balance", wallet ? formatSat(lightningSat(wallet.balances)) : "not available (Lightning is not running)");
+  let balance;
+  try {
+    balance = formatSat(lightningSat((await api("GET", "/api/wallet")).balances));
+  } catch (err) {
+    if (err.status === 401) throw err;
+    balance = err.status === 404 ? "not available yet" : `not available: ${err.message}`;
+  }
+  setText("dash-balance", balance);
   const payments = await tryGet("/api/payments?limit=1000", $("sats-na"));
   $("sats-chart").hidden = !payments;
   if (payments) drawSatsChart($("sats-chart"), payments);
@@ -210,10 +216,16 @@ async function refreshFiles() {
   try {
     listing = await api("GET", `/api/files?folder=${encodeURIComponent(folder)}`);
     $("files-error").hidden = true;
+    $("files-error").className = "error";
   } catch (err) {
     if (err.status === 401) throw err;
-    showError("files-error", err.status === 404 && /no such API/.test(err.message)
-      ? new Error("not available yet: this box's engine does not list files yet") : err);
+    if (err.status === 404 && /no such API/.test(err.message) || err.status === 503) {
+      notAvailable($("files-error"), err);
+      $("files-error").className = "na";
+    } else {
+      showError("files-error", err);
+      $("files-error").className = "error";
+    }
     fill("file-list", null, []);
     $("files-empty").hidden = true;
     return;
@@ -528,7 +540,8 @@ async function refreshWallet() {
   const settings = await tryGet("/api/settings", null);
   const ln = settings?.settings?.ln;
   const pairs = ln ? Object.entries(ln).filter(([k]) => /lsp|liquidity|chain|network|settle/.test(k)).map(([k, v]) => [settingLabel(k), settingValue(k, v)]) : [];
-  dl($("lsp-list"), pairs.length ? pairs : [["Liquidity provider", "not available yet"]]);
+  dl($("lsp-list"), pairs.length ? pairs
+    : [["Liquidity provider", settings ? "this box's settings name no liquidity provider" : "not available yet"]]);
 }
 
 async function showQr(figureId, text, label) {
@@ -611,7 +624,7 @@ async function refreshBackup() {
   const worker = node?.workers.find((w) => /manifest/.test(w.name));
   setText("manifest-replication", worker
     ? `${worker.state}${worker.last_error ? ` — last error: ${worker.last_error}` : ""}${worker.next_run_at ? ` · next run ${formatTime(worker.next_run_at)}` : ""}`
-    : "Not replicated yet: this box reports no copy of its database on other boxes.");
+    : "Not replicated yet, as far as this page can tell: the box does not report its database's copies on other boxes yet.");
 }
 
 // ---- settings ----
