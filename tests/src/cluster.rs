@@ -269,12 +269,22 @@ impl Cluster {
         for i in 0..boxes.len() {
             for j in (i + 1)..boxes.len() {
                 let (peer, addrs) = (boxes[j].peer_id, boxes[j].net_addrs.clone());
-                boxes[i]
-                    .node
-                    .net()
-                    .dial(peer, addrs)
-                    .await
-                    .unwrap_or_else(|e| panic!("box {i} cannot dial box {j}: {e}"));
+                let net = boxes[i].node.net().clone();
+                // A dial can be refused because the other side's dial to us is
+                // in progress (or done): connected either way is what counts.
+                wait_until(&format!("box {i} connected to box {j}"), Duration::from_secs(30), || {
+                    let (net, addrs) = (net.clone(), addrs.clone());
+                    async move {
+                        let dialed = net.dial(peer, addrs).await;
+                        let connected = net.peers().await.map_err(|e| e.to_string())?.connected;
+                        if connected.iter().any(|p| p.peer_id == peer.to_string()) {
+                            Ok(())
+                        } else {
+                            Err(format!("dial: {dialed:?}"))
+                        }
+                    }
+                })
+                .await;
             }
         }
         tracing::info!(target: "bunker_tests", "{} boxes up and dialed in {:.1} s", boxes.len(), t0.elapsed().as_secs_f64());
