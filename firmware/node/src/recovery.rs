@@ -24,7 +24,6 @@ use bunker_manifest::{inspect_snapshot, FolderPath, RecoveryKit};
 use bunker_net::{ManifestRequest, ManifestResponse, Multiaddr, PeerId, RecoverRequest, RecoverResponse};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use crate::config::Policy;
@@ -126,10 +125,9 @@ pub struct RestoreReport {
     pub files: u64,
     /// Local copies recorded but not on this box's disk, now marked absent.
     pub local_copies_absent: u64,
-    /// Locally kept files read back in full from replicas and verified.
+    /// Locally kept files whose local copy was made again from a replica
+    /// (read back in full and verified against the recorded blake3).
     pub files_restored: u64,
-    /// Of those, the ones whose local copy exists again.
-    pub local_copies_recreated: u64,
     /// Locally kept files that could not be fetched, with why (a later
     /// access retries from the replicas).
     pub files_failed: Vec<(String, String)>,
@@ -341,36 +339,11 @@ async fn mark_missing_local_copies(inner: &Arc<Inner>) -> Result<(u64, u64), DbE
         .await
 }
 
-/// Reads a file back in full through the engine's get path (falls back to
-/// replicas) and checks its length; a panic in the get path is a failure of
-/// that file, not of the restore.
-async fn read_back(inner: &Arc<Inner>, path: &str) -> Result<u64, String> {
-    let inner = Arc::clone(inner);
-    let path = path.to_string();
-    let task = tokio::spawn(async move {
-        let mut stream = crate::owner::get(&inner, &path).await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut n = 0u64;
-        loop {
-            let k = stream.body.read(&mut buf).await.map_err(|e| e.to_string())?;
-            if k == 0 {
-                break;
-            }
-            n += k as u64;
-        }
-        if n != stream.len {
-            return Err(format!("read {n} bytes, expected {}", stream.len));
-        }
-        Ok(n)
-    });
-    match task.await {
-        Ok(r) => r,
-        Err(e) => Err(format!("get path failed: {e}")),
-    }
-}
-
 /// Re-creates the local sealed copy of `path` through the owner's policy
-/// path (keep-local on a file without its copy makes one from a replica).
+/// path: keep-local on a file without its copy reads a replica (verified
+/// segment by segment and against the recorded plaintext blake3) and seals
+/// the local copy from it. A panic in that path is a failure of this file,
+/// not of the restore.
 async fn recreate_local(inner: &Arc<Inner>, path: &str, copies: u8) -> Result<bool, String> {
     let inner = Arc::clone(inner);
     let path = path.to_string();
@@ -547,18 +520,11 @@ impl Node {
             p.message = format!("fetching {} locally kept files back", keep_local.len());
         });
         let mut restored = 0;
-        let mut recreated = 0;
         let mut failed = Vec::new();
         for (path, copies) in keep_local {
-            match read_back(&self.inner, &path).await {
-                Ok(_) => {
-                    restored += 1;
-                    match recreate_local(&self.inner, &path, copies).await {
-                        Ok(true) => recreated += 1,
-                        Ok(false) => failed.push((path.clone(), "read back, but no local copy was made".into())),
-                        Err(e) => failed.push((path.clone(), format!("read back, local copy not made: {e}"))),
-                    }
-                }
+            match recreate_local(&self.inner, &path, copies).await {
+                Ok(true) => restored += 1,
+                Ok(false) => failed.push((path.clone(), "no local copy was made".into())),
                 Err(e) => failed.push((path.clone(), e)),
             }
             set(progress, |p| p.files_restored = restored);
@@ -575,7 +541,6 @@ impl Node {
             files,
             local_copies_absent: absent,
             files_restored: restored,
-            local_copies_recreated: recreated,
             files_failed: failed,
             warnings,
         })
