@@ -427,7 +427,9 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
         let start = Instant::now();
         let mut last_change = start;
         let mut dirty_since = Some(start);
-        let mut last_round: Option<Instant> = None;
+        // The daily refresh counts from boot; the boot itself is a change,
+        // sent once the debounce has passed.
+        let mut last_round = start;
         let mut retry_at: Option<Instant> = None;
         let mut next_audit = start + jittered(cfg.audit_interval);
         let mut unreachable: HashMap<PeerId, u32> = HashMap::new();
@@ -461,7 +463,7 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
             }
             let due_change = dirty_since
                 .is_some_and(|d| t.duration_since(last_change) >= cfg.debounce || t.duration_since(d) >= cfg.max_delay);
-            let due_refresh = last_round.is_none_or(|r| t.duration_since(r) >= cfg.refresh);
+            let due_refresh = t.duration_since(last_round) >= cfg.refresh;
             let may_retry = retry_at.is_none_or(|r| t >= r);
             if !(due_change || due_refresh) || !may_retry {
                 continue;
@@ -472,7 +474,7 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
                 Ok((report, own)) => {
                     seen += own;
                     dirty_since = None;
-                    last_round = Some(Instant::now());
+                    last_round = Instant::now();
                     if report.stored.is_empty() {
                         retry_at = Some(Instant::now() + cfg.debounce.max(tick));
                         w.set_error(format!("manifest snapshot {} reached no holder; retrying", report.version));
@@ -488,7 +490,7 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
                 }
                 Err(ReplicationError::Empty) => {
                     dirty_since = None;
-                    last_round = Some(Instant::now());
+                    last_round = Instant::now();
                     w.done("manifest empty: nothing to replicate yet");
                 }
                 Err(e) => {
