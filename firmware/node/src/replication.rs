@@ -406,6 +406,81 @@ pub(crate) async fn audit_holders(
     Ok((audits, needs_round, own))
 }
 
+/// When the next snapshot is due: after `debounce` of quiet following a
+/// change, after `max_delay` of continuous changes, every `refresh` anyway,
+/// and not before `retry_at` after a failed round. Pure, so the timing rules
+/// are tested without waiting.
+#[derive(Debug, Clone)]
+pub(crate) struct Schedule {
+    cfg: ReplicationConfig,
+    seen: u64,
+    last_change: Instant,
+    dirty_since: Option<Instant>,
+    last_round: Instant,
+    retry_at: Option<Instant>,
+}
+
+impl Schedule {
+    /// A schedule at boot with `changes` rows changed so far. The boot
+    /// itself counts as a change: what changed just before a crash or power
+    /// cut may not have gone out.
+    pub(crate) fn new(cfg: ReplicationConfig, changes: u64, boot: Instant) -> Schedule {
+        Schedule { cfg, seen: changes, last_change: boot, dirty_since: Some(boot), last_round: boot, retry_at: None }
+    }
+
+    /// The manifest's change count at `t`.
+    pub(crate) fn observe(&mut self, changes: u64, t: Instant) {
+        if changes != self.seen {
+            self.seen = changes;
+            self.last_change = t;
+            self.dirty_since.get_or_insert(t);
+        }
+    }
+
+    /// Rows written by replication itself (version bump, holder records):
+    /// not a change of the owner's data.
+    pub(crate) fn own_writes(&mut self, n: u64) {
+        self.seen += n;
+    }
+
+    /// A holder was dropped: a round is wanted now, not after a debounce.
+    pub(crate) fn holder_lost(&mut self, t: Instant) {
+        self.dirty_since.get_or_insert(t);
+        self.last_change = t.checked_sub(self.cfg.debounce).unwrap_or(t);
+        self.retry_at = None;
+    }
+
+    /// Whether a round should run at `t`.
+    pub(crate) fn due(&self, t: Instant) -> bool {
+        if self.retry_at.is_some_and(|r| t < r) {
+            return false;
+        }
+        let quiet = t.saturating_duration_since(self.last_change) >= self.cfg.debounce;
+        let waited_long = self.dirty_since.is_some_and(|d| t.saturating_duration_since(d) >= self.cfg.max_delay);
+        (self.dirty_since.is_some() && (quiet || waited_long))
+            || t.saturating_duration_since(self.last_round) >= self.cfg.refresh
+    }
+
+    /// A round ended at `t`: `reached` says whether any holder took it
+    /// (false: try again after a debounce, the change still pending).
+    pub(crate) fn round_done(&mut self, t: Instant, reached: bool) {
+        self.last_round = t;
+        if reached {
+            self.dirty_since = None;
+            self.retry_at = None;
+        } else {
+            self.retry_at = Some(t + self.cfg.debounce);
+        }
+    }
+
+    /// Nothing to replicate (empty manifest): the change is settled.
+    pub(crate) fn nothing_to_do(&mut self, t: Instant) {
+        self.last_round = t;
+        self.dirty_since = None;
+        self.retry_at = None;
+    }
+}
+
 /// The background loop: snapshot after changes (debounced, bounded by
 /// `max_delay`), at least every `refresh`, holder audits every
 /// `audit_interval`. Started once per engine by `workers::spawn_all`.
@@ -415,71 +490,51 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
         w.set_state("waiting for manifest changes");
         let cfg = settings(&inner);
         let tick = (cfg.debounce / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
-        let mut seen = match inner.db.call(|m| m.total_changes()).await {
+        let changes = match inner.db.call(|m| m.total_changes()).await {
             Ok(n) => n,
             Err(e) => {
                 w.set_error(format!("cannot read the manifest; replication not running: {e}"));
                 return;
             }
         };
-        // A boot counts as a change: what changed just before a crash or
-        // power cut may not have gone out.
         let start = Instant::now();
-        let mut last_change = start;
-        let mut dirty_since = Some(start);
-        // The daily refresh counts from boot; the boot itself is a change,
-        // sent once the debounce has passed.
-        let mut last_round = start;
-        let mut retry_at: Option<Instant> = None;
+        let mut schedule = Schedule::new(cfg.clone(), changes, start);
         let mut next_audit = start + jittered(cfg.audit_interval);
         let mut unreachable: HashMap<PeerId, u32> = HashMap::new();
         while w.sleep(&inner, tick).await {
-            let t = Instant::now();
             match inner.db.call(|m| m.total_changes()).await {
-                Ok(n) if n != seen => {
-                    seen = n;
-                    last_change = t;
-                    dirty_since.get_or_insert(t);
-                }
-                Ok(_) => {}
+                Ok(n) => schedule.observe(n, Instant::now()),
                 Err(e) => w.set_error(format!("reading the change count failed: {e}")),
             }
+            let t = Instant::now();
             if t >= next_audit {
                 next_audit = t + jittered(cfg.audit_interval);
                 let _permit = inner.workers.throttle().background().await;
                 w.set_state("auditing the holders of our manifest");
                 match audit_holders(&inner, &mut unreachable, cfg.unreachable_limit).await {
                     Ok((audits, needs_round, own)) => {
-                        seen += own;
+                        schedule.own_writes(own);
                         let passed = audits.iter().filter(|a| a.outcome == "passed").count();
                         w.done(format!("{passed} of {} manifest holders passed their audit", audits.len()));
                         if needs_round {
-                            dirty_since.get_or_insert(t);
-                            last_change = t.checked_sub(cfg.debounce).unwrap_or(t);
+                            schedule.holder_lost(Instant::now());
                         }
                     }
                     Err(e) => w.set_error(format!("manifest holder audit failed: {e}")),
                 }
             }
-            let due_change = dirty_since
-                .is_some_and(|d| t.duration_since(last_change) >= cfg.debounce || t.duration_since(d) >= cfg.max_delay);
-            let due_refresh = t.duration_since(last_round) >= cfg.refresh;
-            let may_retry = retry_at.is_none_or(|r| t >= r);
-            if !(due_change || due_refresh) || !may_retry {
+            if !schedule.due(Instant::now()) {
                 continue;
             }
             let _permit = inner.workers.throttle().background().await;
             w.set_state("sending a manifest snapshot");
             match replicate_once(&inner, cfg.holders).await {
                 Ok((report, own)) => {
-                    seen += own;
-                    dirty_since = None;
-                    last_round = Instant::now();
+                    schedule.own_writes(own);
+                    schedule.round_done(Instant::now(), !report.stored.is_empty());
                     if report.stored.is_empty() {
-                        retry_at = Some(Instant::now() + cfg.debounce.max(tick));
                         w.set_error(format!("manifest snapshot {} reached no holder; retrying", report.version));
                     } else {
-                        retry_at = None;
                         w.done(format!(
                             "manifest snapshot {} held by {} of {} wanted peers",
                             report.version,
@@ -489,12 +544,11 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
                     }
                 }
                 Err(ReplicationError::Empty) => {
-                    dirty_since = None;
-                    last_round = Instant::now();
+                    schedule.nothing_to_do(Instant::now());
                     w.done("manifest empty: nothing to replicate yet");
                 }
                 Err(e) => {
-                    retry_at = Some(Instant::now() + cfg.debounce.max(tick));
+                    schedule.round_done(Instant::now(), false);
                     w.set_error(format!("manifest replication round failed; retrying: {e}"));
                 }
             }
@@ -554,6 +608,70 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cfg() -> ReplicationConfig {
+        ReplicationConfig {
+            debounce: Duration::from_secs(300),
+            max_delay: Duration::from_secs(3600),
+            refresh: Duration::from_secs(86_400),
+            ..ReplicationConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_change_goes_out_after_the_quiet_time_not_before() {
+        let boot = Instant::now();
+        let mut s = Schedule::new(cfg(), 10, boot);
+        s.round_done(boot, true); // boot snapshot done
+        let s5 = |n| boot + Duration::from_secs(n);
+        assert!(!s.due(s5(100)));
+        s.observe(11, s5(100));
+        assert!(!s.due(s5(399)), "299 s of quiet is not enough");
+        s.observe(12, s5(350)); // another change restarts the quiet time
+        assert!(!s.due(s5(640)));
+        assert!(s.due(s5(650)));
+        s.round_done(s5(650), true);
+        assert!(!s.due(s5(700)), "nothing changed since");
+    }
+
+    #[test]
+    fn a_manifest_that_never_stops_changing_still_goes_out_after_max_delay() {
+        let boot = Instant::now();
+        let mut s = Schedule::new(cfg(), 0, boot);
+        s.round_done(boot, true);
+        let at = |n| boot + Duration::from_secs(n);
+        for i in 1..=36 {
+            s.observe(i, at(i * 100));
+            assert!(!s.due(at(i * 100)), "at {} s", i * 100);
+        }
+        s.observe(37, at(3700));
+        assert!(s.due(at(3700)), "one hour after the first pending change");
+    }
+
+    #[test]
+    fn the_own_writes_of_a_round_are_not_a_change_and_a_quiet_box_refreshes_daily() {
+        let boot = Instant::now();
+        let mut s = Schedule::new(cfg(), 0, boot);
+        assert!(s.due(boot + Duration::from_secs(300)), "the boot counts as a change");
+        s.own_writes(5);
+        s.round_done(boot + Duration::from_secs(301), true);
+        s.observe(5, boot + Duration::from_secs(302));
+        assert!(!s.due(boot + Duration::from_secs(10_000)));
+        assert!(s.due(boot + Duration::from_secs(301 + 86_400)));
+    }
+
+    #[test]
+    fn a_round_that_reached_nobody_is_retried_after_a_debounce_and_a_lost_holder_triggers_one() {
+        let boot = Instant::now();
+        let mut s = Schedule::new(cfg(), 0, boot);
+        let at = |n| boot + Duration::from_secs(n);
+        s.round_done(at(300), false);
+        assert!(!s.due(at(400)));
+        assert!(s.due(at(600)), "retried with the change still pending");
+        s.round_done(at(600), true);
+        s.holder_lost(at(700));
+        assert!(s.due(at(700)), "a lost holder is replaced at once");
+    }
 
     #[test]
     fn provider_key_is_the_documented_derivation_and_differs_per_owner() {
