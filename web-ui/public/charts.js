@@ -72,6 +72,9 @@ function drawSatsChart(figure, payments, days = 14) {
     if (hE > 0) svg.append(svgEl("rect", { x, y: mid - hE, width: barW - 4, height: Math.max(hE, 1), class: "earned" },));
     if (hS > 0) svg.append(svgEl("rect", { x, y: mid, width: barW - 4, height: Math.max(hS, 1), class: "spent" }));
   }
+  if (max === 1 && earned.every((v) => v === 0) && spent.every((v) => v === 0)) {
+    svg.append(svgEl("text", { x: width / 2, y: mid - 8, class: "tick", "text-anchor": "middle" }, `no payments in the last ${days} days`));
+  }
   const first = new Date((today - days + 1) * dayMs), last = new Date(today * dayMs);
   const fmt = (d) => d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
   svg.append(svgEl("text", { x: 0, y: height + 12, class: "tick" }, fmt(first)));

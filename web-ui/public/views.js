@@ -42,6 +42,16 @@ function formatTime(unix) {
   return new Date(unix * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
+/// A time that may be ahead ("in 5 min") or behind.
+function formatWhen(unix) {
+  const ahead = unix - Date.now() / 1000;
+  if (ahead <= 0) return formatTime(unix);
+  if (ahead < 60) return "in under a minute";
+  if (ahead < 3600) return `in ${Math.round(ahead / 60)} min`;
+  if (ahead < 86400) return `in ${Math.round(ahead / 3600)} h`;
+  return new Date(unix * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
 function shortId(id) {
   return id && id.length > 20 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id || "";
 }
@@ -133,8 +143,10 @@ async function refreshDashboard() {
       ? "no audits in the last 24 h"
       : `${Math.round((node.audits_passed_24h / node.audits_total_24h) * 100)}% passed (${node.audits_passed_24h} of ${node.audits_total_24h})`);
     setText("dash-ln", node.lightning);
+    $("workers-title").hidden = node.workers.length === 0;
     $("dash-workers").replaceChildren(...node.workers.map((w) => htmlEl("li", { class: w.last_error ? "error" : "" },
-      `${w.name}: ${w.state}${w.last_error ? ` — last error: ${w.last_error}` : ""}`)));
+      htmlEl("strong", { text: w.name.replace(/_/g, " ") }), `: ${w.state}`,
+      w.next_run_at ? ` · next ${formatWhen(w.next_run_at)}` : "", w.last_error ? ` — last error: ${w.last_error}` : "")));
     setText("dash-stored", formatBytes(node.stored_bytes));
     setText("dash-hosted", formatBytes(node.hosted_bytes));
     setText("dash-offerable", formatBytes(node.offerable_bytes));
@@ -147,6 +159,7 @@ async function refreshDashboard() {
     setText("dash-spent", formatMsat(node.spent_msat));
   } else {
     notAvailable($("alloc-na"), { status: 404 });
+    $("workers-title").hidden = true;
     $("dash-workers").replaceChildren();
     setText("dash-earned", "not available yet");
     setText("dash-spent", "not available yet");
@@ -623,7 +636,7 @@ async function refreshBackup() {
   const node = await tryGet("/api/node", null);
   const worker = node?.workers.find((w) => /manifest/.test(w.name));
   setText("manifest-replication", worker
-    ? `${worker.state}${worker.last_error ? ` — last error: ${worker.last_error}` : ""}${worker.next_run_at ? ` · next run ${formatTime(worker.next_run_at)}` : ""}`
+    ? `${worker.state}${worker.last_error ? ` — last error: ${worker.last_error}` : ""}${worker.next_run_at ? ` · next run ${formatWhen(worker.next_run_at)}` : ""}`
     : "Not replicated yet, as far as this page can tell: the box does not report its database's copies on other boxes yet.");
 }
 
@@ -722,7 +735,8 @@ for (const id of ["panel-next", "panel-back", "panel-long"]) {
 
 // ---- restore from words (first-run setup) ----
 $("restore-words").addEventListener("input", () => {
-  const n = $("restore-words").value.trim().split(/\s+/).filter(Boolean).length;
+  // Numbering copied with the words ("1.", "12)") is not a word, as for `bunkerd restore`.
+  const n = $("restore-words").value.trim().split(/\s+/).filter((w) => w && !/^\d+[.)]?$/.test(w)).length;
   setText("restore-count", n === 24 ? "24 of 24 words" : `${n} of 24 words${n > 24 ? ": too many" : ""}`);
 });
 $("restore-form").addEventListener("submit", (ev) => ev.preventDefault());
