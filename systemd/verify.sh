@@ -61,7 +61,7 @@ done
 # Every group the udev rules hand devices to is one that sysusers creates.
 while read -r g; do
     grep -q "^$g:" "$stage/etc/group" || fail "udev rule uses group $g that sysusers does not create"
-done < <(grep -o 'GROUP="[^"]*"' "$src/60-bunker.rules" | sed 's/GROUP="\(.*\)"/\1/' | sort -u)
+done < <(grep -o 'GROUP="[^"]*"' "$src/61-bunker.rules" | sed 's/GROUP="\(.*\)"/\1/' | sort -u)
 
 # 3. tmpfiles: the data root exists, owned by bunker, mode 0700.
 out="$(systemd-tmpfiles --root="$stage" --create 2>&1)" || fail "systemd-tmpfiles failed: $out"

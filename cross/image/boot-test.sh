@@ -117,7 +117,7 @@ grep -q 'Started bunker.service\|Started .*Bunker storage box daemon' "$serial" 
 # line), so the daemon's own words and any complaint about our files show.
 grep -q 'bunkerd is ready' "$serial" \
     || { tail -n 60 "$serial" >&2; fail "bunkerd's 'bunkerd is ready' log line is not on the console"; }
-if grep -a -E '60-bunker\.rules|(sysusers|tmpfiles)\.d/bunker\.conf|bunker\.service:.*(Failed|Unknown|Invalid)' "$serial" >&2; then
+if grep -a -E '61-bunker\.rules|(sysusers|tmpfiles)\.d/bunker\.conf|bunker\.service:.*(Failed|Unknown|Invalid)' "$serial" >&2; then
     fail "systemd or udev complained about Bunker's files (lines above)"
 fi
 # The initramfs checked the root file system before mounting it (a box is
