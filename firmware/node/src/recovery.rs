@@ -33,6 +33,9 @@ use crate::replication::{manifest_key, manifest_provider_key};
 
 /// Peers asked at once for their snapshot.
 const FETCH_CONCURRENCY: usize = 4;
+/// Valid snapshots kept in memory while the others are fetched: the newest
+/// and fallbacks in case its import fails (each may be 32 MiB).
+const KEEP_VALID: usize = 3;
 /// Longest wait for the DHT provider lookup.
 const DHT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Hops a last-resort search may travel.
@@ -181,7 +184,9 @@ async fn gather(inner: &Inner, kit: Option<&RecoveryKit>, warnings: &mut Vec<Str
     let mut out = Vec::new();
     let mut seen = HashSet::from([me]);
     if let Some(kit) = kit {
-        for h in &kit.holders {
+        // Dial every holder the kit names at once: a kit of dead holders
+        // costs one dial timeout, not one per holder.
+        let dials = kit.holders.iter().map(|h| async move {
             let addrs: Vec<Multiaddr> = h.addresses.iter().filter_map(|a| a.parse().ok()).collect();
             for a in &addrs {
                 let _ = inner.net.add_address(h.peer, a.clone()).await;
@@ -191,6 +196,9 @@ async fn gather(inner: &Inner, kit: Option<&RecoveryKit>, warnings: &mut Vec<Str
                     tracing::info!(peer = %h.peer, error = %e, "recovery kit holder not reachable at its addresses");
                 }
             }
+        });
+        futures::future::join_all(dials).await;
+        for h in &kit.holders {
             if seen.insert(h.peer) {
                 out.push(h.peer);
             }
@@ -284,6 +292,8 @@ async fn fetch_all(
                     detail: String::new(),
                 });
                 valid.push(c);
+                valid.sort_by(|a, b| b.version.cmp(&a.version));
+                valid.truncate(KEEP_VALID);
             }
             Err((outcome, detail)) => {
                 tracing::info!(%peer, %outcome, %detail, "manifest snapshot candidate not used");
