@@ -391,3 +391,34 @@ async fn manifest_snapshots_newest_per_owner_only_for_the_owner() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     host.node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_offers_ask_for_equal_bytes_and_swap_contracts_carry_no_price() {
+    let host = start_host(terms_for_test()).await;
+    let owner = owner_of(&host).await;
+    let hid = host.node.peer_id();
+    let offer = owner
+        .net
+        .offer(hid, OfferRequest { bytes: 300_000, term_secs: 86_400, swap_offered_bytes: 300_000 })
+        .await
+        .unwrap();
+    assert_eq!(offer.swap_wanted_bytes, 300_000, "equal bytes in return");
+
+    let (bytes, d) = sealed(&owner.keys, 100_000);
+    let mut t = terms(&d, bytes.len(), 0);
+    t.swap = true;
+    let ContractAnswer::Accepted { .. } = propose(&owner, &host, &t).await else { panic!("swap refused") };
+    store(&owner, &host, &t, d.root, &bytes).await.unwrap();
+    let c = host.manifest().contract(&ContractId(t.contract_id)).unwrap().unwrap();
+    assert!(c.contract.is_swap);
+
+    // We now keep more for this peer than it keeps for us: the next swap waits.
+    let (b2, d2) = sealed(&owner.keys, 10_000);
+    let mut t2 = terms(&d2, b2.len(), 0);
+    t2.swap = true;
+    assert!(rejected(propose(&owner, &host, &t2).await).contains("out of balance"));
+    // A "swap" with a price is not a swap.
+    t2.price_msat_per_gib_day = 5;
+    assert!(rejected(propose(&owner, &host, &t2).await).contains("no price"));
+    host.node.shutdown().await;
+}

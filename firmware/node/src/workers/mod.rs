@@ -20,6 +20,9 @@
 //! }
 //! ```
 
+pub(crate) mod audit;
+pub(crate) mod full_check;
+pub(crate) mod repair;
 pub(crate) mod settle;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,7 +42,13 @@ const MAX_DEFER: Duration = Duration::from_secs(30);
 
 /// Starts every background loop of the engine.
 pub(crate) fn spawn_all(inner: Arc<Inner>) -> Vec<JoinHandle<()>> {
-    vec![settle::spawn(Arc::clone(&inner)), crate::replication::spawn(inner)]
+    vec![
+        audit::spawn(Arc::clone(&inner)),
+        full_check::spawn(Arc::clone(&inner)),
+        repair::spawn(Arc::clone(&inner)),
+        settle::spawn(Arc::clone(&inner)),
+        crate::replication::spawn(inner),
+    ]
 }
 
 /// `d` randomised by ±50%.
