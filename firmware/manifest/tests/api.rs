@@ -751,7 +751,7 @@ fn placed_file_is_recorded_with_its_contracts_all_or_nothing() {
     let mut r = replica(0, host, 10);
     r.contract = Some(c.id);
     let f = file("/placed/a", 1);
-    let id = m.put_file_with_contracts(&f, &[c.clone()], &[r.clone()]).unwrap();
+    let id = m.put_file_with_contracts(&f, std::slice::from_ref(&c), std::slice::from_ref(&r)).unwrap();
     assert_eq!(m.replicas_of(id).unwrap()[0].contract, Some(c.id));
     assert_eq!(m.contract(&c.id).unwrap().unwrap().state, ContractState::Active);
 
@@ -760,7 +760,7 @@ fn placed_file_is_recorded_with_its_contracts_all_or_nothing() {
     let mut r2 = replica(0, host, 10);
     r2.contract = Some(c2.id);
     let err = m
-        .put_file_with_contracts(&file("/placed/a", 2), &[c2.clone()], &[r2])
+        .put_file_with_contracts(&file("/placed/a", 2), std::slice::from_ref(&c2), &[r2])
         .unwrap_err();
     assert!(matches!(err, QueryError::AlreadyExists { .. }), "{err}");
     assert!(m.contract(&c2.id).unwrap().is_none());

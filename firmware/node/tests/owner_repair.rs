@@ -133,3 +133,33 @@ async fn raising_and_lowering_redundancy_places_and_releases_replicas() {
     }
     assert_eq!(get(&owner, "/r").await.unwrap(), data, "the re-made local copy alone serves");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_checks_fetch_the_whole_object_and_fail_on_a_flipped_byte() {
+    let (owner, hosts) = swarm(2, |c| {
+        c.full_check_interval = std::time::Duration::from_secs(2);
+        c.audit_interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    put(&owner, "/f", &content(70_000, 5), Policy { copies: 2, keep_local: true }).await.unwrap();
+    wait_for(40, "a passed full check of each replica", || async {
+        let a = owner.node.audits(100).await.unwrap();
+        let hosts: std::collections::HashSet<_> =
+            a.iter().filter(|x| x.kind == "full" && x.outcome == "passed").map(|x| x.host.clone()).collect();
+        (hosts.len() == 2).then_some(())
+    })
+    .await;
+    // One flipped byte near the end: a segment audit might miss it, a full check cannot.
+    let victim = &hosts[0];
+    let dir = std::fs::read_dir(victim.store().join("hosted")).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(dir.join("object")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(dir.join("object"), &bytes).unwrap();
+    let victim_id = victim.node.peer_id().to_base58();
+    wait_for(40, "a failed full check of the damaged replica", || async {
+        let a = owner.node.audits(200).await.unwrap();
+        a.iter().any(|x| x.kind == "full" && x.outcome != "passed" && x.host == victim_id).then_some(())
+    })
+    .await;
+}

@@ -111,10 +111,10 @@ pub(crate) async fn candidates(inner: &Arc<Inner>, bytes: u64, exclude: &HashSet
             }
             peers.push(p.peer);
         }
-        if !subnets.contains_key(&p.peer) {
-            if let Some(s) = p.addresses.iter().find_map(|a| subnet_of(a)) {
-                subnets.insert(p.peer, s);
-            }
+        if let (std::collections::hash_map::Entry::Vacant(e), Some(s)) =
+            (subnets.entry(p.peer), p.addresses.iter().find_map(|a| subnet_of(a)))
+        {
+            e.insert(s);
         }
     }
     peers.retain(|p| *p != me && !exclude.contains(p));

@@ -138,12 +138,22 @@ pub(crate) async fn place_all(
     staged: &[Staged],
     exclude: &HashSet<bunker_net::PeerId>,
 ) -> Result<Vec<Placed>, (Vec<Placed>, String)> {
-    let mut placed = Vec::new();
     if staged.is_empty() {
-        return Ok(placed);
+        return Ok(Vec::new());
     }
     let bytes = staged.iter().map(|s| s.sealed_len).max().unwrap_or(0);
-    let mut pool = candidates(inner, bytes, exclude).await;
+    let pool = candidates(inner, bytes, exclude).await;
+    place_all_from(inner, layout, staged, pool).await
+}
+
+/// [`place_all`] with the candidates already asked.
+pub(crate) async fn place_all_from(
+    inner: &Arc<Inner>,
+    layout: Layout,
+    staged: &[Staged],
+    mut pool: Vec<crate::owner::placement::Candidate>,
+) -> Result<Vec<Placed>, (Vec<Placed>, String)> {
+    let mut placed = Vec::new();
     let mut subnets = HashSet::new();
     for s in staged {
         match place_one(inner, layout, s, &mut pool, &mut subnets).await {

@@ -22,7 +22,7 @@ pub(crate) enum Source {
     /// Our keep-local sealed copy.
     Local,
     /// A replica on a host.
-    Remote(Replica),
+    Remote(Box<Replica>),
 }
 
 impl std::fmt::Display for Source {
@@ -92,7 +92,7 @@ pub(crate) async fn sources(inner: &Arc<Inner>, file: &FileRecord, use_local: bo
         .await;
     let mut ranked = ranked.unwrap_or_default();
     ranked.sort_by_key(|(f, l, r)| (*f, *l, r.index));
-    out.extend(ranked.into_iter().map(|(_, _, r)| Source::Remote(r)));
+    out.extend(ranked.into_iter().map(|(_, _, r)| Source::Remote(Box::new(r))));
     out
 }
 

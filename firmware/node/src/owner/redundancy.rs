@@ -17,7 +17,8 @@ use crate::objects::{local_name, Area};
 use crate::owner::bridge::pipe;
 use crate::owner::contracts::end_contract;
 use crate::owner::local::{local_copy, store_disk, LOCAL_REPLICA_INDEX};
-use crate::owner::put::{new_replica, place_all, remove_staged, undo};
+use crate::owner::placement::candidates;
+use crate::owner::put::{new_replica, place_all_from, remove_staged, undo};
 use crate::owner::read::{read_into, sources, Source};
 use crate::owner::seal::{seal_fanout, Staged};
 use crate::owner::{policy, views};
@@ -84,6 +85,17 @@ pub(crate) async fn add_copies(
         indices.push(LOCAL_REPLICA_INDEX);
     }
     let exclude: HashSet<_> = existing.iter().map(|r| r.host).collect();
+    // Ask for offers before reading a whole copy: with too few hosts the
+    // read would be wasted (the repair worker retries every round).
+    let layout = Layout::new(file.size, file.segment_size).map_err(|e| e.to_string())?;
+    let pool = candidates(inner, layout.sealed_size(), &exclude).await;
+    if pool.len() < count {
+        return Err(format!(
+            "{} new copies wanted, {} hosts offer room within the price caps",
+            count,
+            pool.len()
+        ));
+    }
     let from: Vec<Source> = sources(inner, file, true)
         .await
         .into_iter()
@@ -91,8 +103,7 @@ pub(crate) async fn add_copies(
         .collect();
     let staged = reseal(inner, file, from, indices).await?;
     let (local, remote): (Vec<Staged>, Vec<Staged>) = staged.into_iter().partition(|s| s.index == LOCAL_REPLICA_INDEX);
-    let layout = Layout::new(file.size, file.segment_size).map_err(|e| e.to_string())?;
-    let placed = match place_all(inner, layout, &remote, &exclude).await {
+    let placed = match place_all_from(inner, layout, &remote, pool).await {
         Ok(p) => p,
         Err((placed, reason)) => {
             undo(inner, &placed, &local, &remote, false).await;

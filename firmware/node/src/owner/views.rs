@@ -239,12 +239,12 @@ pub(crate) async fn audits(inner: &Arc<Inner>, limit: u32) -> Result<Vec<AuditVi
             let mut replicas: HashMap<i64, Option<(Replica, String)>> = HashMap::new();
             let mut out = Vec::new();
             for a in m.recent_audits(limit.min(10_000))? {
-                if !replicas.contains_key(&a.replica.0) {
+                if let std::collections::hash_map::Entry::Vacant(e) = replicas.entry(a.replica.0) {
                     let found = match m.replica(a.replica) {
                         Ok(r) => m.file_by_id(r.file)?.map(|f| (r, f.path)),
                         Err(_) => None,
                     };
-                    replicas.insert(a.replica.0, found);
+                    e.insert(found);
                 }
                 let (r, path) = match replicas.get(&a.replica.0) {
                     Some(Some((r, p))) => (Some(r), p.as_str()),

@@ -5,8 +5,9 @@
 //! contract is ended (best effort: a host that is gone is released later),
 //! and contracts left `ending` are retried every round.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bunker_manifest::{ContractState, FileId, ReplicaState};
 use tokio::task::JoinHandle;
@@ -19,14 +20,36 @@ use crate::workers::Worker;
 /// Files looked at per round.
 const PAGE: u32 = 32;
 
+/// Per file: when to try again after a failed repair, and the last wait.
+/// Doubling waits (up to an hour) keep a box without enough hosts from
+/// re-reading the same file every round.
+#[derive(Default)]
+struct Backoff(HashMap<FileId, (Instant, Duration)>);
+
+impl Backoff {
+    fn ready(&self, f: FileId) -> bool {
+        self.0.get(&f).is_none_or(|(at, _)| Instant::now() >= *at)
+    }
+
+    fn failed(&mut self, f: FileId, base: Duration) {
+        let wait = self.0.get(&f).map_or(base, |(_, w)| (*w * 2).min(Duration::from_secs(3600)));
+        self.0.insert(f, (Instant::now() + wait, wait));
+    }
+
+    fn succeeded(&mut self, f: FileId) {
+        self.0.remove(&f);
+    }
+}
+
 /// Starts the repair loop.
 pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let w = Worker::new(&inner, "repair");
+        let mut backoff = Backoff::default();
         let tick = crate::workers::audit::tick(inner.config.audit_interval).max(Duration::from_secs(1));
         while w.sleep(&inner, tick).await {
             let _permit = inner.workers.throttle().background().await;
-            match round(&inner, &w).await {
+            match round(&inner, &w, &mut backoff, tick).await {
                 Ok(s) => w.done(s),
                 Err(e) => w.set_error(e),
             }
@@ -35,7 +58,7 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
     })
 }
 
-async fn round(inner: &Arc<Inner>, w: &Worker) -> Result<String, String> {
+async fn round(inner: &Arc<Inner>, w: &Worker, backoff: &mut Backoff, base: Duration) -> Result<String, String> {
     let mut repaired = 0;
     let mut errors = Vec::new();
     let mut after: Option<FileId> = None;
@@ -48,10 +71,19 @@ async fn round(inner: &Arc<Inner>, w: &Worker) -> Result<String, String> {
         let Some(last) = page.last() else { break };
         after = Some(last.0);
         for (file, wanted, active) in page {
+            if !backoff.ready(file) {
+                continue;
+            }
             w.set_state(format!("repairing file #{} ({active} of {wanted} copies)", file.0));
             match repair_file(inner, file, usize::from(wanted).saturating_sub(active as usize)).await {
-                Ok(n) => repaired += n,
-                Err(e) => errors.push(e),
+                Ok(n) => {
+                    repaired += n;
+                    backoff.succeeded(file);
+                }
+                Err(e) => {
+                    backoff.failed(file, base);
+                    errors.push(e);
+                }
             }
         }
     }
