@@ -247,4 +247,88 @@ mod tests {
         let mode = std::fs::metadata(tmp.path().join(SEED_FILE)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+
+    /// The whole `bunkerd restore` against real engines on loopback: the
+    /// owner's manifest sits on two engine hosts; a new data dir given the
+    /// words on "stdin" gets the seed and the manifest back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn restore_brings_the_manifest_back_into_an_empty_data_dir() {
+        use bunker_manifest::{FilePath, FolderPath, Manifest, NewFile};
+        use bunker_net::{Net, NetConfig};
+        use bunker_node::{NodeConfig, NodeParts};
+
+        async fn engine(seed: &Seed, dir: &Path, dial: &[Node]) -> anyhow::Result<Node> {
+            let keys = bunker_core::keys::Keys::from_seed(seed);
+            let (net, inbound) = Net::start(NetConfig::loopback(keys.identity())).await?;
+            let manifest = Manifest::open(dir.join("MANIFEST.db"))?;
+            let seed = Seed::from_phrase(&seed.phrase())?;
+            let node = Node::start(NodeParts { seed, config: NodeConfig::new(dir.join("store")), manifest, net, inbound, ln: None }).await?;
+            for other in dial {
+                let addrs = other.net().listen_addrs().await?;
+                node.net().dial(other.peer_id(), addrs).await?;
+            }
+            Ok(node)
+        }
+
+        let tmp = tempfile::tempdir().unwrap();
+        let mut hosts = Vec::new();
+        for i in 0..2 {
+            let dir = tmp.path().join(format!("host{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            hosts.push(engine(&Seed::generate(), &dir, &hosts).await.unwrap());
+        }
+        let seed = Seed::generate();
+        let old = tmp.path().join("old");
+        std::fs::create_dir_all(&old).unwrap();
+        {
+            let mut m = Manifest::open(old.join("MANIFEST.db")).unwrap();
+            let file = NewFile {
+                path: FilePath::parse("/docs/a.txt").unwrap(),
+                object_id: bunker_core::FileId::random(),
+                size: 5,
+                plaintext_blake3: [1; 32],
+                segment_size: 65536,
+                keep_local: false,
+                redundancy: 2,
+                local: None,
+                created_at: 1,
+                modified_at: 1,
+            };
+            m.put_file(&file, &[]).unwrap();
+        }
+        let a = engine(&seed, &old, &hosts).await.unwrap();
+        let sent = a.replicate_manifest_now(Some(2)).await.unwrap();
+        assert_eq!(sent.stored.len(), 2, "{sent:?}");
+        a.shutdown().await;
+        drop(a);
+
+        let new_dir = tmp.path().join("new");
+        let words: String = seed.words().collect::<Vec<_>>().join("\n") + "\n";
+        let report = run(&new_dir, &mut words.as_bytes(), None, |dir, s| {
+            let dir = dir.path().to_owned();
+            let hosts = hosts.clone();
+            async move { engine(&s, &dir, &hosts).await }
+        })
+        .await
+        .expect("restore succeeds");
+        assert!(report.imported, "{report:?}");
+        assert_eq!(report.version, sent.version);
+        assert_eq!(report.files, 1);
+        assert!(summary(&report).contains("1 files"));
+        let m = Manifest::open(new_dir.join("MANIFEST.db")).unwrap();
+        assert_eq!(m.list_folder(&FolderPath::parse("/docs").unwrap()).unwrap().files[0].name, "a.txt");
+        let (written, _) = DataDir::open(&new_dir).unwrap().load_or_create_seed().unwrap();
+        assert_eq!(written, seed, "the words became the data dir's seed");
+
+        // Other words on the same data dir are refused before anything starts.
+        let other: String = Seed::generate().words().collect::<Vec<_>>().join(" ");
+        let err = run(&new_dir, &mut other.as_bytes(), None, |_, _| async { anyhow::bail!("must not start") })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("other words"), "{err}");
+        for h in hosts {
+            h.shutdown().await;
+        }
+    }
 }
