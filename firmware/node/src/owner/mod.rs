@@ -16,6 +16,7 @@ mod bridge;
 pub(crate) mod contracts;
 mod get;
 pub(crate) mod local;
+pub(crate) mod lock;
 pub(crate) mod placement;
 pub(crate) mod policy;
 mod put;

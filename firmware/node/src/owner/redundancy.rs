@@ -17,6 +17,10 @@ use crate::objects::{local_name, Area};
 use crate::owner::bridge::pipe;
 use crate::owner::contracts::end_contract;
 use crate::owner::local::{local_copy, store_disk, LOCAL_REPLICA_INDEX};
+use crate::owner::lock::FileLock;
+
+/// How long a change waits for another change of the same file (a repair copying it).
+pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 use crate::owner::placement::candidates;
 use crate::owner::put::{new_replica, place_all_from, remove_staged, undo};
 use crate::owner::read::{read_into, sources, Source};
@@ -163,6 +167,9 @@ pub(crate) async fn set_policy(inner: &Arc<Inner>, path: &str, new: Policy) -> R
     };
     let id = file.id;
     let _busy = inner.workers.throttle().foreground();
+    let Some(_lock) = FileLock::acquire(file.object_id, LOCK_WAIT).await else {
+        return Err(FileError::Policy(format!("{path} is being repaired or changed; try again in a moment")));
+    };
     let active = inner
         .db
         .call(move |m| m.replicas_of(id))

@@ -10,12 +10,17 @@ use crate::error::FileError;
 use crate::node::Inner;
 use crate::objects::{local_name, Area};
 use crate::owner::contracts::end_contract;
+use crate::owner::lock::FileLock;
+use crate::owner::redundancy::LOCK_WAIT;
 
 pub(crate) async fn remove(inner: &Arc<Inner>, path: &str) -> Result<(), FileError> {
     let file_path = FilePath::parse(path)?;
     let probe = file_path.clone();
     let Some(file) = inner.db.call(move |m| m.file(&probe)).await? else {
         return Err(FileError::NotFound(path.to_string()));
+    };
+    let Some(_lock) = FileLock::acquire(file.object_id, LOCK_WAIT).await else {
+        return Err(FileError::Policy(format!("{path} is being repaired or changed; try again in a moment")));
     };
     let replicas = inner.db.call(move |m| m.remove_file(&file_path)).await?;
     let objects = Arc::clone(inner);

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::node::Inner;
 use crate::owner::contracts::{end_contract, retry_ending};
+use crate::owner::lock::FileLock;
 use crate::owner::redundancy::add_copies;
 use crate::workers::Worker;
 
@@ -75,7 +76,7 @@ async fn round(inner: &Arc<Inner>, w: &Worker, backoff: &mut Backoff, base: Dura
                 continue;
             }
             w.set_state(format!("repairing file #{} ({active} of {wanted} copies)", file.0));
-            match repair_file(inner, file, usize::from(wanted).saturating_sub(active as usize)).await {
+            match repair_file(inner, file).await {
                 Ok(n) => {
                     repaired += n;
                     backoff.succeeded(file);
@@ -94,13 +95,20 @@ async fn round(inner: &Arc<Inner>, w: &Worker, backoff: &mut Backoff, base: Dura
     Ok(format!("{repaired} replicas placed, {released} contracts released, {pending} releases pending"))
 }
 
-/// Ends the contracts of the file's lost replicas and places `missing` new ones.
-async fn repair_file(inner: &Arc<Inner>, id: FileId, missing: usize) -> Result<usize, String> {
+/// Ends the contracts of the file's lost replicas and places the missing ones.
+async fn repair_file(inner: &Arc<Inner>, id: FileId) -> Result<usize, String> {
+    let Some(first) = inner.db.call(move |m| m.file_by_id(id)).await.map_err(|e| e.to_string())? else {
+        return Ok(0);
+    };
+    // A policy change or removal of this file is running: next round.
+    let Some(_lock) = FileLock::try_acquire(first.object_id) else { return Ok(0) };
+    // Read again under the lock: the file may have changed meanwhile.
     let found = inner
         .db
         .call(move |m| {
             let Some(f) = m.file_by_id(id)? else { return Ok(None) };
             let replicas = m.replicas_of(id)?;
+            let active = replicas.iter().filter(|r| r.state == ReplicaState::Active).count();
             let mut lost = Vec::new();
             for r in replicas.into_iter().filter(|r| r.state == ReplicaState::Lost) {
                 let live = match r.contract {
@@ -109,13 +117,18 @@ async fn repair_file(inner: &Arc<Inner>, id: FileId, missing: usize) -> Result<u
                 };
                 lost.push((r, live));
             }
-            Ok(Some((f, lost)))
+            Ok(Some((f, active, lost)))
         })
         .await
         .map_err(|e| e.to_string())?;
-    let Some((file, lost)) = found else { return Ok(0) };
+    let Some((file, active, lost)) = found else { return Ok(0) };
+    let missing = usize::from(file.redundancy).saturating_sub(active);
     let avoid: Vec<_> = lost.iter().map(|(r, _)| r.id).collect();
-    let placed = add_copies(inner, &file, missing, false, &avoid).await.map_err(|e| format!("{}: {e}", file.path))?;
+    let placed = if missing > 0 {
+        add_copies(inner, &file, missing, false, &avoid).await.map_err(|e| format!("{}: {e}", file.path))?
+    } else {
+        0
+    };
     tracing::info!(file = %file.path, placed, "replicas repaired");
     for (r, live) in lost {
         if let (true, Some(c)) = (live, r.contract) {
