@@ -303,3 +303,117 @@ async fn the_forwarded_search_finds_a_holder_through_a_peer_that_holds_nothing()
     b.shutdown().await;
     cluster.shutdown().await;
 }
+
+/// The last resort pays: a box that finds its holder only through a
+/// forwarder pays that forwarder its cut by keysend once the manifest it led
+/// to has verified and been imported, and the forwarder's ledger shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarder_that_led_to_the_manifest_is_paid_its_cut() {
+    use bunker_ln::{LnConfig, Network};
+    let mut spec = ClusterSpec::new(4);
+    spec.channels.clear(); // funded wallets, no channels: the restored box opens its own
+    let cluster = Cluster::start(spec).await;
+    let chain = cluster.chain.clone().expect("regtest chain");
+    let seed = Seed::generate();
+    let lost = tempfile::tempdir().unwrap();
+    let a = start_box(&seed, lost.path(), &everyone(&cluster)).await;
+    put(&a, "/x.bin", &random_bytes(20_000), 2, false).await;
+    let rep = a.replicate_manifest_now(Some(1)).await.unwrap();
+    let holder = cluster.index_of(&rep.stored[0]);
+    a.shutdown().await;
+    drop(a);
+    drop(lost);
+
+    // The new box, with Lightning, reaches only a forwarder that holds nothing.
+    let forwarder = (0..4).find(|i| *i != holder).unwrap();
+    let f = &cluster.boxes[forwarder];
+    let fresh = tempfile::tempdir().unwrap();
+    let keys = Keys::from_seed(&seed);
+    let (net, inbound) = Net::start(NetConfig::loopback(keys.identity())).await.unwrap();
+    let manifest = Manifest::open(fresh.path().join("MANIFEST.db")).unwrap();
+    let ln_addr: std::net::SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut ln_cfg = LnConfig::new(fresh.path().join("ln"), Network::Regtest, chain.chain_source());
+    ln_cfg.listen = vec![ln_addr];
+    let b = Node::start(NodeParts {
+        seed: Seed::from_phrase(&seed.phrase()).unwrap(),
+        config: test_config(&fresh.path().join("store")),
+        manifest,
+        net,
+        inbound,
+        ln: Some(ln_cfg),
+    })
+    .await
+    .unwrap();
+    let b_ln = wait_until("restored box's Lightning running", Duration::from_secs(180), || {
+        let b = b.clone();
+        async move { b.lightning().ok_or_else(|| "not yet".to_string()) }
+    })
+    .await;
+    // Fund it and open a channel to the forwarder.
+    let (l, c) = (b_ln.clone(), chain.clone());
+    tokio::task::spawn_blocking(move || {
+        let addr = l.new_onchain_address().expect("address");
+        c.fund(&addr, 1_000_000).expect("fund");
+        l.wait_until("on-chain funds", Duration::from_secs(180), || {
+            l.sync().ok()?;
+            (l.balances().onchain_spendable_sat >= 1_000_000).then_some(())
+        })
+        .expect("funds arrive");
+    })
+    .await
+    .unwrap();
+    let f_ln = cluster.lightning(forwarder).await;
+    let (l, fl, faddr) = (b_ln.clone(), f_ln.clone(), f.ln_addr.expect("forwarder's Lightning address"));
+    let id = tokio::task::spawn_blocking(move || l.open_channel(fl.node_id(), faddr, 300_000, Some(0)).expect("channel opens"))
+        .await
+        .unwrap();
+    wait_until("channel to the forwarder usable", Duration::from_secs(180), || {
+        let (l, fl, c) = (b_ln.clone(), f_ln.clone(), chain.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                c.mine(1).map_err(|e| e.to_string())?;
+                let _ = l.sync();
+                let _ = fl.sync();
+                if l.channels().into_iter().any(|s| s.user_channel_id == id && s.usable) {
+                    Ok(())
+                } else {
+                    Err("not usable yet".to_string())
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+    })
+    .await;
+
+    // Only now does the new box join the swarm, through the forwarder alone,
+    // and search at once: the forwarder is its only way to the holder.
+    b.net().dial(f.peer_id, f.net_addrs.clone()).await.unwrap();
+    let (tx, _rx) = watch::channel(RestoreProgress::default());
+    let report = tokio::time::timeout(Duration::from_secs(300), b.restore_by_search(tx))
+        .await
+        .expect("search restore finishes")
+        .expect("search restore succeeds");
+    tracing::info!(target: "bunker_tests", ?report, "search restore report");
+    assert!(report.imported);
+    assert_eq!(report.from.as_deref(), Some(cluster.boxes[holder].peer_id.to_base58().as_str()));
+    assert_eq!(report.forwarders.len(), 1, "{report:?}");
+    assert_eq!(report.forwarders[0].0, f.peer_id.to_base58());
+    assert!(report.forwarders[0].1.is_ok(), "cut paid: {:?}", report.forwarders[0]);
+    wait_until("the forwarder's ledger shows the cut", Duration::from_secs(60), || {
+        let node = cluster.node(forwarder).clone();
+        async move {
+            let p = node.payments(100).await.map_err(|e| e.to_string())?;
+            p.iter()
+                .find(|p| p.direction == "incoming" && p.amount_msat == bunker_node::recovery::FORWARDER_CUT_MSAT && p.state == "succeeded")
+                .map(|_| ())
+                .ok_or_else(|| format!("{p:?}"))
+        }
+    })
+    .await;
+    // Lightning stops only once no handle to it is left.
+    drop(b_ln);
+    drop(f_ln);
+    b.shutdown().await;
+    cluster.shutdown().await;
+}

@@ -124,6 +124,9 @@ pub struct RestoreReport {
     pub holders: Vec<HolderOutcome>,
     /// Holders the DHT named (provider records under our provider key).
     pub dht_holders: u32,
+    /// Forwarders of the last-resort search on the path to the imported
+    /// snapshot, each with its cut's payment id or why it was not paid.
+    pub forwarders: Vec<(String, Result<String, String>)>,
     /// Files in the manifest.
     pub files: u64,
     /// Local copies recorded but not on this box's disk, now marked absent.
@@ -392,7 +395,26 @@ impl Node {
                 return Err(e);
             }
         }
-        let result = self.restore_inner(kit, &progress).await;
+        let result = self.restore_inner(kit, &progress, false).await;
+        set(&progress, |p| match &result {
+            Ok(r) => {
+                p.stage = RestoreStage::Done;
+                p.version = Some(r.version);
+                p.message = format!("manifest version {} restored", r.version);
+            }
+            Err(e) => {
+                p.stage = RestoreStage::Failed;
+                p.message = e.to_string();
+            }
+        });
+        result
+    }
+
+    /// The last resort on its own: the forwarded `/bunker/recover/1` search,
+    /// then fetch, check and import as [`Node::restore`] does; forwarders on
+    /// the path that led to the imported snapshot are paid their cut.
+    pub async fn restore_by_search(&self, progress: watch::Sender<RestoreProgress>) -> Result<RestoreReport, RestoreError> {
+        let result = self.restore_inner(None, &progress, true).await;
         set(&progress, |p| match &result {
             Ok(r) => {
                 p.stage = RestoreStage::Done;
@@ -411,6 +433,7 @@ impl Node {
         &self,
         kit: Option<RecoveryKit>,
         progress: &watch::Sender<RestoreProgress>,
+        search_only: bool,
     ) -> Result<RestoreReport, RestoreError> {
         let inner = &self.inner;
         let me = inner.peer_id();
@@ -419,7 +442,8 @@ impl Node {
             p.stage = RestoreStage::FindingHolders;
             p.message = "looking for the holders of this box's manifest".into();
         });
-        let (peers, dht_holders) = gather(inner, kit.as_ref(), &mut warnings).await;
+        let (peers, dht_holders) =
+            if search_only { (Vec::new(), 0) } else { gather(inner, kit.as_ref(), &mut warnings).await };
         set(progress, |p| {
             p.holders_found = peers.len() as u32;
             p.stage = RestoreStage::FetchingManifest;
@@ -441,6 +465,11 @@ impl Node {
                 }
             }
             if !more.is_empty() {
+                // The search names holders, not their addresses: the DHT
+                // routing table (refreshed through the forwarders) has them.
+                if let Ok(Err(e)) = tokio::time::timeout(DHT_TIMEOUT, inner.net.bootstrap()).await {
+                    tracing::info!(error = %e, "DHT refresh before fetching from searched holders failed");
+                }
                 let (v, o) = fetch_all(inner, more, progress).await;
                 valid = v;
                 outcomes.extend(o);
@@ -500,12 +529,13 @@ impl Node {
                 return Err(RestoreError::Import(import_errors.join("; ")));
             }
         }
+        let mut forwarders = Vec::new();
         if let Some((peer, _)) = imported {
             if let Some(o) = outcomes.iter_mut().find(|o| o.peer == peer.to_base58()) {
                 o.outcome = "imported".into();
             }
             if let Some(path) = found_via.get(&peer) {
-                pay_forwarders(inner, path).await;
+                forwarders = pay_forwarders(inner, path).await;
             }
         }
         let version = inner.db.call(|m| m.snapshot_version()).await?;
@@ -548,6 +578,7 @@ impl Node {
             from: imported.map(|(p, _)| p.to_base58()),
             holders: outcomes,
             dht_holders,
+            forwarders,
             files,
             local_copies_absent: absent,
             files_restored: restored,
@@ -671,29 +702,37 @@ pub(crate) async fn search(inner: &Inner, owner: PeerId, hops: u8) -> Vec<(PeerI
 /// Pays each forwarder on the successful path its cut by keysend, once the
 /// manifest it led to has been imported. Needs Lightning running and the
 /// forwarder's Lightning node id (learned from its offers).
-async fn pay_forwarders(inner: &Inner, path: &[PeerId]) {
-    let Some(ln) = inner.lightning() else {
-        tracing::warn!(forwarders = path.len(), "recovery search succeeded but Lightning is not running: forwarders not paid");
-        return;
-    };
+async fn pay_forwarders(inner: &Inner, path: &[PeerId]) -> Vec<(String, Result<String, String>)> {
+    let mut out = Vec::new();
+    let ln = inner.lightning();
     for peer in path {
-        let p = *peer;
-        let node_id = inner.db.call(move |m| Ok(m.peer(&p)?.and_then(|r| r.ln_node_id))).await;
-        let Ok(Some(hex_id)) = node_id else {
-            tracing::warn!(%peer, "forwarder's Lightning node id unknown: cut not paid");
-            continue;
+        let result = match &ln {
+            None => Err("Lightning is not running".to_string()),
+            Some(ln) => pay_cut(inner, ln, *peer).await,
         };
-        let Ok(node) = hex_id.parse::<bunker_ln::NodeId>() else {
-            tracing::warn!(%peer, "forwarder's recorded Lightning node id does not parse: cut not paid");
-            continue;
-        };
-        let ln = Arc::clone(&ln);
-        match tokio::task::spawn_blocking(move || ln.pay_keysend(node, FORWARDER_CUT_MSAT, None)).await {
-            Ok(Ok(id)) => tracing::info!(%peer, payment = %id, msat = FORWARDER_CUT_MSAT, "paid recovery forwarder"),
-            Ok(Err(e)) => tracing::warn!(%peer, error = %e, "paying recovery forwarder failed"),
-            Err(e) => tracing::warn!(%peer, error = %e, "paying recovery forwarder failed"),
+        match &result {
+            Ok(id) => tracing::info!(%peer, payment = %id, msat = FORWARDER_CUT_MSAT, "paid recovery forwarder"),
+            Err(why) => tracing::warn!(%peer, reason = %why, "recovery forwarder not paid"),
         }
+        out.push((peer.to_base58(), result));
     }
+    out
+}
+
+/// One forwarder's cut by keysend; returns the payment id.
+async fn pay_cut(inner: &Inner, ln: &Arc<bunker_ln::Lightning>, peer: PeerId) -> Result<String, String> {
+    let hex_id = inner
+        .db
+        .call(move |m| Ok(m.peer(&peer)?.and_then(|r| r.ln_node_id)))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("its Lightning node id is unknown")?;
+    let node = hex_id.parse::<bunker_ln::NodeId>().map_err(|e| format!("recorded Lightning node id does not parse: {e}"))?;
+    let ln = Arc::clone(ln);
+    tokio::task::spawn_blocking(move || ln.pay_keysend(node, FORWARDER_CUT_MSAT, None))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 impl Node {
