@@ -117,3 +117,17 @@ async fn not_enough_hosts_fails_the_put_and_releases_what_was_placed() {
     assert!(hosts[0].hosted().is_empty(), "the one placed replica was released");
     assert!(owner.node.file("/big").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_damaged_local_copy_falls_back_to_a_host_without_repeating_bytes() {
+    let (owner, _hosts) = swarm(1, |c| c.audit_interval = std::time::Duration::from_secs(3600)).await;
+    let data = content(200_000, 6);
+    put(&owner, "/fallback", &data, Policy { copies: 1, keep_local: true }).await.unwrap();
+    let local = std::fs::read_dir(owner.store().join("local")).unwrap().next().unwrap().unwrap().path();
+    let mut sealed = std::fs::read(local.join("object")).unwrap();
+    let mid = sealed.len() / 2;
+    sealed[mid] ^= 0x55;
+    std::fs::write(local.join("object"), &sealed).unwrap();
+    // The first half comes from the local copy, the rest from the host.
+    assert_eq!(get(&owner, "/fallback").await.unwrap(), data);
+}

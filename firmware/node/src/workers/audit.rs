@@ -181,10 +181,11 @@ async fn accrue_storage(inner: &Arc<Inner>, d: &DueReplica, contract: ContractId
         Some(t) => t,
         None => last_accrual(inner, d, record.contract.term_start_at).await,
     };
-    let secs = at.saturating_sub(since).max(0) as u128;
-    let msat = (u128::from(record.contract.price_msat_per_gib_day) * u128::from(record.contract.size_bytes) * secs
-        / (u128::from(GIB) * 86_400))
-        .min(u128::from(u64::MAX)) as u64;
+    let msat = storage_owed(
+        record.contract.price_msat_per_gib_day,
+        record.contract.size_bytes,
+        at.saturating_sub(since).max(0) as u64,
+    );
     if msat == 0 {
         return None;
     }
@@ -192,6 +193,15 @@ async fn accrue_storage(inner: &Arc<Inner>, d: &DueReplica, contract: ContractId
         anchors.0.lock().unwrap_or_else(|p| p.into_inner()).insert(contract.0, at);
         msat
     })
+}
+
+/// What `bytes` stored for `secs` cost at `price` msat per GiB-day, rounded
+/// down (saturating).
+pub(crate) fn storage_owed(price_msat_per_gib_day: u64, bytes: u64, secs: u64) -> u64 {
+    u128::from(price_msat_per_gib_day)
+        .checked_mul(u128::from(bytes))
+        .and_then(|x| x.checked_mul(u128::from(secs)))
+        .map_or(u64::MAX, |x| (x / (u128::from(GIB) * 86_400)).min(u128::from(u64::MAX)) as u64)
 }
 
 /// When the last accrual on this replica happened, from its audit history.
@@ -235,6 +245,14 @@ pub(crate) async fn owe(inner: &Arc<Inner>, host: PeerId, contract: ContractId, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_is_owed_per_gib_day() {
+        assert_eq!(storage_owed(1000, GIB, 86_400), 1000);
+        assert_eq!(storage_owed(1000, GIB / 2, 86_400 * 2), 1000);
+        assert_eq!(storage_owed(1000, GIB, 0), 0);
+        assert_eq!(storage_owed(u64::MAX, u64::MAX, u64::MAX), u64::MAX, "saturates, never wraps");
+    }
 
     #[test]
     fn plaintext_layout_is_recovered_from_the_sealed_size() {
