@@ -397,8 +397,11 @@ async fn a_forwarder_that_led_to_the_manifest_is_paid_its_cut() {
     tracing::info!(target: "bunker_tests", ?report, "search restore report");
     assert!(report.imported);
     assert_eq!(report.from.as_deref(), Some(cluster.boxes[holder].peer_id.to_base58().as_str()));
-    assert_eq!(report.forwarders.len(), 1, "{report:?}");
-    assert_eq!(report.forwarders[0].0, f.peer_id.to_base58());
+    // The forwarder it reached is on the path and paid; on a full mesh the
+    // search may also have travelled through a second box, which the new
+    // box has no channel to pay.
+    assert!(!report.forwarders.is_empty(), "{report:?}");
+    assert_eq!(report.forwarders[0].0, f.peer_id.to_base58(), "{report:?}");
     assert!(report.forwarders[0].1.is_ok(), "cut paid: {:?}", report.forwarders[0]);
     wait_until("the forwarder's ledger shows the cut", Duration::from_secs(60), || {
         let node = cluster.node(forwarder).clone();

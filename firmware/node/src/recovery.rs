@@ -46,6 +46,9 @@ const FORWARD_FANOUT: usize = 8;
 /// within `h` of these (its caller waits for `h + 1`), capped below the
 /// protocol's own timeout.
 const HOP_BUDGET: Duration = Duration::from_secs(8);
+/// How long a forwarder waits, after the first answer that found a holder,
+/// for one with a shorter path.
+const FOUND_GRACE: Duration = Duration::from_millis(300);
 /// Search ids remembered to drop loops and repeats.
 const SEEN_SEARCHES: usize = 1024;
 /// How long a search id is remembered.
@@ -668,16 +671,28 @@ async fn forward(inner: &Inner, req: &RecoverRequest, exclude: &HashSet<PeerId>,
             async move { tokio::time::timeout(within, inner.net.recover(p, r)).await }
         })
         .collect();
+    // The first answer that found a holder starts a short grace for others:
+    // of those, the one with the shortest path wins (fewer forwarders to pay).
     let deadline = tokio::time::sleep(within);
     tokio::pin!(deadline);
+    let mut best: Option<(usize, RecoverResponse)> = None;
     loop {
         tokio::select! {
             next = asks.next() => match next {
-                Some(Ok(Ok(found @ RecoverResponse::Found { .. }))) => return Some(found),
+                Some(Ok(Ok(found @ RecoverResponse::Found { .. }))) => {
+                    let len = match &found { RecoverResponse::Found { path, .. } => path.len(), _ => usize::MAX };
+                    if best.is_none() {
+                        let until = (tokio::time::Instant::now() + FOUND_GRACE).min(deadline.deadline());
+                        deadline.as_mut().reset(until);
+                    }
+                    if best.as_ref().is_none_or(|(l, _)| len < *l) {
+                        best = Some((len, found));
+                    }
+                }
                 Some(_) => {}
-                None => return None,
+                None => return best.map(|(_, f)| f),
             },
-            _ = &mut deadline => return None,
+            _ = &mut deadline => return best.map(|(_, f)| f),
         }
     }
 }
