@@ -103,6 +103,8 @@ fn json_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/api/wallet/channels/{id}", delete(close_channel))
         .route("/api/wallet/invoice", post(invoice))
         .route("/api/wallet/pay", post(pay))
+        .route("/api/backup/kit", get(backup_kit))
+        .route("/api/backup/kit.txt", get(backup_kit_text))
 }
 
 fn content_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -482,6 +484,24 @@ async fn payments(
     let node = engine(ext)?.node.clone();
     let limit = limit(q)?;
     Ok(Json(run(async move { node.payments(limit).await }).await?).into_response())
+}
+
+// ---------------------------------------------------------------- backup
+
+/// `GET /api/backup/kit`: the sealed recovery kit (who holds the manifest
+/// snapshots), which opens only with the same 24 words.
+async fn backup_kit(ext: Option<Extension<Arc<EngineApi>>>) -> Result<Response> {
+    let node = engine(ext)?.node.clone();
+    let bytes = run(async move { node.recovery_kit_file().await.map_err(|e| EngineError::internal(e.to_string())) }).await?;
+    let len = bytes.len() as u64;
+    Ok(attachment(Body::from(bytes), len, "bunker-recovery-kit.bin"))
+}
+
+/// `GET /api/backup/kit.txt`: the same kit as text for a QR code.
+async fn backup_kit_text(ext: Option<Extension<Arc<EngineApi>>>) -> Result<Response> {
+    let node = engine(ext)?.node.clone();
+    let text = run(async move { node.recovery_kit_text().await.map_err(|e| EngineError::internal(e.to_string())) }).await?;
+    Ok(Json(json!({ "text": text })).into_response())
 }
 
 // ---------------------------------------------------------------- wallet

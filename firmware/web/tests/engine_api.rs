@@ -140,6 +140,8 @@ async fn every_engine_call_needs_a_session_on_the_admin_page() {
         (Method::DELETE, "/api/wallet/channels/1?node_id=02"),
         (Method::POST, "/api/wallet/invoice"),
         (Method::POST, "/api/wallet/pay"),
+        (Method::GET, "/api/backup/kit"),
+        (Method::GET, "/api/backup/kit.txt"),
     ] {
         let a = send(&b.admin_router, req(method.clone(), uri).header(header::CONTENT_LENGTH, "0").body(Body::empty()).unwrap()).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {uri}: {}", String::from_utf8_lossy(&a.body));
@@ -199,6 +201,23 @@ async fn the_manifest_downloads_as_a_consistent_sqlite_copy_on_both_routers() {
         .filter(|n| n.starts_with(".manifest-copy"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    b.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recovery_kit_opens_with_the_boxs_own_words_only() {
+    let b = new_box().await;
+    let a = send(&b.local, req(Method::GET, "/api/backup/kit").body(Body::empty()).unwrap()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("bunker-recovery-kit.bin"));
+    let kit = b.node.open_recovery_kit(&a.body).expect("the kit opens with this box's words");
+    assert_eq!(kit.owner, b.node.peer_id());
+    let a = send(&b.local, req(Method::GET, "/api/backup/kit.txt").body(Body::empty()).unwrap()).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let text: Value = serde_json::from_slice(&a.body).unwrap();
+    let text = text["text"].as_str().unwrap();
+    assert!(text.starts_with(bunker_manifest::KIT_TEXT_PREFIX), "{text}");
+    assert_eq!(b.node.open_recovery_kit(text.as_bytes()).unwrap().owner, b.node.peer_id());
     b.node.shutdown().await;
 }
 
