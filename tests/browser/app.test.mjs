@@ -249,6 +249,8 @@ describe("the admin app on a phone", { timeout: 300_000 }, () => {
         const el = document.getElementById(`view-${v}`);
         return !/–/.test([...el.querySelectorAll("dd")].map((d) => d.textContent).join("")) || el.querySelector(".na:not([hidden])");
       }, view.toLowerCase());
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= PHONE.width, `${view} is ${width} px wide on a ${PHONE.width} px phone`);
       await screenshot(page, shot);
     }
     // Hosting: a keeps b's file, and the contract is listed with b as the owner.

@@ -195,3 +195,60 @@ export function watchErrors(page) {
   });
   return errors;
 }
+
+/// A real regtest bitcoind (Bitcoin Knots, through bunker-ln's
+/// `regtest_chain` example: build it with `cargo build -p bunker-ln
+/// --features regtest --example regtest_chain`), 101 blocks mined.
+/// `lnChain` is the `ln.chain` setting a box needs to use it.
+export async function startChain() {
+  const exe = path.join(binDir(), "examples", "regtest_chain");
+  if (!existsSync(exe)) {
+    throw new Error(`${exe} is missing: build it with 'cargo build -p bunker-ln --features regtest --example regtest_chain'`);
+  }
+  const child = spawn(exe, [], { env: cleanEnv(), stdio: ["pipe", "pipe", "pipe"] });
+  let out = "", err = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (err += d));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  const deadline = Date.now() + 120_000;
+  while (!/regtest chain at height/.test(err)) {
+    if (child.exitCode !== null) throw new Error(`regtest_chain exited: ${err}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`regtest chain not ready within 120 s: ${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const field = (name) => out.match(new RegExp(`^${name} = "?([^"\\n]+)"?$`, "m"))?.[1];
+  const lnChain = `bitcoind:${field("user")}:${field("password")}@${field("host")}:${field("port")}`;
+  // One command at a time; each answers with one line on stdout or stderr.
+  let queue = Promise.resolve();
+  const command = (line) => (queue = queue.then(async () => {
+    const [o, e] = [out.length, err.length];
+    child.stdin.write(`${line}\n`);
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const answer = out.slice(o) || err.slice(e);
+      if (answer.includes("\n")) {
+        if (err.length > e) throw new Error(`regtest_chain ${line}: ${err.slice(e).trim()}`);
+        return out.slice(o).trim();
+      }
+      if (Date.now() > until) throw new Error(`regtest_chain ${line}: no answer`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }));
+  return {
+    lnChain,
+    password: field("password"),
+    fund: (address, sat) => command(`fund ${address} ${sat}`),
+    mine: (n) => command(`mine ${n}`),
+    async stop() {
+      if (child.exitCode === null) {
+        child.stdin.end("quit\n");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}

@@ -29,6 +29,7 @@ function show(view) {
   clearInterval(pollTimer);
   pollTimer = null;
   if (inApp) {
+    if ($("state").hidden) refreshBadge();
     const v = VIEWS_APP[view];
     const refresh = () => v.refresh().catch((err) => {
       if (err.status === 401) return show("login");
@@ -39,6 +40,18 @@ function show(view) {
   }
   const first = $(`view-${view}`).querySelector("input");
   if (first && !inApp && window.matchMedia("(min-width: 700px)").matches) first.focus();
+}
+
+/// The header's state badge, on every app view (the dashboard keeps it fresh).
+async function refreshBadge() {
+  try {
+    const st = await api("GET", "/api/status");
+    $("state").textContent = st.state;
+    $("state").dataset.state = st.state;
+    $("state").hidden = $("nav").hidden;
+  } catch {
+    // The view's own refresh says what is wrong.
+  }
 }
 
 /// Opens app view `name` (from the address bar's #name), the dashboard by default.

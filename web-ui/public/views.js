@@ -746,7 +746,7 @@ const VIEWS_APP = {
   files: { refresh: refreshFiles },
   hosting: { refresh: refreshHosting, every: 15000 },
   peers: { refresh: refreshPeers, every: 10000 },
-  wallet: { refresh: refreshWallet },
+  wallet: { refresh: refreshWallet, every: 5000 },
   backup: { refresh: refreshBackup },
   settings: { refresh: refreshSettings },
   panel: { refresh: refreshPanel, every: 1500 },
