@@ -298,7 +298,7 @@ async fn fetch_all(
                     detail: String::new(),
                 });
                 valid.push(c);
-                valid.sort_by(|a, b| b.version.cmp(&a.version));
+                valid.sort_by_key(|c| std::cmp::Reverse(c.version));
                 valid.truncate(KEEP_VALID);
             }
             Err((outcome, detail)) => {
@@ -307,7 +307,7 @@ async fn fetch_all(
             }
         }
     }
-    valid.sort_by(|a, b| b.version.cmp(&a.version));
+    valid.sort_by_key(|c| std::cmp::Reverse(c.version));
     (valid, outcomes)
 }
 
@@ -599,8 +599,10 @@ impl Node {
 /// NOTE(recovery): `Inner` has no slot for this (node.rs is the HOST
 /// engineer's file), so it lives here keyed by our own PeerId — several
 /// engines in one test process keep separate memories.
-fn seen_searches() -> &'static Mutex<HashMap<PeerId, VecDeque<([u8; 16], Instant)>>> {
-    static SEEN: OnceLock<Mutex<HashMap<PeerId, VecDeque<([u8; 16], Instant)>>>> = OnceLock::new();
+type SeenSearches = Mutex<HashMap<PeerId, VecDeque<([u8; 16], Instant)>>>;
+
+fn seen_searches() -> &'static SeenSearches {
+    static SEEN: OnceLock<SeenSearches> = OnceLock::new();
     SEEN.get_or_init(Default::default)
 }
 

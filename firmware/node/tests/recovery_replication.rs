@@ -32,12 +32,14 @@ enum Serve {
     Tampered,
 }
 
+/// Every snapshot stored, per owner, oldest first.
+type Stored = Arc<Mutex<HashMap<PeerId, Vec<(u64, Vec<u8>)>>>>;
+
 /// A bare swarm that keeps owners' snapshots.
 struct SnapshotHolder {
     net: Net,
     addrs: Vec<Multiaddr>,
-    /// Every snapshot stored, per owner, oldest first.
-    stored: Arc<Mutex<HashMap<PeerId, Vec<(u64, Vec<u8>)>>>>,
+    stored: Stored,
     /// Fetches refused because the asker was not the owner.
     refused: Arc<Mutex<u32>>,
 }
@@ -48,7 +50,7 @@ impl SnapshotHolder {
         cfg.bootstrap = bootstrap;
         let (net, mut inbound) = Net::start(cfg).await.expect("holder swarm starts");
         let addrs = net.listen_addrs().await.expect("listen addrs");
-        let stored: Arc<Mutex<HashMap<PeerId, Vec<(u64, Vec<u8>)>>>> = Arc::default();
+        let stored: Stored = Arc::default();
         let refused = Arc::new(Mutex::new(0));
         let (n, s, r) = (net.clone(), stored.clone(), refused.clone());
         tokio::spawn(async move {
