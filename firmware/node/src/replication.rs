@@ -37,6 +37,10 @@ pub fn manifest_provider_key(owner: &PeerId) -> [u8; 32] {
     blake3::derive_key(PROVIDER_KEY_CONTEXT, &owner.to_bytes())
 }
 
+/// Stores in flight at once: each holds its own copy of the snapshot (up to
+/// the protocol's 32 MiB), which a Pi's memory must afford.
+const STORE_CONCURRENCY: usize = 3;
+
 /// How the manifest is replicated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicationConfig {
@@ -267,7 +271,7 @@ pub(crate) async fn replicate_once(inner: &Inner, want: usize) -> Result<(Replic
     let mut pending = FuturesUnordered::new();
     let snapshot = Arc::new(snapshot);
     loop {
-        while stored.len() + pending.len() < want.max(1) {
+        while stored.len() + pending.len() < want.max(1) && pending.len() < STORE_CONCURRENCY {
             let Some(peer) = next.next() else { break };
             let snap = Arc::clone(&snapshot);
             pending.push(async move { (peer, store_on(inner, peer, version, snap.to_vec()).await) });
