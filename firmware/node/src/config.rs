@@ -61,6 +61,11 @@ pub struct PlacementTerms {
     pub max_retrieval_msat_per_gib: u64,
     /// Contract term.
     pub term: Duration,
+    /// Offer hosts a swap (we keep as many bytes for them, nobody pays)
+    /// before paying; a host that declines the swap is paid as usual.
+    /// Off by default: a swap binds this box's own disk space.
+    #[serde(default)]
+    pub propose_swaps: bool,
 }
 
 impl Default for PlacementTerms {
@@ -69,6 +74,7 @@ impl Default for PlacementTerms {
             max_price_msat_per_gib_day: 100_000,
             max_retrieval_msat_per_gib: 1_000_000,
             term: Duration::from_secs(365 * 86_400),
+            propose_swaps: false,
         }
     }
 }

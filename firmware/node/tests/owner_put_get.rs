@@ -131,3 +131,20 @@ async fn a_damaged_local_copy_falls_back_to_a_host_without_repeating_bytes() {
     // The first half comes from the local copy, the rest from the host.
     assert_eq!(get(&owner, "/fallback").await.unwrap(), data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_proposing_swaps_gets_a_swap_contract_that_owes_nothing() {
+    let (owner, hosts) = swarm(1, |c| c.placement.propose_swaps = true).await;
+    put(&owner, "/swap", &content(40_000, 7), Policy { copies: 1, keep_local: true }).await.unwrap();
+    let ours = owner.node.contracts().await.unwrap();
+    assert_eq!(ours.len(), 1);
+    assert!(ours[0].is_swap && ours[0].price_msat_per_gib_day == 0, "{ours:?}");
+    let theirs = hosts[0].node.contracts().await.unwrap();
+    assert!(theirs.iter().any(|c| c.direction == "theirs_on_us" && c.is_swap));
+    // Audited like any replica.
+    wait_for(30, "a passed audit of the swap replica", || async {
+        let a = owner.node.audits(10).await.unwrap();
+        a.iter().any(|x| x.outcome == "passed").then_some(())
+    })
+    .await;
+}

@@ -119,7 +119,12 @@ pub(crate) async fn candidates(inner: &Arc<Inner>, bytes: u64, exclude: &HashSet
     }
     peers.retain(|p| *p != me && !exclude.contains(p));
     let placement = &inner.config.placement;
-    let request = OfferRequest { bytes, term_secs: placement.term.as_secs(), swap_offered_bytes: 0 };
+    let swaps = wants_swaps(inner);
+    let request = OfferRequest {
+        bytes,
+        term_secs: placement.term.as_secs(),
+        swap_offered_bytes: if swaps { bytes } else { 0 },
+    };
     let asks = peers.iter().map(|&peer| {
         let request = request.clone();
         async move { (peer, inner.net.offer(peer, request).await) }
@@ -134,10 +139,10 @@ pub(crate) async fn candidates(inner: &Arc<Inner>, bytes: u64, exclude: &HashSet
                 continue;
             }
         };
-        if offer.free_bytes < bytes
-            || offer.price_msat_per_gib_day > placement.max_price_msat_per_gib_day
-            || offer.retrieval_msat_per_gib > placement.max_retrieval_msat_per_gib
-        {
+        let within_caps = offer.price_msat_per_gib_day <= placement.max_price_msat_per_gib_day
+            && offer.retrieval_msat_per_gib <= placement.max_retrieval_msat_per_gib;
+        let swap = swaps && offer.swap_wanted_bytes >= bytes;
+        if offer.free_bytes < bytes || !(within_caps || swap) {
             tracing::debug!(%peer, free = offer.free_bytes, price = offer.price_msat_per_gib_day, "offer not taken");
             continue;
         }
@@ -151,6 +156,11 @@ pub(crate) async fn candidates(inner: &Arc<Inner>, bytes: u64, exclude: &HashSet
     }
     rank(&mut out);
     out
+}
+
+/// Whether we propose swaps (and can keep the bytes they bind us to).
+fn wants_swaps(inner: &Inner) -> bool {
+    inner.config.placement.propose_swaps && inner.config.hosting.accept_swaps
 }
 
 /// Best first: reputation, then price, then free space.
@@ -226,8 +236,23 @@ pub(crate) async fn place_one(
     Err(reasons)
 }
 
-/// Contract, upload, receipt with one host.
+/// Contract, upload, receipt with one host: a swap first when we propose
+/// swaps and the host wants one, else (or when it declines) a paid contract.
 async fn place_on(inner: &Arc<Inner>, layout: Layout, staged: &Staged, c: &Candidate) -> Result<Placed, String> {
+    let p = &inner.config.placement;
+    let within_caps = c.offer.price_msat_per_gib_day <= p.max_price_msat_per_gib_day
+        && c.offer.retrieval_msat_per_gib <= p.max_retrieval_msat_per_gib;
+    if wants_swaps(inner) && c.offer.swap_wanted_bytes >= staged.sealed_len {
+        match place_with(inner, layout, staged, c, true).await {
+            Ok(placed) => return Ok(placed),
+            Err(e) if within_caps => tracing::info!(host = %c.peer, reason = %e, "swap declined; paying instead"),
+            Err(e) => return Err(e),
+        }
+    }
+    place_with(inner, layout, staged, c, false).await
+}
+
+async fn place_with(inner: &Arc<Inner>, layout: Layout, staged: &Staged, c: &Candidate, swap: bool) -> Result<Placed, String> {
     let cfg = &inner.config;
     let audit = cfg.audit_interval.as_secs().max(1);
     let terms = ContractTerms {
@@ -236,11 +261,11 @@ async fn place_on(inner: &Arc<Inner>, layout: Layout, staged: &Staged, c: &Candi
         object_bytes: staged.sealed_len,
         plain_bytes: layout.size(),
         segment_size: layout.segment_size(),
-        price_msat_per_gib_day: c.offer.price_msat_per_gib_day,
+        price_msat_per_gib_day: if swap { 0 } else { c.offer.price_msat_per_gib_day },
         retrieval_msat_per_gib: c.offer.retrieval_msat_per_gib,
         audit_interval_secs: ((audit / 2).max(1), audit + audit / 2),
         term_secs: cfg.placement.term.as_secs(),
-        swap: false,
+        swap,
     };
     let our_signature = sign::sign_terms(&inner.keys, &terms);
     let proposal = ContractProposal { terms: terms.clone(), owner_signature: our_signature.clone() };
@@ -260,7 +285,7 @@ async fn place_on(inner: &Arc<Inner>, layout: Layout, staged: &Staged, c: &Candi
         retrieval_price_msat: retrieval_price(staged.sealed_len, terms.retrieval_msat_per_gib),
         audit_interval_secs: audit,
         full_check_interval_secs: cfg.full_check_interval.as_secs().max(1),
-        is_swap: false,
+        is_swap: swap,
         term_start_at: at,
         term_end_at: at.saturating_add(terms.term_secs.min(i64::MAX as u64) as i64),
         terms: sign::terms_record(&terms),
