@@ -54,6 +54,22 @@ struct Args {
     /// Prints the effective configuration as TOML and exits.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<DaemonCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum DaemonCommand {
+    /// Makes this box the lost box again from its 24 words (read from
+    /// standard input, never from the command line): fetches the newest
+    /// manifest from the peers that hold it, then exits; start bunkerd
+    /// normally afterwards. Stop the daemon first.
+    Restore {
+        /// A recovery kit file (or its text) saved from the old box's admin
+        /// page: where its manifest snapshots are.
+        #[arg(long, value_name = "FILE")]
+        kit: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -112,6 +128,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(DaemonCommand::Restore { kit }) = args.command {
+        return match runtime.block_on(restore(cfg, kit)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bunkerd: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -286,6 +311,23 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if panel_asked && !cfg.panel.shutdown_command.is_empty() {
         run_shutdown_command(&cfg.panel.shutdown_command);
     }
+    Ok(())
+}
+
+/// `bunkerd restore`: the words from stdin, the engine started exactly as
+/// the daemon starts it, the manifest fetched back.
+async fn restore(cfg: Config, kit: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut stdin = std::io::stdin().lock();
+    let cfg = &cfg;
+    let report = bunkerd::restore::run(&cfg.data_dir, &mut stdin, kit.as_deref(), |dir, seed| {
+        let path = dir.path().to_owned();
+        async move {
+            let keys = bunker_core::keys::Keys::from_seed(&seed);
+            engine::start(cfg, &path, seed, &keys).await
+        }
+    })
+    .await?;
+    println!("{}", bunkerd::restore::summary(&report));
     Ok(())
 }
 
