@@ -392,3 +392,47 @@ async fn a_host_at_capacity_refuses() {
     assert_eq!(cluster.get(0, "/two.bin").await, data);
     cluster.shutdown().await;
 }
+
+/// 6b) Space a swap partner keeps for us is held for it: a paid request
+/// that would eat into it is refused, the partner's swap request for the
+/// same space is taken. Box 0 is the host H, box 1 its swap partner P (it
+/// keeps H's file), box 2 a paying owner Q (hosts nothing itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_swap_partner_wins_over_a_paid_request() {
+    const CAP: u64 = 300 * 1024;
+    let spec = ClusterSpec::new(3).without_lightning().configure(|i, c| match i {
+        0 | 1 => {
+            c.hosting.max_hosted_bytes = Some(CAP);
+            c.placement.propose_swaps = true;
+        }
+        _ => c.hosting.max_hosted_bytes = Some(0),
+    });
+    let cluster = Cluster::start(spec).await;
+
+    // H stores 256 KiB on P as a swap: P now keeps ~257 KiB for H.
+    cluster.put(0, "/h.bin", random_bytes(256 * 1024), 1, true).await;
+    let swap = contract_on(&cluster, 0, 1).await;
+    assert!(swap.is_swap && swap.price_msat_per_gib_day == 0, "H's contract on P is a swap: {swap:?}");
+
+    // Q asks H for 128 KiB, paid. H hosts nothing yet (300 KiB under its
+    // cap), so only the ~257 KiB it holds for P can make it refuse; P itself
+    // is full with H's object, and Q hosts nothing.
+    let q_data = random_bytes(128 * 1024);
+    let refused = cluster
+        .node(2)
+        .put("/q.bin", q_data.len() as u64, bunker_node::Policy { copies: 1, keep_local: true }, Cursor::new(q_data))
+        .await;
+    let err = refused.expect_err("H must keep its swap partner's space from a paid request");
+    eprintln!("paid request refused as expected: {err}");
+    assert!(matches!(err, bunker_node::PutError::Placement { placed: 0, wanted: 1, .. }), "{err}");
+    assert!(cluster.hosted_objects(0).is_empty(), "H took nothing from Q");
+
+    // P asks H for the same 128 KiB as a swap: taken.
+    let p_data = random_bytes(128 * 1024);
+    cluster.put(1, "/p.bin", p_data.clone(), 1, true).await;
+    let on_h = contract_on(&cluster, 1, 0).await;
+    assert!(on_h.is_swap, "P's contract on H is a swap: {on_h:?}");
+    let held = cluster.hosted_object(0, 1);
+    assert!(std::fs::metadata(held.object()).expect("P's object on H").len() > p_data.len() as u64);
+    cluster.shutdown().await;
+}
