@@ -70,6 +70,7 @@ fn load() -> String {
 }
 
 async fn start_box(dir: &std::path::Path) -> Node {
+    std::fs::create_dir_all(dir).expect("box dir");
     let seed = Seed::generate();
     let keys = Keys::from_seed(&seed);
     let (net, inbound) = Net::start(NetConfig::loopback(keys.identity())).await.expect("swarm");
