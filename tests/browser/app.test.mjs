@@ -107,6 +107,15 @@ describe("the admin app on a phone", { timeout: 300_000 }, () => {
     assert.match(await page.locator("#sats-chart svg").getAttribute("aria-label"), /: 0 earned, 0 spent$/);
     // Lightning is off in this box: the balance says why instead of a number.
     await page.locator("#dash-balance", { hasText: /^not available: Lightning is off/ }).waitFor();
+    // Data disks and alerts come from the daemon's own probe (bunker-disks).
+    const status = await getJson(a, "/api/status", cookie);
+    assert.ok(status.disks.length >= 1, JSON.stringify(status.disks));
+    await page.locator("#disks li", { hasText: /active · .* free of / }).first().waitFor();
+    if (status.alerts.length > 0) {
+      await page.locator("#alerts li", { hasText: status.alerts[0].short }).waitFor();
+    } else {
+      assert.equal(await page.locator("#alerts-card").isHidden(), true);
+    }
     await screenshot(page, "7-dashboard-engine");
   });
 

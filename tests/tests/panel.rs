@@ -63,7 +63,15 @@ fn a_shutdown_confirmed_on_the_panel_stops_the_daemon_cleanly_and_runs_the_comma
     let data = data_dir.to_str().unwrap();
     let marker = tmp.path().join("powered-off");
     let command = format!("panel.shutdown_command=[\"touch\", {:?}]", marker.to_str().unwrap());
-    let mut node = BoxProcess::start(&data_dir, &["--set", "panel.backend=\"simulator\"", "--set", &command]);
+    // The store on a RAM file system, not on this machine's system disk: the
+    // "data on SD card" alert would otherwise bring up the alerts screen
+    // mid-way through the button presses below (a new alert takes the screen).
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let store = format!("storage.root={:?}", shm.path().to_str().unwrap());
+    let mut node = BoxProcess::start(
+        &data_dir,
+        &["--set", "panel.backend=\"simulator\"", "--set", &command, "--set", &store],
+    );
 
     // Back from the first screen wraps to the last one: shutdown.
     assert!(press(data, &["--button", "1"]).status.success());
@@ -73,7 +81,9 @@ fn a_shutdown_confirmed_on_the_panel_stops_the_daemon_cleanly_and_runs_the_comma
     assert!(node.wait_exit(Duration::from_millis(10)).is_none(), "one long press must not shut down");
     // The second long press confirms.
     assert!(press(data, &["--long"]).status.success());
-    let exit = node.wait_exit(Duration::from_secs(10)).expect("daemon stopped after the confirmed shutdown");
+    let exit = node
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("daemon did not stop within 10 s of the confirmed shutdown:\n{}", node.log()));
     assert!(exit.success(), "{exit}: {}", node.log());
     assert!(node.log().contains("shutdown confirmed on the panel"), "{}", node.log());
     assert!(marker.exists(), "panel.shutdown_command did not run: {}", node.log());

@@ -122,6 +122,19 @@ async function refreshDashboard() {
     } else {
       setText("space-text", "The box could not read its storage.");
     }
+    const alerts = st.alerts ?? [];
+    $("alerts-card").hidden = alerts.length === 0;
+    $("alerts").replaceChildren(...alerts.map((a) => htmlEl("li", { class: a.severity },
+      htmlEl("strong", { text: a.short }), ` — ${a.text}`)));
+    const disks = st.disks ?? [];
+    $("disks").replaceChildren(...(disks.length === 0
+      ? [htmlEl("li", { text: "not probed yet" })]
+      : disks.map((d) => htmlEl("li", { class: d.state === "active" ? "" : "error" },
+        htmlEl("strong", { text: d.label }),
+        ` · ${d.state.replace(/_/g, " ")}`,
+        d.total_bytes > 0 ? ` · ${formatBytes(d.free_bytes)} free of ${formatBytes(d.total_bytes)}` : "",
+        d.on_system_device ? " · on the system SD card" : "",
+        d.last_error ? ` — ${d.last_error}` : ""))));
     $("status-error").hidden = true;
   } catch (err) {
     if (err.status === 401) throw err;

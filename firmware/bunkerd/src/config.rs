@@ -80,6 +80,7 @@ impl Config {
         node.hosting.price_floor_msat_per_gib_day = self.hosting.price_floor_msat_per_gib_day;
         node.hosting.safety_margin_bytes = self.reserves.safety_margin.0;
         node.hosting.max_hosted_bytes = self.hosting.max_hosted.0.map(|s| s.0);
+        node.replication.debounce = self.intervals.manifest_debounce;
         node
     }
 

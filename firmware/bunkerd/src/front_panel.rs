@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bunker_panel::hardware::{spawn_hardware, HardwareConfig};
 use bunker_panel::{
-    BoxState, DiskStatus, NetworkInfo, PanelAction, PanelConfig, PanelHandle, PanelStatus, SetupInfo, SimPanel,
+    Alert, BoxState, DiskStatus, NetworkInfo, PanelAction, PanelConfig, PanelHandle, PanelStatus, SetupInfo, SimPanel,
 };
 use bunker_web::PanelControl;
 
@@ -142,7 +142,7 @@ impl PanelControl for FrontPanel {
 pub fn snapshot(
     pairing_code: Option<String>,
     web_addr: SocketAddr,
-    data_dir: &Path,
+    disk_snapshot: &crate::disk_watch::DiskSnapshot,
     engine: Option<&(bunker_node::views::NodeStatus, Option<u64>)>,
     stopping: bool,
 ) -> PanelStatus {
@@ -151,16 +151,17 @@ pub fn snapshot(
         a if a.is_unspecified() => ip.map(IpAddr::V4).unwrap_or(IpAddr::from([127, 0, 0, 1])),
         a => a,
     };
-    let disks = bunker_web::disk_space(data_dir)
-        .map(|space| {
-            vec![DiskStatus {
-                name: "data dir".into(),
-                used_bytes: space.total_bytes.saturating_sub(space.free_bytes),
-                capacity_bytes: space.total_bytes,
-                missing: false,
-            }]
+    let disks = disk_snapshot
+        .disks
+        .iter()
+        .map(|d| DiskStatus {
+            name: d.label.clone(),
+            used_bytes: d.capacity.total_bytes.saturating_sub(d.capacity.free_bytes),
+            capacity_bytes: d.capacity.total_bytes,
+            missing: d.state == bunker_disks::DiskState::Missing,
         })
-        .unwrap_or_default();
+        .collect();
+    let alerts = disk_snapshot.alerts.iter().map(|a| Alert::Other(a.short.clone())).collect();
     let state = if stopping {
         BoxState::Stopping
     } else if pairing_code.is_some() {
@@ -190,6 +191,7 @@ pub fn snapshot(
             admin_url: format!("http://{}/", SocketAddr::new(url_host, web_addr.port())),
         }),
         disks,
+        alerts,
         setup: pairing_code.map(|code| SetupInfo { pairing_code: code }),
         shutting_down: stopping,
         ..PanelStatus::default()

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod data_dir;
+pub mod disk_watch;
 pub mod front_panel;
 pub mod local_api;
 pub mod logging;

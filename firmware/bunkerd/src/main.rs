@@ -14,6 +14,7 @@ use bunker_web::{Admin, AdminOptions, NodeStatus, PanelControl, SeedWords, Statu
 use bunkerd::config::{self, Config, Origin, Overrides};
 use bunkerd::front_panel::{self, FrontPanel};
 use bunkerd::data_dir::{DataDir, SeedOrigin, SEED_FILE};
+use bunkerd::disk_watch;
 use bunkerd::logging;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -157,6 +158,8 @@ struct DaemonStatus {
     started: Instant,
     peer_id: Option<String>,
     data_dir: PathBuf,
+    /// Set once the disk watcher runs (after the engine started).
+    disks: std::sync::OnceLock<Arc<disk_watch::DiskWatch>>,
 }
 
 impl StatusSource for DaemonStatus {
@@ -173,6 +176,8 @@ impl StatusSource for DaemonStatus {
                     None
                 }
             },
+            disks: self.disks.get().map(|d| d.status_disks()).unwrap_or_default(),
+            alerts: self.disks.get().map(|d| d.status_alerts()).unwrap_or_default(),
         }
     }
 }
@@ -206,8 +211,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!(%peer_id, "identity");
 
-    let status: Arc<dyn StatusSource> =
-        Arc::new(DaemonStatus { started, peer_id: Some(peer_id), data_dir: dir.path().to_owned() });
+    let daemon_status = Arc::new(DaemonStatus {
+        started,
+        peer_id: Some(peer_id),
+        data_dir: dir.path().to_owned(),
+        disks: std::sync::OnceLock::new(),
+    });
+    let status: Arc<dyn StatusSource> = daemon_status.clone();
     let admin = Admin::open(AdminOptions::new(dir.path()), Arc::new(SeedFile(dir.path().join(SEED_FILE))))
         .context("cannot read the admin page's state")?;
     if admin.pairing_code().is_some() {
@@ -230,6 +240,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let node = engine::start(&cfg, dir.path(), seed, &keys).await?;
     tracing::info!(store = %cfg.store_root().display(), "storage engine started");
+    let disks = disk_watch::DiskWatch::start(dir.path(), &cfg.store_root())?;
+    let _ = daemon_status.disks.set(disks.clone());
     let engine_api = bunker_web::EngineApi {
         node: node.clone(),
         store_root: cfg.store_root(),
@@ -245,11 +257,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut local_router = bunker_web::local_api_router(admin.clone(), status.clone());
     let panel_feed = panel.as_ref().map(|panel| {
         local_router = local_router.clone().merge(bunker_web::panel_router(panel.clone() as Arc<dyn PanelControl>));
-        let (panel, admin, data_dir, node) = (panel.clone(), admin.clone(), dir.path().to_owned(), node.clone());
+        let (panel, admin, node, disks) = (panel.clone(), admin.clone(), node.clone(), disks.clone());
         tokio::spawn(async move {
             loop {
                 let figures = engine::panel_figures(&node).await;
-                panel.show(front_panel::snapshot(admin.pairing_code(), web_addr, &data_dir, figures.as_ref(), false));
+                panel.show(front_panel::snapshot(admin.pairing_code(), web_addr, &disks.snapshot(), figures.as_ref(), false));
                 tokio::time::sleep(front_panel::REFRESH).await;
             }
         })
@@ -291,7 +303,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         watchdog.abort();
     }
     if let Some(panel) = &panel {
-        panel.show(front_panel::snapshot(None, web_addr, dir.path(), None, true));
+        panel.show(front_panel::snapshot(None, web_addr, &disks.snapshot(), None, true));
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);

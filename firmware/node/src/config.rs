@@ -99,6 +99,8 @@ pub struct NodeConfig {
     pub hosting: HostingTerms,
     /// What we pay as an owner.
     pub placement: PlacementTerms,
+    /// How MANIFEST.db is replicated to peers (DESIGN §7).
+    pub replication: crate::replication::ReplicationConfig,
 }
 
 impl NodeConfig {
@@ -113,6 +115,7 @@ impl NodeConfig {
             segment_size: bunker_core::DEFAULT_SEGMENT_SIZE,
             hosting: HostingTerms::default(),
             placement: PlacementTerms::default(),
+            replication: crate::replication::ReplicationConfig::default(),
         }
     }
 }

@@ -99,6 +99,9 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// How long the engine's loops get to stop on shutdown, together.
+const TASK_STOP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Node {
@@ -246,10 +249,12 @@ impl Node {
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in tasks {
-            if tokio::time::timeout(std::time::Duration::from_secs(5), t).await.is_err() {
-                tracing::warn!("an engine task did not stop within 5 s");
-            }
+        // All loops stop together within one budget: a worker stuck on a slow
+        // disk or peer is aborted rather than holding up the daemon's exit.
+        let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        if tokio::time::timeout(TASK_STOP_BUDGET, futures::future::join_all(tasks)).await.is_err() {
+            tracing::warn!(budget = ?TASK_STOP_BUDGET, "engine tasks did not all stop in time; aborted");
+            aborts.iter().for_each(|a| a.abort());
         }
         let ln = std::mem::take(&mut *self.inner.ln.write().unwrap_or_else(|p| p.into_inner()));
         if let LnState::Running(ln) = ln {

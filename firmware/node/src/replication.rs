@@ -75,12 +75,8 @@ impl Default for ReplicationConfig {
 }
 
 /// The settings the running engine uses.
-///
-/// NOTE(recovery): `NodeConfig` has no `replication` field yet (config.rs is
-/// the OWNER engineer's file); until it has, production defaults apply and
-/// tests drive rounds with [`Node::replicate_manifest_now`].
-pub(crate) fn settings(_inner: &Inner) -> ReplicationConfig {
-    ReplicationConfig::default()
+pub(crate) fn settings(inner: &Inner) -> ReplicationConfig {
+    inner.config.replication.clone()
 }
 
 /// Why a replication round or a kit export failed.

@@ -212,7 +212,7 @@ mod tests {
     struct NoStatus;
     impl StatusSource for NoStatus {
         fn status(&self) -> NodeStatus {
-            NodeStatus { version: "0".into(), state: "running".into(), uptime_secs: 0, peer_id: None, data_dir_space: None }
+            NodeStatus { version: "0".into(), state: "running".into(), uptime_secs: 0, peer_id: None, data_dir_space: None, disks: vec![], alerts: vec![] }
         }
     }
     #[derive(Default)]

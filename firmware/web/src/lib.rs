@@ -59,7 +59,7 @@ pub use axum::Router;
 pub use error::ApiError;
 pub use guard::{host_allowed, MAX_BODY, REQUEST_TIMEOUT};
 pub use panel::{panel_router, PanelControl};
-pub use status::{disk_space, DiskSpace, NodeStatus, StatusSource};
+pub use status::{disk_space, DataDiskStatus, DiskSpace, NodeStatus, StatusAlert, StatusSource};
 
 /// Serves `router` on `listener` (TCP or Unix) until `shutdown` completes,
 /// then lets requests in flight finish. For the local API: it has no

@@ -25,6 +25,48 @@ pub struct NodeStatus {
     /// `None` when the file system could not be asked.
     #[serde(default)]
     pub data_dir_space: Option<DiskSpace>,
+    /// The data disks (adopted USB disks and the store directory) as the
+    /// last probe found them.
+    #[serde(default)]
+    pub disks: Vec<DataDiskStatus>,
+    /// What needs the owner's attention: a missing, full, read-only or
+    /// failing disk, data on the SD card, undervoltage.
+    #[serde(default)]
+    pub alerts: Vec<StatusAlert>,
+}
+
+/// One data disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataDiskStatus {
+    /// File-system UUID, or `path:<dir>` for a plain directory.
+    pub id: String,
+    /// What to call it.
+    pub label: String,
+    /// Where its data lives.
+    pub mount_path: String,
+    /// `active`, `missing`, `read_only`, `full` or `failing`.
+    pub state: String,
+    /// Size.
+    pub total_bytes: u64,
+    /// Free.
+    pub free_bytes: u64,
+    /// Free beyond the reserve kept on it.
+    pub usable_bytes: u64,
+    /// It sits on the system device (the SD card on a box).
+    pub on_system_device: bool,
+    /// The last failure, in words.
+    pub last_error: Option<String>,
+}
+
+/// Something the owner should know about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusAlert {
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// One OLED line.
+    pub short: String,
+    /// The sentence for the admin page: what happened and what to do.
+    pub text: String,
 }
 
 /// Size and free space of one file system, in bytes.

@@ -46,6 +46,8 @@ impl StatusSource for FixedStatus {
             uptime_secs: 42,
             peer_id: Some("12D3KooWTest".into()),
             data_dir_space: bunker_web::disk_space(&self.0).ok(),
+            disks: vec![],
+            alerts: vec![],
         }
     }
 }

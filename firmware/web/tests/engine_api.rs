@@ -31,7 +31,7 @@ impl SeedWords for NoWords {
 struct Status;
 impl StatusSource for Status {
     fn status(&self) -> NodeStatus {
-        NodeStatus { version: "0".into(), state: "running".into(), uptime_secs: 0, peer_id: None, data_dir_space: None }
+        NodeStatus { version: "0".into(), state: "running".into(), uptime_secs: 0, peer_id: None, data_dir_space: None, disks: vec![], alerts: vec![] }
     }
 }
 

@@ -170,6 +170,12 @@ struct PairingCode {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // `bunker audits | head`: a reader that goes away ends the CLI quietly,
+    // as with any Unix tool, instead of a panic on the next print.
+    // SAFETY: no other thread has started; SIG_DFL has no handler to race with.
+    unsafe {
+        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
+    }
     let cli = Cli::parse();
     let socket = cli.socket.clone().unwrap_or_else(|| cli.data_dir.join(SOCKET_FILE));
     match run(&cli, &socket).await {
