@@ -18,7 +18,7 @@ target=aarch64-unknown-linux-gnu
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # libc6:arm64 (multiarch) is what qemu runs the binary with; see below.
-packages=(rustc-web libstd-rust-web-dev:arm64 libc6:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binutils-aarch64-linux-gnu curl)
+packages=(rustc-web libstd-rust-web-dev:arm64 libc6:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binutils-aarch64-linux-gnu curl python3)
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
     echo "cross: installing ${packages[*]}" >&2
     dpkg --print-foreign-architectures | grep -qx arm64 || sudo_ dpkg --add-architecture arm64
@@ -85,27 +85,19 @@ echo "cross: aarch64 bunkerd under qemu answered /healthz and stopped cleanly" >
 # seed, on a real regtest bitcoind (the x86 Bitcoin Knots bundle the tests use,
 # on loopback). Lightning is up when the wallet API gives a node id and a new
 # regtest deposit address.
-btc="$("$root/firmware/ln/regtest/fetch-bitcoind.sh")"
+# shellcheck source=cross/regtest-chain.sh
+. "$root/cross/regtest-chain.sh"
 ln_smoke="$(mktemp -d)"
-rpcport=$(( 20000 + RANDOM % 20000 ))
-rpcpass="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-btc_args=(-regtest -rpcport="$rpcport" -rpcuser=bunker -rpcpassword="$rpcpass")
-"$btc/bitcoind" "${btc_args[@]}" -datadir="$ln_smoke" -server=1 -listen=0 -dnsseed=0 -fixedseeds=0 \
-    -listenonion=0 -printtoconsole=0 -rpcbind=127.0.0.1 -rpcallowip=127.0.0.1 -fallbackfee=0.00001 &
-btc_pid=$!
-cli() { "$btc/bitcoin-cli" "${btc_args[@]}" -rpcclienttimeout=10 "$@"; }
 ln_fail() {
     echo "cross: $*" >&2
     [ -f "$ln_smoke/log" ] && tail -n 40 "$ln_smoke/log" >&2
-    kill -TERM "${ln_pid:-}" "$btc_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
+    kill -TERM "${ln_pid:-}" 2>/dev/null || true
+    regtest_stop
     rm -rf "$ln_smoke"
     exit 1
 }
-for _ in $(seq 100); do cli getblockchaininfo >/dev/null 2>&1 && break; sleep 0.2; done
-cli createwallet smoke >/dev/null || ln_fail "regtest bitcoind did not come up"
-cli generatetoaddress 101 "$(cli getnewaddress)" >/dev/null
-BUNKER_LN_NETWORK=regtest BUNKER_LN_CHAIN="bitcoind:bunker:$rpcpass@127.0.0.1:$rpcport" \
+regtest_start "$ln_smoke/chain" || ln_fail "regtest bitcoind did not come up"
+BUNKER_LN_NETWORK=regtest BUNKER_LN_CHAIN="bitcoind:bunker:$REGTEST_PASSWORD@127.0.0.1:$REGTEST_PORT" \
     qemu-aarch64-static "$bin" --data-dir "$ln_smoke/box" --web-addr "127.0.0.1:$port" 2>"$ln_smoke/log" &
 ln_pid=$!
 api() { curl -fsS --max-time 30 --unix-socket "$ln_smoke/box/bunkerd.sock" "$@"; }
@@ -121,8 +113,7 @@ printf '%s' "$address" | grep -q '"address":"bcrt1' || ln_fail "unexpected depos
 kill -TERM "$ln_pid"
 rc=0
 wait "$ln_pid" || rc=$?
-kill -TERM "$btc_pid" 2>/dev/null || true
-wait "$btc_pid" 2>/dev/null || true
+regtest_stop
 [ "$rc" -eq 0 ] || ln_fail "the aarch64 daemon with Lightning did not stop cleanly (exit $rc)"
 rm -rf "$ln_smoke"
 echo "cross: aarch64 bunkerd ran ldk-node on a regtest chain (node id and a bcrt1 deposit address) and stopped cleanly" >&2

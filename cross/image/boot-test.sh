@@ -53,6 +53,7 @@ cleanup() {
         kill "$qemu_pid" 2>/dev/null || true
         wait "$qemu_pid" 2>/dev/null || true
     fi
+    regtest_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -77,15 +78,24 @@ mcopy -i "$fat" "::/$initrd_name" "$tmp/initrd.img"
 log "kernel $kernel_name, initramfs $initrd_name"
 
 # A free port on loopback for the forward to the guest's admin page.
+# Lightning in the guest (issue 6): a regtest chain on the host's loopback,
+# reached from the guest at 10.0.2.100:18443 through one explicit slirp
+# forward (the guest still reaches nothing else), and the chain source given
+# to bunker.service through the manager environment.
+# shellcheck source=cross/regtest-chain.sh
+. "$root/cross/regtest-chain.sh"
+regtest_start "$tmp/chain" || fail "the regtest chain for the guest's Lightning node did not come up"
+ln_env="systemd.setenv=BUNKER_LN_NETWORK=regtest systemd.setenv=BUNKER_LN_CHAIN=bitcoind:bunker:$REGTEST_PASSWORD@10.0.2.100:18443"
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 serial="$tmp/serial.log"
 qmp="$tmp/qmp.sock"
 
 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 \
     -kernel "$tmp/vmlinuz" -initrd "$tmp/initrd.img" \
-    -append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait systemd.journald.forward_to_console=1" \
+    -append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait systemd.journald.forward_to_console=1 $ln_env" \
     -drive "file=$disk,format=raw,if=none,id=hd0" -device virtio-blk-pci,drive=hd0 \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8080" -device virtio-net-pci,netdev=n0 \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8080,guestfwd=tcp:10.0.2.100:18443-tcp:127.0.0.1:$REGTEST_PORT" -device virtio-net-pci,netdev=n0 \
     -qmp "unix:$qmp,server=on,wait=off" \
     -display none -monitor none -serial "file:$serial" -no-reboot &
 qemu_pid=$!
@@ -111,6 +121,17 @@ healthz_s=$(( $(date +%s) - start ))
 log "/healthz answered 'ok' after ${healthz_s}s"
 
 # The service, not some other process, is ready: systemd says so on the console.
+# ldk-node inside the booted aarch64 image, synced to the host's chain.
+ln_deadline=$(( $(date +%s) + 600 ))
+until grep -a -q 'Lightning node started' "$serial"; do
+    if [ "$(date +%s)" -ge "$ln_deadline" ]; then
+        grep -a -i 'lightning\|ldk\|chain' "$serial" | tail -n 20 >&2
+        fail "the guest's Lightning node did not start within 600 s of /healthz"
+    fi
+    sleep 3
+done
+log "Lightning node started in the guest after $(( $(date +%s) - start ))s: $(grep -a -o 'Lightning node started.*' "$serial" | head -n 1)"
+
 grep -q 'Started bunker.service\|Started .*Bunker storage box daemon' "$serial" \
     || { tail -n 60 "$serial" >&2; fail "console does not show bunker.service started"; }
 # The journal goes to the console (forward_to_console on the kernel command

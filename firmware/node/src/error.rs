@@ -99,6 +99,15 @@ pub enum FileError {
         /// Why each copy failed.
         reasons: String,
     },
+    /// No peer could take a new copy now (none offered room within the price
+    /// caps, or the hosts asked failed): nothing changed, try again later.
+    #[error("{path}: a new copy could not be placed: {reason}")]
+    Placement {
+        /// The file.
+        path: String,
+        /// Why, per host.
+        reason: String,
+    },
     /// A local I/O error.
     #[error("{path}: {reason}")]
     Io {
@@ -115,6 +124,6 @@ pub enum FileError {
 impl FileError {
     /// A copy could not be placed or made (raised redundancy, keep-local on).
     pub(crate) fn placement(path: &str, reason: impl Into<String>) -> FileError {
-        FileError::Io { path: path.to_string(), reason: reason.into() }
+        FileError::Placement { path: path.to_string(), reason: reason.into() }
     }
 }

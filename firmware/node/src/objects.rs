@@ -23,7 +23,6 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bunker_core::format::FormatError;
 use bunker_core::sidecar::read_sealed_segment;
 use bunker_core::{leaf_hash, Descriptor, FileId, Hash, Layout, LeafSink, Proof, Sidecar, SidecarWriter, FORMAT_VERSION};
 use bunker_net::PeerId;
@@ -92,14 +91,6 @@ pub(crate) enum ObjectError {
     /// The name would escape its area or is not a name at all.
     #[error("{name:?} is not a valid object name: {reason}")]
     BadName { name: String, reason: &'static str },
-    /// The layout is not a valid object layout.
-    #[error("object {area}/{name}: {source}")]
-    Layout {
-        area: Area,
-        name: String,
-        #[source]
-        source: FormatError,
-    },
     /// The proof sidecar (or layout record) is damaged: the object cannot be
     /// proven until it is rebuilt.
     #[error("object {area}/{name}: corrupt proof sidecar: {reason}")]
@@ -310,6 +301,7 @@ impl ObjectStore {
     }
 
     /// Names of the finished objects in an area.
+    #[cfg(test)]
     pub(crate) fn list(&self, area: Area) -> Result<Vec<String>, ObjectError> {
         let dir = self.area_dir(area);
         let e = |source| ObjectError::io(area, "*", "listing", source);
@@ -488,16 +480,6 @@ impl std::fmt::Debug for ObjectWriter<'_> {
 }
 
 impl ObjectWriter<'_> {
-    /// The object's layout.
-    pub(crate) fn layout(&self) -> Layout {
-        self.layout
-    }
-
-    /// Sealed bytes written so far.
-    pub(crate) fn written(&self) -> u64 {
-        self.body.written
-    }
-
     /// The two halves a `Sealer::seal(input, body, leaves)` needs. Only for
     /// writers from [`ObjectStore::create_sealed`]; on a hashing writer the
     /// leaves come from the bytes and this returns `None`.
@@ -513,6 +495,7 @@ impl ObjectWriter<'_> {
     /// name. Returns the Merkle root. If an object of that name already
     /// exists with the same root (same bytes), the new copy is dropped and
     /// the existing one stays.
+    #[cfg(test)]
     pub(crate) fn finish(self) -> Result<Hash, ObjectError> {
         self.finish_inner(None)
     }
@@ -639,11 +622,6 @@ impl std::fmt::Debug for StoredObject {
 }
 
 impl StoredObject {
-    /// Plain size and segmenting.
-    pub(crate) fn layout(&self) -> Layout {
-        self.layout
-    }
-
     /// The Merkle root recorded in the sidecar.
     pub(crate) fn root(&self) -> Hash {
         self.sidecar.root()

@@ -164,7 +164,7 @@ impl From<FileError> for EngineError {
             FileError::Path(_) => StatusCode::BAD_REQUEST,
             FileError::NotFound(_) => StatusCode::NOT_FOUND,
             FileError::Policy(_) => StatusCode::CONFLICT,
-            FileError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            FileError::Unavailable { .. } | FileError::Placement { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         EngineError::new(status, e.to_string())
@@ -358,7 +358,7 @@ fn idle_limited(
         let mut body = state?;
         match tokio::time::timeout(idle, body.next()).await {
             Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(body))),
-            Ok(Some(Err(e))) => Some((Err(std::io::Error::new(ErrorKind::Other, e)), None)),
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
             Ok(None) => None,
             Err(_) => Some((
                 Err(std::io::Error::new(ErrorKind::TimedOut, format!("no data for {} s: upload abandoned", idle.as_secs()))),
