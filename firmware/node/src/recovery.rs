@@ -399,17 +399,7 @@ impl Node {
             }
         }
         let result = self.restore_inner(kit, &progress, false).await;
-        set(&progress, |p| match &result {
-            Ok(r) => {
-                p.stage = RestoreStage::Done;
-                p.version = Some(r.version);
-                p.message = format!("manifest version {} restored", r.version);
-            }
-            Err(e) => {
-                p.stage = RestoreStage::Failed;
-                p.message = e.to_string();
-            }
-        });
+        report_outcome(&progress, &result);
         result
     }
 
@@ -418,17 +408,7 @@ impl Node {
     /// the path that led to the imported snapshot are paid their cut.
     pub async fn restore_by_search(&self, progress: watch::Sender<RestoreProgress>) -> Result<RestoreReport, RestoreError> {
         let result = self.restore_inner(None, &progress, true).await;
-        set(&progress, |p| match &result {
-            Ok(r) => {
-                p.stage = RestoreStage::Done;
-                p.version = Some(r.version);
-                p.message = format!("manifest version {} restored", r.version);
-            }
-            Err(e) => {
-                p.stage = RestoreStage::Failed;
-                p.message = e.to_string();
-            }
-        });
+        report_outcome(&progress, &result);
         result
     }
 
@@ -758,6 +738,22 @@ impl Node {
     pub async fn search_manifest_holders(&self) -> Vec<(PeerId, Vec<PeerId>)> {
         search(&self.inner, self.peer_id(), RECOVER_HOPS).await
     }
+}
+
+
+/// The progress a finished restore leaves behind, success or not.
+fn report_outcome(progress: &watch::Sender<RestoreProgress>, result: &Result<RestoreReport, RestoreError>) {
+    set(progress, |p| match result {
+        Ok(r) => {
+            p.stage = RestoreStage::Done;
+            p.version = Some(r.version);
+            p.message = format!("manifest version {} restored", r.version);
+        }
+        Err(e) => {
+            p.stage = RestoreStage::Failed;
+            p.message = e.to_string();
+        }
+    });
 }
 
 #[cfg(test)]

@@ -81,31 +81,12 @@ where
 
 /// [`async_to_blocking`] for a `futures` reader (what bunker-net hands out
 /// for a fetched object).
-pub(crate) fn futures_to_blocking<R>(mut body: R) -> ChunkReader
+pub(crate) fn futures_to_blocking<R>(body: R) -> ChunkReader
 where
     R: futures::AsyncRead + Send + Unpin + 'static,
 {
-    use futures::AsyncReadExt as _;
-    let (tx, rx) = mpsc::channel(DEPTH);
-    tokio::spawn(async move {
-        loop {
-            let mut chunk = vec![0u8; CHUNK];
-            match body.read(&mut chunk).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    chunk.truncate(n);
-                    if tx.send(Ok(chunk)).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    break;
-                }
-            }
-        }
-    });
-    ChunkReader { rx, current: Vec::new(), pos: 0, done: false }
+    use tokio_util::compat::FuturesAsyncReadCompatExt as _;
+    async_to_blocking(body.compat())
 }
 
 /// The blocking end of a blocking → async bridge: a [`Write`] whose bytes
