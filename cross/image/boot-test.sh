@@ -25,8 +25,8 @@ image="${1:-$cache/out/bunker-$version-arm64.img.zst}"
 [ -f "$image.sha256" ] || fail "no checksum $image.sha256 next to the image"
 
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-tools=(qemu-system-aarch64 mcopy curl python3 zstd sfdisk)
-pkgs=(qemu-system-arm mtools curl python3 zstd fdisk)
+tools=(qemu-system-aarch64 mcopy curl python3 zstd sfdisk socat)
+pkgs=(qemu-system-arm mtools curl python3 zstd fdisk socat)
 missing=()
 for i in "${!tools[@]}"; do
     command -v "${tools[$i]}" >/dev/null || missing+=("${pkgs[$i]}")
@@ -80,7 +80,8 @@ log "kernel $kernel_name, initramfs $initrd_name"
 # A free port on loopback for the forward to the guest's admin page.
 # Lightning in the guest (issue 6): a regtest chain on the host's loopback,
 # reached from the guest at 10.0.2.100:18443 through one explicit slirp
-# forward (the guest still reaches nothing else), and the chain source given
+# forward (the guest still reaches nothing else; `cmd:` runs one socat per
+# connection, where a `tcp:` chardev would carry only the first), and the chain source given
 # to bunker.service through the manager environment.
 # shellcheck source=cross/regtest-chain.sh
 . "$root/cross/regtest-chain.sh"
@@ -95,7 +96,7 @@ qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 \
     -kernel "$tmp/vmlinuz" -initrd "$tmp/initrd.img" \
     -append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait systemd.journald.forward_to_console=1 $ln_env" \
     -drive "file=$disk,format=raw,if=none,id=hd0" -device virtio-blk-pci,drive=hd0 \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8080,guestfwd=tcp:10.0.2.100:18443-tcp:127.0.0.1:$REGTEST_PORT" -device virtio-net-pci,netdev=n0 \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8080,guestfwd=tcp:10.0.2.100:18443-cmd:socat - TCP:127.0.0.1:$REGTEST_PORT" -device virtio-net-pci,netdev=n0 \
     -qmp "unix:$qmp,server=on,wait=off" \
     -display none -monitor none -serial "file:$serial" -no-reboot &
 qemu_pid=$!
