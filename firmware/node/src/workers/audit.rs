@@ -125,7 +125,28 @@ async fn audit_one(inner: &Arc<Inner>, d: DueReplica, anchors: &Anchors) -> bool
     };
     let k = inner.config.repair_after_failures.max(1);
     let (host, replica) = (d.host, d.replica);
-    let recorded = inner
+    let recorded = record(inner, report, host, replica, passed).await;
+    match recorded {
+        Ok(f) if f >= k => tracing::warn!(%host, replica = replica.0, failures = f, "replica lost after failed audits"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%host, error = %e, "could not record an audit"),
+    }
+    passed
+}
+
+/// Records one check of a replica (segment audit or full check) in one
+/// transaction: the audit row, the host's reputation, and the replica marked
+/// lost once its failures in a row reach `repair_after_failures`. Returns the
+/// failures in a row.
+pub(crate) async fn record(
+    inner: &Inner,
+    report: AuditReport,
+    host: PeerId,
+    replica: bunker_manifest::ReplicaId,
+    passed: bool,
+) -> Result<u32, crate::error::DbError> {
+    let k = inner.config.repair_after_failures.max(1);
+    inner
         .db
         .call(move |m| {
             let failures = m.record_audit(&report)?;
@@ -138,13 +159,7 @@ async fn audit_one(inner: &Arc<Inner>, d: DueReplica, anchors: &Anchors) -> bool
             }
             Ok(failures)
         })
-        .await;
-    match recorded {
-        Ok(f) if f >= k => tracing::warn!(%host, replica = replica.0, failures = f, "replica lost after failed audits"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(%host, error = %e, "could not record an audit"),
-    }
-    passed
+        .await
 }
 
 /// Turns a host's answer into an outcome and a detail line.

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bunker_core::{Layout, ObjectId, Opener};
-use bunker_manifest::{AuditKind, AuditOutcome, AuditReport, Replica, ReplicaState};
+use bunker_manifest::{AuditKind, AuditOutcome, AuditReport, Replica};
 use bunker_net::FetchRequest;
 use tokio::task::JoinHandle;
 
 use crate::node::{now, Inner};
-use crate::owner::placement::{clip, reputation_after};
+use crate::owner::placement::clip;
 use crate::owner::read::descriptor;
 use crate::workers::audit::owe;
 use crate::workers::Worker;
@@ -101,21 +101,7 @@ async fn check_one(inner: &Arc<Inner>, r: &Replica) {
         next_audit_at: None,
     };
     let (host, id) = (r.host, r.id);
-    let k = inner.config.repair_after_failures.max(1);
-    let res = inner
-        .db
-        .call(move |m| {
-            let failures = m.record_audit(&report)?;
-            if let Some(p) = m.peer(&host)? {
-                let (s, f) = reputation_after(p.successes, p.failures, passed);
-                m.set_peer_score(&host, s, f)?;
-            }
-            if failures >= k {
-                m.set_replica_state(id, ReplicaState::Lost)?;
-            }
-            Ok(())
-        })
-        .await;
+    let res = crate::workers::audit::record(inner, report, host, id, passed).await;
     if let Err(e) = res {
         tracing::warn!(%host, error = %e, "could not record a full check");
     }
