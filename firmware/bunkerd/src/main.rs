@@ -196,6 +196,9 @@ impl SeedWords for SeedFile {
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Watch the signals before anything can answer: a SIGTERM sent the moment
+    // /healthz answers must stop the daemon cleanly, not kill it outright.
+    let mut signals = Signals::watch()?;
     let dir = DataDir::open(&cfg.data_dir)?;
     let (seed, seed_origin) = dir.load_or_create_seed()?;
     let keys = bunker_core::keys::Keys::from_seed(&seed);
@@ -290,7 +293,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let watchdog = spawn_watchdog();
 
     let reason = tokio::select! {
-        signal = wait_for_signal() => signal?,
+        signal = signals.next() => signal,
         // `None` (no panel, so no sender) disables this branch.
         Some(()) = panel_shutdown.recv() => PANEL_SHUTDOWN,
     };
@@ -408,13 +411,25 @@ fn restrict_to_owner(path: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot restrict {} to its owner", path.display()))
 }
 
-/// Waits for SIGTERM (systemd, `kill`) or SIGINT (Ctrl-C).
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM (systemd, `kill`) and SIGINT (Ctrl-C), watched from the start of `run`.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
