@@ -15,6 +15,20 @@ use crate::types::{
 
 /// Largest encoded terms or signature kept; contracts come from peers.
 pub const MAX_TERMS_LEN: usize = 16 * 1024;
+/// Largest owner label kept with a hosted contract (the schema checks it too).
+pub const MAX_OWNER_LABEL_LEN: usize = 1024;
+
+/// A contract we host an object under, as its owner may ask for it back
+/// when it has lost its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldContract {
+    /// The contract with its recorded terms and both signatures.
+    pub contract: ContractRecord,
+    /// The owner's sealed label, opaque to us.
+    pub owner_label: Vec<u8>,
+    /// Root of the object we store under it (computed when it arrived).
+    pub stored_root: crate::types::Hash32,
+}
 
 const CONTRACT_COLUMNS: &str = "contract_id, direction, \
      (SELECT peer_id FROM peers WHERE peers.id = contracts.peer), object_root, size_bytes, \
@@ -33,6 +47,73 @@ impl Manifest {
         tx.commit()
             .map_err(sqlf(|| format!("commit contract {}", hex32(&c.id.0))))?;
         Ok(())
+    }
+
+    /// Records a contract we accepted to host, with the owner's label, in
+    /// one transaction (the label is what the owner asks back for when its
+    /// manifest is lost; see [`Manifest::held_for_owner`]).
+    pub fn insert_contract_with_label(&mut self, c: &NewContract, owner_label: &[u8]) -> Result<(), QueryError> {
+        if owner_label.len() > MAX_OWNER_LABEL_LEN {
+            return Err(QueryError::InvalidValue {
+                field: "owner_label",
+                reason: format!("{} bytes exceeds {MAX_OWNER_LABEL_LEN}", owner_label.len()),
+            });
+        }
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("begin insert_contract_with_label"))?;
+        insert_contract_tx(&tx, c)?;
+        if !owner_label.is_empty() {
+            tx.execute(
+                "UPDATE contracts SET owner_label = ?2 WHERE contract_id = ?1",
+                params![&c.id.0[..], owner_label],
+            )
+            .map_err(sqlf(|| format!("label contract {}", hex32(&c.id.0))))?;
+        }
+        tx.commit()
+            .map_err(sqlf(|| format!("commit contract {}", hex32(&c.id.0))))?;
+        Ok(())
+    }
+
+    /// One page of the live, labelled contracts we host for `owner` whose
+    /// object has arrived, in contract id order after `after`: what
+    /// `/bunker/holdings/1` answers the owner (and only the owner) with.
+    pub fn held_for_owner(
+        &self,
+        owner: &PeerId,
+        after: Option<&ContractId>,
+        limit: u32,
+    ) -> Result<Vec<HeldContract>, QueryError> {
+        let q = format!(
+            "SELECT {CONTRACT_COLUMNS}, owner_label, stored_root FROM ( \
+               SELECT *, (SELECT h.root FROM hosted_objects h \
+                          WHERE h.contract_id = contracts.id AND h.state = 'stored' LIMIT 1) AS stored_root \
+               FROM contracts \
+               WHERE peer = (SELECT id FROM peers WHERE peer_id = ?1) \
+                 AND direction = 'theirs_on_us' AND owner_label IS NOT NULL \
+                 AND state IN ('active', 'ending') AND contract_id > ?2 \
+               ORDER BY contract_id) AS contracts \
+             WHERE stored_root IS NOT NULL ORDER BY contract_id LIMIT ?3"
+        );
+        let after: &[u8] = after.map(|a| &a.0[..]).unwrap_or(&[]);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&q)
+            .map_err(sql("prepare held_for_owner"))?;
+        let rows = stmt
+            .query_map(params![owner.to_base58(), after, limit], |r| {
+                Ok((raw_contract(r)?, r.get::<_, Vec<u8>>(20)?, r.get::<_, Vec<u8>>(21)?))
+            })
+            .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+            .map_err(sqlf(|| format!("list contracts held for {owner}")))?;
+        rows.into_iter()
+            .map(|(raw, owner_label, root)| {
+                let contract = finish_contract(raw)?;
+                let what = format!("contract {}", hex32(&contract.contract.id.0));
+                Ok(HeldContract { stored_root: hash32(&what, "hosted root", root)?, contract, owner_label })
+            })
+            .collect()
     }
 
     /// One contract.

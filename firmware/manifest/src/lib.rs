@@ -46,7 +46,7 @@ mod schema;
 mod snapshot;
 mod types;
 
-pub use contracts::MAX_TERMS_LEN;
+pub use contracts::{HeldContract, MAX_OWNER_LABEL_LEN, MAX_TERMS_LEN};
 pub use db::Manifest;
 pub use error::{
     CopyError, ImportError, KitError, OpenError, PathError, QueryError, SnapshotError,

@@ -212,8 +212,22 @@ CREATE TRIGGER files_object_id_fixed BEFORE UPDATE OF object_id ON files
     BEGIN SELECT RAISE(ABORT, 'files.object_id never changes'); END;
 "#;
 
+/// Schema version 4: owner labels. Every contract an owner proposes carries
+/// a small label sealed under the owner's key (what the owner needs to
+/// rebuild that replica's entry without its manifest); the host keeps it
+/// with the contract and gives it back to the owner's PeerId only
+/// (`/bunker/holdings/1`). NULL for contracts made before version 4 and for
+/// our own contracts (the label is in their recorded terms). The partial
+/// index serves "what do we hold for this owner", paged by contract id.
+const V4: &str = r#"
+ALTER TABLE contracts ADD COLUMN owner_label BLOB
+    CHECK (owner_label IS NULL OR length(owner_label) <= 1024);
+CREATE INDEX contracts_labelled_by_owner ON contracts(peer, contract_id)
+    WHERE owner_label IS NOT NULL AND direction = 'theirs_on_us';
+"#;
+
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -333,6 +347,49 @@ mod tests {
             .execute("UPDATE files SET object_id = zeroblob(16) WHERE name = 'a.txt'", [])
             .unwrap_err();
         assert!(err.to_string().contains("never changes"), "{err}");
+    }
+
+    #[test]
+    fn version_3_contracts_are_kept_unlabelled_and_new_ones_take_a_capped_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        let owner = libp2p_identity::Keypair::generate_ed25519().public().to_peer_id();
+        {
+            let conn = Connection::open(&path).unwrap();
+            create_at_version(&conn, 3).unwrap();
+            conn.execute(
+                "INSERT INTO peers (peer_id, first_seen_at, last_seen_at) VALUES (?1, 1, 1)",
+                [owner.to_base58()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO contracts (contract_id, direction, peer, object_root, size_bytes, \
+                 price_msat_per_gib_day, retrieval_price_msat, audit_interval_secs, \
+                 full_check_interval_secs, is_swap, term_start_at, term_end_at, terms, \
+                 our_signature, peer_signature, state, created_at) \
+                 VALUES (zeroblob(32), 'theirs_on_us', 1, zeroblob(32), 10, 1, 1, 60, 60, 0, 1, 2, \
+                 x'01', x'02', x'03', 'active', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut m = crate::Manifest::open(&path).unwrap();
+        assert_eq!(m.schema_version().unwrap(), 4);
+        assert!(m.integrity_problems().unwrap().is_empty());
+        let old = crate::ContractId([0; 32]);
+        assert!(m.contract(&old).unwrap().is_some(), "the old contract is kept");
+        assert!(
+            m.held_for_owner(&owner, None, 10).unwrap().is_empty(),
+            "a contract from before labels is never offered back"
+        );
+        let err = m
+            .conn
+            .execute("UPDATE contracts SET owner_label = zeroblob(1025)", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("CHECK"), "{err}");
+        m.conn
+            .execute("UPDATE contracts SET owner_label = zeroblob(1024)", [])
+            .unwrap();
     }
 
     #[test]

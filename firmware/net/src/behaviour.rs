@@ -34,6 +34,7 @@ pub(crate) struct Behaviour {
     pub(crate) manifest: Rr<ManifestRequest, ManifestResponse>,
     pub(crate) recover: Rr<RecoverRequest, RecoverResponse>,
     pub(crate) release: Rr<ReleaseRequest, ReleaseResponse>,
+    pub(crate) holdings: Rr<HoldingsRequest, HoldingsResponse>,
 }
 
 fn rr_behaviour<Req, Resp>(protocol: libp2p::StreamProtocol, limits: MessageLimits) -> Rr<Req, Resp>
@@ -107,6 +108,7 @@ pub(crate) fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, StartE
                 manifest: rr_behaviour(protocols::MANIFEST, limits.manifest),
                 recover: rr_behaviour(protocols::RECOVER, limits.recover),
                 release: rr_behaviour(protocols::RELEASE, limits.release),
+                holdings: rr_behaviour(protocols::HOLDINGS, limits.holdings),
             })
         })
         .map_err(|e| transport_err("behaviour")(e.to_string()))?

@@ -30,7 +30,8 @@ impl<Req, Resp> Clone for FrameCodec<Req, Resp> {
 fn name(p: &StreamProtocol) -> &'static str {
     match p.as_ref() {
         "/bunker/offer/1" => "offer",
-        "/bunker/contract/1" => "contract",
+        "/bunker/contract/2" => "contract",
+        "/bunker/holdings/1" => "holdings",
         "/bunker/audit/1" => "audit",
         "/bunker/manifest/1" => "manifest",
         "/bunker/recover/1" => "recover",

@@ -89,6 +89,7 @@ protocols_table! {
     Manifest, manifest, 3u8, ManifestRequest, ManifestResponse;
     Recover, recover, 4u8, RecoverRequest, RecoverResponse;
     Release, release, 5u8, ReleaseRequest, ReleaseResponse;
+    Holdings, holdings, 6u8, HoldingsRequest, HoldingsResponse;
 }
 
 /// Messages to the event loop.
@@ -135,6 +136,20 @@ fn hex32(k: &Id32) -> String {
     k.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The full protocol name (with its version) of a behaviour field, for error messages.
+fn protocol_name(field: &'static str) -> &'static str {
+    match field {
+        "offer" => "/bunker/offer/1",
+        "contract" => "/bunker/contract/2",
+        "audit" => "/bunker/audit/1",
+        "manifest" => "/bunker/manifest/1",
+        "recover" => "/bunker/recover/1",
+        "release" => "/bunker/release/1",
+        "holdings" => "/bunker/holdings/1",
+        other => other,
+    }
+}
+
 fn outbound_error(protocol: &'static str, peer: PeerId, e: rr::OutboundFailure) -> RequestError {
     match e {
         rr::OutboundFailure::DialFailure => RequestError::Unreachable { protocol, peer },
@@ -166,7 +181,7 @@ macro_rules! on_rr {
             rr::Event::OutboundFailure { peer, request_id, error, .. } => {
                 tracing::debug!(%peer, protocol = stringify!($field), %error, "outbound request failed");
                 if let Some(tx) = $self.pending.$field.remove(&request_id) {
-                    let _ = tx.send(Err(outbound_error(concat!("/bunker/", stringify!($field), "/1"), peer, error)));
+                    let _ = tx.send(Err(outbound_error(protocol_name(stringify!($field)), peer, error)));
                 }
             }
             rr::Event::InboundFailure { peer, request_id, error, .. } => {
@@ -329,6 +344,7 @@ impl EventLoop {
             BehaviourEvent::Manifest(ev) => on_rr!(self, ev, manifest, 3u8, Manifest, request),
             BehaviourEvent::Recover(ev) => on_rr!(self, ev, recover, 4u8, Recover, request),
             BehaviourEvent::Release(ev) => on_rr!(self, ev, release, 5u8, Release, request),
+            BehaviourEvent::Holdings(ev) => on_rr!(self, ev, holdings, 6u8, Holdings, request),
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }) => {
                 self.on_kad(id, result, step.last)
             }

@@ -25,7 +25,7 @@ pub enum InboundRequest {
         /// Where the quote goes.
         reply: Reply<Offer>,
     },
-    /// `/bunker/contract/1`
+    /// `/bunker/contract/2`
     Contract {
         /// Requester.
         peer: PeerId,
@@ -71,6 +71,16 @@ pub enum InboundRequest {
         /// Where the acknowledgement goes.
         reply: Reply<ReleaseResponse>,
     },
+    /// `/bunker/holdings/1`. `peer` is authenticated by noise: answer only with the contracts
+    /// whose owner is `peer`, and nothing else.
+    Holdings {
+        /// Requester (the owner asking what is held for it).
+        peer: PeerId,
+        /// Which page.
+        request: HoldingsRequest,
+        /// Where the page goes.
+        reply: Reply<HoldingsResponse>,
+    },
     /// `/bunker/store/1`: an owner wants to upload an object.
     Store(InboundStore),
     /// `/bunker/fetch/1`: a peer wants a whole object.
@@ -86,7 +96,8 @@ impl InboundRequest {
             | Self::Audit { peer, .. }
             | Self::Manifest { peer, .. }
             | Self::Recover { peer, .. }
-            | Self::Release { peer, .. } => *peer,
+            | Self::Release { peer, .. }
+            | Self::Holdings { peer, .. } => *peer,
             Self::Store(s) => s.peer,
             Self::Fetch(f) => f.peer,
         }

@@ -25,7 +25,7 @@ pub struct MessageLimits {
 pub struct Limits {
     /// `/bunker/offer/1`
     pub offer: MessageLimits,
-    /// `/bunker/contract/1`
+    /// `/bunker/contract/2`: the terms carry an owner label of up to 1 KiB.
     pub contract: MessageLimits,
     /// `/bunker/audit/1`: the response carries one sealed segment plus its Merkle proof.
     pub audit: MessageLimits,
@@ -35,6 +35,9 @@ pub struct Limits {
     pub recover: MessageLimits,
     /// `/bunker/release/1`
     pub release: MessageLimits,
+    /// `/bunker/holdings/1`: a response is one page of at most
+    /// [`crate::MAX_HOLDINGS_PER_PAGE`] contracts, each ≈ 1.4 KiB with its label.
+    pub holdings: MessageLimits,
     /// Largest header frame of a bulk stream (store/fetch).
     pub max_stream_header: usize,
     /// Largest object a peer may announce on `/bunker/store/1` or `/bunker/fetch/1`.
@@ -97,6 +100,12 @@ impl Default for Limits {
                 max_response: 4 * KIB,
                 timeout: Duration::from_secs(10),
                 max_concurrent: 16,
+            },
+            holdings: MessageLimits {
+                max_request: KIB,
+                max_response: 256 * KIB,
+                timeout: Duration::from_secs(30),
+                max_concurrent: 4,
             },
             max_stream_header: 4 * KIB,
             max_object_bytes: 1 << 40,

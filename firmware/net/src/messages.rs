@@ -63,9 +63,17 @@ pub struct ContractTerms {
     pub term_secs: u64,
     /// True for a swap contract (equal bytes both ways, no payment).
     pub swap: bool,
+    /// The owner label: what the owner needs to rebuild its record of this replica without its
+    /// manifest, sealed under a key only the owner has (opaque to the host, which keeps it and
+    /// gives it back on `/bunker/holdings/1`). At most [`MAX_OWNER_LABEL`] bytes; empty when the
+    /// owner sets none.
+    pub owner_label: Vec<u8>,
 }
 
-/// `/bunker/contract/1` request.
+/// Largest owner label a contract may carry (bytes). A host refuses terms with a longer one.
+pub const MAX_OWNER_LABEL: usize = 1024;
+
+/// `/bunker/contract/2` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContractProposal {
     /// What is proposed.
@@ -74,7 +82,7 @@ pub struct ContractProposal {
     pub owner_signature: Vec<u8>,
 }
 
-/// `/bunker/contract/1` response.
+/// `/bunker/contract/2` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContractAnswer {
     /// The host accepts and countersigns the terms.
@@ -184,6 +192,53 @@ pub enum RecoverResponse {
     },
     /// Nobody reachable within the hop limit holds one.
     NotFound,
+}
+
+/// Most contracts one `/bunker/holdings/1` page carries, whatever the asker wants.
+pub const MAX_HOLDINGS_PER_PAGE: u32 = 64;
+
+/// `/bunker/holdings/1` request: "what do you hold for me?" — the asker is the owner, identified
+/// by its noise-authenticated PeerId, never by anything in the message. Pages go in contract id
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldingsRequest {
+    /// Start after this contract id (the previous page's `next`), or from the first.
+    pub after: Option<Id32>,
+    /// Most contracts wanted in this page (the host answers at most
+    /// [`MAX_HOLDINGS_PER_PAGE`], and fewer when the page would pass its byte cap).
+    pub max: u32,
+}
+
+/// One contract a host holds an object under for the asker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holding {
+    /// The terms both sides signed (they carry the owner label).
+    pub terms: ContractTerms,
+    /// The owner's signature over the terms, as the host received it.
+    pub owner_signature: Vec<u8>,
+    /// The host's countersignature over the terms.
+    pub host_signature: Vec<u8>,
+    /// Merkle root of the object the host stores (computed from the bytes it received).
+    pub root: Id32,
+    /// When the host accepted the contract (unix seconds).
+    pub accepted_at: i64,
+}
+
+/// `/bunker/holdings/1` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldingsResponse {
+    /// One page of what the host holds for the asker.
+    Page {
+        /// Contracts in contract id order.
+        holdings: Vec<Holding>,
+        /// Ask again with `after = next` for the rest; `None` when this was the last page.
+        next: Option<Id32>,
+    },
+    /// The host cannot answer now (busy, disk error).
+    Refused {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// `/bunker/release/1` request: end a contract early or at its term.

@@ -220,14 +220,14 @@ impl Net {
         self.request("/bunker/offer/1", peer, t, |tx| OutboundRequest::Offer(peer, request, tx)).await
     }
 
-    /// `/bunker/contract/1`: proposes a contract.
+    /// `/bunker/contract/2`: proposes a contract.
     pub async fn contract(
         &self,
         peer: PeerId,
         proposal: ContractProposal,
     ) -> Result<ContractAnswer, RequestError> {
         let t = self.inner.limits.contract.timeout;
-        self.request("/bunker/contract/1", peer, t, |tx| OutboundRequest::Contract(peer, proposal, tx)).await
+        self.request("/bunker/contract/2", peer, t, |tx| OutboundRequest::Contract(peer, proposal, tx)).await
     }
 
     /// `/bunker/audit/1`: challenges a host for one segment.
@@ -268,6 +268,16 @@ impl Net {
     ) -> Result<ReleaseResponse, RequestError> {
         let t = self.inner.limits.release.timeout;
         self.request("/bunker/release/1", peer, t, |tx| OutboundRequest::Release(peer, request, tx)).await
+    }
+
+    /// `/bunker/holdings/1`: asks a host for one page of the contracts it holds for us.
+    pub async fn holdings(
+        &self,
+        peer: PeerId,
+        request: HoldingsRequest,
+    ) -> Result<HoldingsResponse, RequestError> {
+        let t = self.inner.limits.holdings.timeout;
+        self.request("/bunker/holdings/1", peer, t, |tx| OutboundRequest::Holdings(peer, request, tx)).await
     }
 
     /// `/bunker/store/1`: uploads exactly `header.total_len` bytes of `body` and waits for the

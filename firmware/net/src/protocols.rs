@@ -5,8 +5,9 @@ use libp2p::StreamProtocol;
 
 /// `/bunker/offer/1`: quote for storage.
 pub const OFFER: StreamProtocol = StreamProtocol::new("/bunker/offer/1");
-/// `/bunker/contract/1`: propose / accept a contract.
-pub const CONTRACT: StreamProtocol = StreamProtocol::new("/bunker/contract/1");
+/// `/bunker/contract/2`: propose / accept a contract. Version 2: the terms carry the owner
+/// label, so a box of version 1 cannot decode them.
+pub const CONTRACT: StreamProtocol = StreamProtocol::new("/bunker/contract/2");
 /// `/bunker/store/1`: bulk upload of one object's sealed segments.
 pub const STORE: StreamProtocol = StreamProtocol::new("/bunker/store/1");
 /// `/bunker/audit/1`: one-segment challenge.
@@ -17,6 +18,9 @@ pub const FETCH: StreamProtocol = StreamProtocol::new("/bunker/fetch/1");
 pub const MANIFEST: StreamProtocol = StreamProtocol::new("/bunker/manifest/1");
 /// `/bunker/recover/1`: forwarded last-resort manifest search.
 pub const RECOVER: StreamProtocol = StreamProtocol::new("/bunker/recover/1");
+/// `/bunker/holdings/1`: the owner asks a host which contracts it holds for it (last-resort
+/// recovery without a manifest).
+pub const HOLDINGS: StreamProtocol = StreamProtocol::new("/bunker/holdings/1");
 /// `/bunker/release/1`: end a contract.
 pub const RELEASE: StreamProtocol = StreamProtocol::new("/bunker/release/1");
 /// Kademlia under bunker's own name, so that boxes form their own DHT and do not mix with

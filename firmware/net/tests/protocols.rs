@@ -18,6 +18,7 @@ fn terms(contract_id: Id32, object_bytes: u64) -> ContractTerms {
         audit_interval_secs: (1, 3600),
         term_secs: 86_400,
         swap: false,
+        owner_label: vec![0xAB; 300],
     }
 }
 

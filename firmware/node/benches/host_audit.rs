@@ -27,7 +27,7 @@ const SEGMENT: u32 = 256;
 const RATE_PER_SEC: u64 = 100;
 
 fn terms_message(t: &ContractTerms) -> Vec<u8> {
-    let mut m = b"bunker contract terms v2\0".to_vec();
+    let mut m = b"bunker contract terms v3\0".to_vec();
     m.extend_from_slice(&t.contract_id);
     m.extend_from_slice(&t.object_root);
     m.extend_from_slice(&t.object_bytes.to_le_bytes());
@@ -39,6 +39,8 @@ fn terms_message(t: &ContractTerms) -> Vec<u8> {
     m.extend_from_slice(&t.audit_interval_secs.1.to_le_bytes());
     m.extend_from_slice(&t.term_secs.to_le_bytes());
     m.push(t.swap as u8);
+    m.extend_from_slice(&(t.owner_label.len() as u64).to_le_bytes());
+    m.extend_from_slice(&t.owner_label);
     m
 }
 
@@ -80,6 +82,7 @@ async fn try_place(owner: &Owner, host: PeerId, price: u64, retrieval: u64) -> R
         audit_interval_secs: (60, 120),
         term_secs: 86_400,
         swap: false,
+        owner_label: Vec::new(),
     };
     let owner_signature = owner.keys.identity().sign(&terms_message(&terms)).unwrap();
     match owner.net.contract(host, ContractProposal { terms: terms.clone(), owner_signature }).await {

@@ -15,6 +15,7 @@
 //! - `owner`: put, get, remove, placement, contracts with hosts, redundancy changes.
 //! - `workers`: background loops of one shape — audits, full checks, repair, settlement.
 //! - `ledger`: bunker-ln's payment records into MANIFEST.db.
+//! - `label`: owner labels, sealed into every contract, from which files are recovered without a manifest.
 //! - [`views`]: what the admin page and CLI are shown (serde types, no engine internals).
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod config;
 mod db;
 pub mod error;
 mod host;
+mod label;
 mod ledger;
 pub mod node;
 mod objects;

@@ -11,7 +11,9 @@ use bunker_core::Keys;
 use bunker_net::{ContractTerms, Id32, PeerId};
 use libp2p_identity::PublicKey;
 
-const CONTRACT_LABEL: &[u8] = b"bunker contract terms v2\0";
+/// v3: the terms end with the owner label (length-prefixed), so a host
+/// cannot swap the label it gives back for another.
+const CONTRACT_LABEL: &[u8] = b"bunker contract terms v3\0";
 const RECEIPT_LABEL: &[u8] = b"bunker store receipt v1\0";
 const RELEASE_LABEL: &[u8] = b"bunker contract release v1\0";
 const LN_NODE_ID_LABEL: &[u8] = b"bunker lightning node id v1\0";
@@ -42,6 +44,8 @@ fn terms_message(terms: &ContractTerms) -> Vec<u8> {
     m.extend_from_slice(&terms.audit_interval_secs.1.to_le_bytes());
     m.extend_from_slice(&terms.term_secs.to_le_bytes());
     m.push(terms.swap as u8);
+    m.extend_from_slice(&(terms.owner_label.len() as u64).to_le_bytes());
+    m.extend_from_slice(&terms.owner_label);
     m
 }
 
@@ -125,9 +129,46 @@ pub(crate) fn terms_record(terms: &ContractTerms) -> Vec<u8> {
     postcard::to_stdvec(terms).unwrap_or_default()
 }
 
-/// Reads back [`terms_record`].
+/// Contract terms as recorded before owner labels (`/bunker/contract/1`,
+/// signed as "terms v2"): still read back from older MANIFEST.db rows.
+#[derive(serde::Deserialize)]
+struct TermsV2 {
+    contract_id: Id32,
+    object_root: Id32,
+    object_bytes: u64,
+    plain_bytes: u64,
+    segment_size: u32,
+    price_msat_per_gib_day: u64,
+    retrieval_msat_per_gib: u64,
+    audit_interval_secs: (u64, u64),
+    term_secs: u64,
+    swap: bool,
+}
+
+/// Reads back [`terms_record`], and records made before owner labels (as
+/// terms without a label).
 pub(crate) fn terms_from_record(bytes: &[u8]) -> Result<ContractTerms, String> {
-    postcard::from_bytes(bytes).map_err(|e| format!("recorded contract terms do not decode: {e}"))
+    // Current first: postcard ignores trailing bytes, so the older shape
+    // would also "decode" a current record, dropping its label.
+    match postcard::from_bytes::<ContractTerms>(bytes) {
+        Ok(t) => Ok(t),
+        Err(e) => match postcard::from_bytes::<TermsV2>(bytes) {
+            Ok(t) => Ok(ContractTerms {
+                contract_id: t.contract_id,
+                object_root: t.object_root,
+                object_bytes: t.object_bytes,
+                plain_bytes: t.plain_bytes,
+                segment_size: t.segment_size,
+                price_msat_per_gib_day: t.price_msat_per_gib_day,
+                retrieval_msat_per_gib: t.retrieval_msat_per_gib,
+                audit_interval_secs: t.audit_interval_secs,
+                term_secs: t.term_secs,
+                swap: t.swap,
+                owner_label: Vec::new(),
+            }),
+            Err(_) => Err(format!("recorded contract terms do not decode: {e}")),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -147,6 +188,7 @@ mod tests {
             audit_interval_secs: (10, 20),
             term_secs: 86_400,
             swap: false,
+            owner_label: vec![9; 200],
         }
     }
 
@@ -163,6 +205,45 @@ mod tests {
         let mut changed = terms();
         changed.segment_size *= 2;
         assert!(verify_terms(&a.peer_id(), &changed, &sig).is_err(), "the layout is signed too");
+        let mut changed = terms();
+        changed.owner_label[0] ^= 1;
+        assert!(verify_terms(&a.peer_id(), &changed, &sig).is_err(), "the owner label is signed too");
+        let mut changed = terms();
+        changed.owner_label.clear();
+        assert!(verify_terms(&a.peer_id(), &changed, &sig).is_err(), "a dropped label is caught");
+    }
+
+    #[test]
+    fn a_record_from_before_labels_reads_back_without_one() {
+        #[derive(serde::Serialize)]
+        struct V2 {
+            contract_id: Id32,
+            object_root: Id32,
+            object_bytes: u64,
+            plain_bytes: u64,
+            segment_size: u32,
+            price_msat_per_gib_day: u64,
+            retrieval_msat_per_gib: u64,
+            audit_interval_secs: (u64, u64),
+            term_secs: u64,
+            swap: bool,
+        }
+        let t = terms();
+        let old = postcard::to_stdvec(&V2 {
+            contract_id: t.contract_id,
+            object_root: t.object_root,
+            object_bytes: t.object_bytes,
+            plain_bytes: t.plain_bytes,
+            segment_size: t.segment_size,
+            price_msat_per_gib_day: t.price_msat_per_gib_day,
+            retrieval_msat_per_gib: t.retrieval_msat_per_gib,
+            audit_interval_secs: t.audit_interval_secs,
+            term_secs: t.term_secs,
+            swap: t.swap,
+        })
+        .unwrap();
+        let back = terms_from_record(&old).expect("a v2 record decodes");
+        assert_eq!(back, ContractTerms { owner_label: Vec::new(), ..t });
     }
 
     #[test]

@@ -15,7 +15,7 @@ const SEGMENT: u32 = 4096;
 // ---- signatures exactly as bunker-node's sign.rs makes them ----
 
 fn terms_message(t: &ContractTerms) -> Vec<u8> {
-    let mut m = b"bunker contract terms v2\0".to_vec();
+    let mut m = b"bunker contract terms v3\0".to_vec();
     m.extend_from_slice(&t.contract_id);
     m.extend_from_slice(&t.object_root);
     m.extend_from_slice(&t.object_bytes.to_le_bytes());
@@ -27,6 +27,8 @@ fn terms_message(t: &ContractTerms) -> Vec<u8> {
     m.extend_from_slice(&t.audit_interval_secs.1.to_le_bytes());
     m.extend_from_slice(&t.term_secs.to_le_bytes());
     m.push(t.swap as u8);
+    m.extend_from_slice(&(t.owner_label.len() as u64).to_le_bytes());
+    m.extend_from_slice(&t.owner_label);
     m
 }
 
@@ -126,6 +128,7 @@ fn terms(d: &Descriptor, sealed_len: usize, price: u64) -> ContractTerms {
         audit_interval_secs: (60, 120),
         term_secs: 86_400,
         swap: false,
+        owner_label: Vec::new(),
     }
 }
 

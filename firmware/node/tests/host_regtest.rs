@@ -18,7 +18,7 @@ use bunker_node::{HostingTerms, Node, NodeConfig, NodeParts};
 const T: Duration = Duration::from_secs(120);
 
 fn terms_message(t: &ContractTerms) -> Vec<u8> {
-    let mut m = b"bunker contract terms v2\0".to_vec();
+    let mut m = b"bunker contract terms v3\0".to_vec();
     m.extend_from_slice(&t.contract_id);
     m.extend_from_slice(&t.object_root);
     m.extend_from_slice(&t.object_bytes.to_le_bytes());
@@ -30,6 +30,8 @@ fn terms_message(t: &ContractTerms) -> Vec<u8> {
     m.extend_from_slice(&t.audit_interval_secs.1.to_le_bytes());
     m.extend_from_slice(&t.term_secs.to_le_bytes());
     m.push(t.swap as u8);
+    m.extend_from_slice(&(t.owner_label.len() as u64).to_le_bytes());
+    m.extend_from_slice(&t.owner_label);
     m
 }
 
@@ -115,6 +117,7 @@ fn keysend_for_a_contract_lands_in_the_hosts_manifest_as_incoming_and_succeeded(
         audit_interval_secs: (60, 120),
         term_secs: 86_400,
         swap: false,
+        owner_label: Vec::new(),
     };
     let proposal =
         ContractProposal { terms: t.clone(), owner_signature: owner_keys.identity().sign(&terms_message(&t)).unwrap() };

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use bunker_core::Layout;
 use bunker_manifest::{ContractDirection, ContractId, ContractState, NewContract, QueryError};
-use bunker_net::{ContractAnswer, ContractProposal, ContractTerms, Offer, OfferRequest, PeerId, ReleaseRequest, ReleaseResponse};
+use bunker_net::{
+    ContractAnswer, ContractProposal, ContractTerms, Holding, HoldingsRequest, HoldingsResponse, Offer, OfferRequest,
+    PeerId, ReleaseRequest, ReleaseResponse, MAX_HOLDINGS_PER_PAGE, MAX_OWNER_LABEL,
+};
 
 use crate::host::{capacity, HostState};
 use crate::node::{now, Inner};
@@ -57,6 +60,9 @@ pub(crate) async fn offer(inner: &Arc<Inner>, peer: PeerId, request: OfferReques
 fn check_terms(inner: &Inner, peer: &PeerId, t: &ContractTerms, owner_signature: &[u8]) -> Result<(), String> {
     sign::verify_terms(peer, t, owner_signature)
         .map_err(|e| format!("owner signature does not verify against your PeerId: {e}"))?;
+    if t.owner_label.len() > MAX_OWNER_LABEL {
+        return Err(format!("owner label of {} bytes is over the limit of {MAX_OWNER_LABEL}", t.owner_label.len()));
+    }
     let layout = Layout::new(t.plain_bytes, t.segment_size).map_err(|e| format!("wrong size: {e}"))?;
     if layout.sealed_size() != t.object_bytes {
         return Err(format!(
@@ -146,6 +152,7 @@ pub(crate) async fn contract(inner: &Arc<Inner>, peer: PeerId, proposal: Contrac
         created_at: at,
     };
     let root = t.object_root;
+    let owner_label = t.owner_label.clone();
     let inserted = inner
         .db
         .call(move |m| {
@@ -158,7 +165,7 @@ pub(crate) async fn contract(inner: &Arc<Inner>, peer: PeerId, proposal: Contrac
             if same {
                 return Ok(Err("you already have a contract with this box for this object".to_string()));
             }
-            match m.insert_contract(&record) {
+            match m.insert_contract_with_label(&record, &owner_label) {
                 Ok(()) => Ok(Ok(())),
                 Err(QueryError::AlreadyExists { .. }) => Ok(Err("contract id already in use".to_string())),
                 Err(e) => Err(e),
@@ -177,6 +184,62 @@ pub(crate) async fn contract(inner: &Arc<Inner>, peer: PeerId, proposal: Contrac
             refuse("host could not record the contract; try later".into())
         }
     }
+}
+
+/// Room kept in a holdings page for the response's own framing.
+const PAGE_SLACK: usize = 1024;
+
+/// `/bunker/holdings/1`: one page of the contracts we host for `peer` —
+/// only the ones `peer` itself proposed (the query is keyed by the
+/// noise-authenticated requester, so anyone else gets an empty page). At
+/// most [`MAX_HOLDINGS_PER_PAGE`] and never more bytes than the protocol's
+/// response cap.
+pub(crate) async fn holdings(inner: &Arc<Inner>, peer: PeerId, request: HoldingsRequest) -> HoldingsResponse {
+    let max = request.max.clamp(1, MAX_HOLDINGS_PER_PAGE);
+    let after = request.after.map(ContractId);
+    let rows = match inner.db.call(move |m| m.held_for_owner(&peer, after.as_ref(), max + 1)).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "cannot list the contracts held for an owner");
+            return HoldingsResponse::Refused { reason: "host cannot read its contracts now; try later".into() };
+        }
+    };
+    let budget = inner.net.limits().holdings.max_response.saturating_sub(PAGE_SLACK);
+    let mut used = 0;
+    let mut holdings: Vec<Holding> = Vec::new();
+    let mut next = None;
+    for (i, held) in rows.into_iter().enumerate() {
+        let id = held.contract.contract.id.0;
+        if i as u32 == max {
+            next = holdings.last().map(|h| h.terms.contract_id);
+            break;
+        }
+        let terms = match sign::terms_from_record(&held.contract.contract.terms) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(contract = %hex::encode(id), error = %e, "held contract skipped");
+                continue;
+            }
+        };
+        let holding = Holding {
+            terms,
+            owner_signature: held.contract.contract.peer_signature,
+            host_signature: held.contract.contract.our_signature,
+            root: held.stored_root,
+            accepted_at: held.contract.contract.term_start_at,
+        };
+        let size = postcard::to_stdvec(&holding).map(|v| v.len()).unwrap_or(usize::MAX);
+        if used + size > budget {
+            // The rest goes in the next page; a lone contract too big for
+            // any page is skipped rather than blocking the ones after it.
+            next = Some(holdings.last().map_or(id, |h| h.terms.contract_id));
+            break;
+        }
+        used += size;
+        holdings.push(holding);
+    }
+    tracing::info!(%peer, count = holdings.len(), more = next.is_some(), "told an owner what we hold for it");
+    HoldingsResponse::Page { holdings, next }
 }
 
 /// The owner ends a contract: signature checked, object deleted, contract ended.

@@ -105,6 +105,9 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: InboundRequest) {
             let fut = crate::recovery::answer_recover(inner, peer, request);
             answer(limits.recover.timeout, "recover", peer, reply, fut).await
         }
+        InboundRequest::Holdings { peer, request, reply } => {
+            answer(limits.holdings.timeout, "holdings", peer, reply, contracts::holdings(inner, peer, request)).await
+        }
         InboundRequest::Store(store) => transfer::store(inner, store).await,
         InboundRequest::Fetch(fetch) => transfer::fetch(inner, fetch).await,
         other => tracing::debug!(peer = %other.peer(), "request of a kind this engine does not answer"),

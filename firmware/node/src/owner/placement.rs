@@ -9,10 +9,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bunker_core::Layout;
 use bunker_manifest::{ContractDirection, ContractId, NewContract, PeerSighting};
 use bunker_net::{ContractAnswer, ContractProposal, ContractTerms, Offer, OfferRequest, PeerId, StoreHeader};
 
+use crate::label::{self, FileFacts, OwnerLabel};
 use crate::node::{now, Inner};
 use crate::owner::contracts::{record_unreleased, release_contract};
 use crate::owner::seal::Staged;
@@ -176,7 +176,7 @@ pub(crate) fn rank(c: &mut [Candidate]) {
 
 /// Order in which to try candidates for one more replica of a file whose
 /// other replicas sit on `used_subnets`: other subnets first, rank kept.
-fn try_order(candidates: &[Candidate], used_subnets: &HashSet<String>) -> Vec<usize> {
+pub(crate) fn try_order(candidates: &[Candidate], used_subnets: &HashSet<String>) -> Vec<usize> {
     let (fresh, same): (Vec<usize>, Vec<usize>) = (0..candidates.len())
         .partition(|&i| candidates[i].subnet.as_ref().is_none_or(|s| !used_subnets.contains(s)));
     fresh.into_iter().chain(same).collect()
@@ -199,12 +199,12 @@ async fn remember_ln_node_id(inner: &Arc<Inner>, peer: PeerId, offer: &Offer) {
     }
 }
 
-/// Places one staged replica on the best candidate that takes it, trying
-/// the next on any failure. The chosen candidate leaves `candidates`; its
+/// Places one staged replica of the file `facts` describes on the best
+/// candidate that takes it, trying the next on any failure. The chosen candidate leaves `candidates`; its
 /// subnet joins `used_subnets`. Returns each failed host's reason otherwise.
 pub(crate) async fn place_one(
     inner: &Arc<Inner>,
-    layout: Layout,
+    facts: &FileFacts,
     staged: &Staged,
     candidates: &mut Vec<Candidate>,
     used_subnets: &mut HashSet<String>,
@@ -214,7 +214,7 @@ pub(crate) async fn place_one(
     for i in try_order(candidates, used_subnets) {
         let c = candidates[i].clone();
         tried.insert(c.peer);
-        match place_on(inner, layout, staged, &c).await {
+        match place_on(inner, facts, staged, &c).await {
             Ok(p) => {
                 candidates.retain(|x| x.peer != c.peer);
                 if let Some(s) = c.subnet {
@@ -238,25 +238,36 @@ pub(crate) async fn place_one(
 
 /// Contract, upload, receipt with one host: a swap first when we propose
 /// swaps and the host wants one, else (or when it declines) a paid contract.
-async fn place_on(inner: &Arc<Inner>, layout: Layout, staged: &Staged, c: &Candidate) -> Result<Placed, String> {
+async fn place_on(inner: &Arc<Inner>, facts: &FileFacts, staged: &Staged, c: &Candidate) -> Result<Placed, String> {
     let p = &inner.config.placement;
     let within_caps = c.offer.price_msat_per_gib_day <= p.max_price_msat_per_gib_day
         && c.offer.retrieval_msat_per_gib <= p.max_retrieval_msat_per_gib;
     if wants_swaps(inner) && c.offer.swap_wanted_bytes >= staged.sealed_len {
-        match place_with(inner, layout, staged, c, true).await {
+        match place_with(inner, facts, staged, c, true).await {
             Ok(placed) => return Ok(placed),
             Err(e) if within_caps => tracing::info!(host = %c.peer, reason = %e, "swap declined; paying instead"),
             Err(e) => return Err(e),
         }
     }
-    place_with(inner, layout, staged, c, false).await
+    place_with(inner, facts, staged, c, false).await
 }
 
-async fn place_with(inner: &Arc<Inner>, layout: Layout, staged: &Staged, c: &Candidate, swap: bool) -> Result<Placed, String> {
+/// Proposes one contract (carrying the replica's owner label, so the file
+/// can be recovered from the hosts even without any manifest), uploads, and
+/// checks the receipt.
+async fn place_with(inner: &Arc<Inner>, facts: &FileFacts, staged: &Staged, c: &Candidate, swap: bool) -> Result<Placed, String> {
     let cfg = &inner.config;
     let audit = cfg.audit_interval.as_secs().max(1);
+    let layout = facts.layout;
+    let contract_id: bunker_net::Id32 = rand::random();
+    let owner_label = label::seal(
+        &inner.keys,
+        &contract_id,
+        &OwnerLabel { file: facts.clone(), replica_index: staged.index, root: staged.root },
+    )
+    .map_err(|e| e.to_string())?;
     let terms = ContractTerms {
-        contract_id: rand::random(),
+        contract_id,
         object_root: staged.root,
         object_bytes: staged.sealed_len,
         plain_bytes: layout.size(),
@@ -266,6 +277,7 @@ async fn place_with(inner: &Arc<Inner>, layout: Layout, staged: &Staged, c: &Can
         audit_interval_secs: ((audit / 2).max(1), audit + audit / 2),
         term_secs: cfg.placement.term.as_secs(),
         swap,
+        owner_label,
     };
     let our_signature = sign::sign_terms(&inner.keys, &terms);
     let proposal = ContractProposal { terms: terms.clone(), owner_signature: our_signature.clone() };

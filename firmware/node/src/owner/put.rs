@@ -12,6 +12,7 @@ use bunker_manifest::{FilePath, NewFile, NewReplica, QueryError, ReplicaState};
 
 use crate::config::Policy;
 use crate::error::{DbError, PutError};
+use crate::label::FileFacts;
 use crate::node::{now, Inner};
 use crate::objects::{local_name, Area};
 use crate::owner::bridge::async_to_blocking;
@@ -28,6 +29,8 @@ where
 {
     policy::check(policy).map_err(PutError::Policy)?;
     let file_path = FilePath::parse(path)?;
+    // Every contract carries the path in its owner label: refuse what no label holds.
+    crate::label::check_path(&file_path).map_err(|e| PutError::Policy(e.to_string()))?;
     let probe = file_path.clone();
     if inner.db.call(move |m| m.file(&probe)).await?.is_some() {
         return Err(PutError::Exists(path.to_string()));
@@ -58,7 +61,18 @@ where
     };
     let (local, remote): (Vec<Staged>, Vec<Staged>) = staged.into_iter().partition(|s| s.index == LOCAL_REPLICA_INDEX);
 
-    let placed = match place_all(inner, layout, &remote, &HashSet::new()).await {
+    let labelled_at = now();
+    let facts = FileFacts {
+        object_id: file_id,
+        path: file_path.clone(),
+        layout,
+        plaintext_blake3,
+        keep_local: policy.keep_local,
+        redundancy: policy.copies,
+        created_at: labelled_at,
+        modified_at: labelled_at,
+    };
+    let placed = match place_all(inner, &facts, &remote, &HashSet::new()).await {
         Ok(p) => p,
         Err((placed, reason)) => {
             undo(inner, &placed, &local, &remote, false).await;
@@ -98,8 +112,8 @@ where
         keep_local: policy.keep_local,
         redundancy: policy.copies,
         local: disk.map(|d| local_copy(d, &file_id)),
-        created_at: at,
-        modified_at: at,
+        created_at: facts.created_at,
+        modified_at: facts.modified_at,
     };
     let contracts: Vec<_> = placed.iter().map(|p| p.contract.clone()).collect();
     let replicas: Vec<_> = placed.iter().map(|p| new_replica(inner, p, at)).collect();
@@ -134,7 +148,7 @@ pub(crate) fn new_replica(inner: &Inner, p: &Placed, at: i64) -> NewReplica {
 /// while possible). On failure returns what was placed (to undo) and why.
 pub(crate) async fn place_all(
     inner: &Arc<Inner>,
-    layout: Layout,
+    facts: &FileFacts,
     staged: &[Staged],
     exclude: &HashSet<bunker_net::PeerId>,
 ) -> Result<Vec<Placed>, (Vec<Placed>, String)> {
@@ -143,20 +157,20 @@ pub(crate) async fn place_all(
     }
     let bytes = staged.iter().map(|s| s.sealed_len).max().unwrap_or(0);
     let pool = candidates(inner, bytes, exclude).await;
-    place_all_from(inner, layout, staged, pool).await
+    place_all_from(inner, facts, staged, pool).await
 }
 
 /// [`place_all`] with the candidates already asked.
 pub(crate) async fn place_all_from(
     inner: &Arc<Inner>,
-    layout: Layout,
+    facts: &FileFacts,
     staged: &[Staged],
     mut pool: Vec<crate::owner::placement::Candidate>,
 ) -> Result<Vec<Placed>, (Vec<Placed>, String)> {
     let mut placed = Vec::new();
     let mut subnets = HashSet::new();
     for s in staged {
-        match place_one(inner, layout, s, &mut pool, &mut subnets).await {
+        match place_one(inner, facts, s, &mut pool, &mut subnets).await {
             Ok(p) => placed.push(p),
             Err(reasons) => return Err((placed, reasons.join("; "))),
         }

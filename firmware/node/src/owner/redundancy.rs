@@ -107,7 +107,9 @@ pub(crate) async fn add_copies(
         .collect();
     let staged = reseal(inner, file, from, indices).await?;
     let (local, remote): (Vec<Staged>, Vec<Staged>) = staged.into_iter().partition(|s| s.index == LOCAL_REPLICA_INDEX);
-    let placed = match place_all_from(inner, layout, &remote, pool).await {
+    // Every new contract carries the file's owner label (recovery without a manifest).
+    let facts = crate::label::FileFacts::of_record(file)?;
+    let placed = match place_all_from(inner, &facts, &remote, pool).await {
         Ok(p) => p,
         Err((placed, reason)) => {
             undo(inner, &placed, &local, &remote, false).await;
