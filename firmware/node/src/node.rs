@@ -16,7 +16,7 @@ use crate::db::Db;
 use crate::error::{DbError, FileError, PutError, StartError};
 use crate::objects::ObjectStore;
 use crate::views::{
-    AuditView, ContractView, FileDetail, FileView, Listing, NodeStatus, PaymentView, PeersView,
+    AuditView, ContractView, FileDetail, FileView, Listing, NodeStatus, PaymentView, PeersView, ReplicationView,
 };
 
 /// What the daemon hands the engine. The engine owns them from then on.
@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) workers: crate::workers::Workers,
     /// Flips to `true` once on shutdown; every loop watches it.
     pub(crate) stop: watch::Receiver<bool>,
+    /// What manifest replication did since start (the Backup view).
+    pub(crate) replication: crate::replication::Tracker,
 }
 
 impl Inner {
@@ -140,6 +142,7 @@ impl Node {
             host: crate::host::HostState::default(),
             workers: crate::workers::Workers::new(),
             stop: stop_rx,
+            replication: crate::replication::Tracker::default(),
         });
         let node = Node {
             inner: Arc::clone(&inner),
@@ -243,6 +246,12 @@ impl Node {
     /// The engine at a glance.
     pub async fn status(&self) -> Result<NodeStatus, DbError> {
         crate::owner::status(&self.inner).await
+    }
+
+    /// How MANIFEST.db is replicated: newest snapshot, holders and what
+    /// they confirmed, their last audits, the next round (the Backup view).
+    pub async fn replication_status(&self) -> Result<ReplicationView, DbError> {
+        crate::replication::status(&self.inner).await
     }
 
     /// Stops every loop, Lightning and the swarm. Idempotent.

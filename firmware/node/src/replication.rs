@@ -258,6 +258,12 @@ async fn connection_addresses(inner: &Inner, peer: &PeerId) -> Vec<String> {
 /// One round: a new snapshot to `want` holders. Returns the report and the
 /// rows the round itself wrote (not a change of the owner's data).
 pub(crate) async fn replicate_once(inner: &Inner, want: usize) -> Result<(ReplicationReport, u64), ReplicationError> {
+    let result = round(inner, want).await;
+    inner.replication.round_done(now(), want, &result);
+    result
+}
+
+async fn round(inner: &Inner, want: usize) -> Result<(ReplicationReport, u64), ReplicationError> {
     let (version, snapshot, mut own) = export(inner).await?;
     let bytes = snapshot.len() as u64;
     let candidates = candidates(inner).await?;
@@ -371,6 +377,7 @@ pub(crate) async fn audit_holders(
         .map(|h| async move { (h.peer, check_holder(inner, h.peer, h.version).await) })
         .collect();
     while let Some((peer, audit)) = checks.next().await {
+        inner.replication.audited(peer, now(), &audit);
         match audit.outcome.as_str() {
             "passed" => {
                 unreachable.remove(&peer);
@@ -461,6 +468,19 @@ impl Schedule {
             || t.saturating_duration_since(self.last_round) >= self.cfg.refresh
     }
 
+    /// The earliest time at which [`Schedule::due`] turns true, for the
+    /// status view's "next round".
+    pub(crate) fn next_due(&self) -> Instant {
+        let mut at = self.last_round + self.cfg.refresh;
+        if let Some(dirty) = self.dirty_since {
+            at = at.min((self.last_change + self.cfg.debounce).min(dirty + self.cfg.max_delay));
+        }
+        match self.retry_at {
+            Some(retry) => at.max(retry),
+            None => at,
+        }
+    }
+
     /// A round ended at `t`: `reached` says whether any holder took it
     /// (false: try again after a debounce, the change still pending).
     pub(crate) fn round_done(&mut self, t: Instant, reached: bool) {
@@ -501,11 +521,13 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
         let mut schedule = Schedule::new(cfg.clone(), changes, start);
         let mut next_audit = start + jittered(cfg.audit_interval);
         let mut unreachable: HashMap<PeerId, u32> = HashMap::new();
+        inner.replication.set_next_due(&schedule);
         while w.sleep(&inner, tick).await {
             match inner.db.call(|m| m.total_changes()).await {
                 Ok(n) => schedule.observe(n, Instant::now()),
                 Err(e) => w.set_error(format!("reading the change count failed: {e}")),
             }
+            inner.replication.set_next_due(&schedule);
             let t = Instant::now();
             if t >= next_audit {
                 next_audit = t + jittered(cfg.audit_interval);
@@ -552,8 +574,139 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> JoinHandle<()> {
                     w.set_error(format!("manifest replication round failed; retrying: {e}"));
                 }
             }
+            inner.replication.set_next_due(&schedule);
         }
         w.set_state("stopped");
+    })
+}
+
+/// What replication did since the engine started, for the status view:
+/// the last round, each holder's last audit, when the next round is due.
+/// Kept in memory only; MANIFEST.db keeps the holders and their versions.
+#[derive(Default)]
+pub(crate) struct Tracker {
+    state: std::sync::Mutex<Tracked>,
+}
+
+#[derive(Default, Clone)]
+struct Tracked {
+    last_round: Option<(i64, String)>,
+    next_due_at: Option<i64>,
+    audits: HashMap<PeerId, crate::views::HolderAuditView>,
+}
+
+impl Tracker {
+    fn with<T>(&self, f: impl FnOnce(&mut Tracked) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn round_done(&self, at: i64, want: usize, result: &Result<(ReplicationReport, u64), ReplicationError>) {
+        let words = match result {
+            Ok((r, _)) if r.stored.is_empty() => {
+                format!("snapshot {} reached no holder ({} peers tried)", r.version, r.failed.len())
+            }
+            Ok((r, _)) => format!("snapshot {} stored on {} of {want} wanted peers", r.version, r.stored.len()),
+            Err(ReplicationError::Empty) => "nothing to replicate yet: the manifest is empty".to_string(),
+            Err(e) => format!("failed: {e}"),
+        };
+        self.with(|t| t.last_round = Some((at, words)));
+    }
+
+    fn audited(&self, peer: PeerId, at: i64, audit: &HolderAudit) {
+        let view = crate::views::HolderAuditView {
+            at,
+            outcome: audit.outcome.clone(),
+            served_version: audit.served,
+            detail: audit.detail.clone(),
+        };
+        self.with(|t| t.audits.insert(peer, view));
+    }
+
+    fn set_next_due(&self, schedule: &Schedule) {
+        let wait = schedule.next_due().saturating_duration_since(Instant::now());
+        let at = now().saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX));
+        self.with(|t| t.next_due_at = Some(at));
+    }
+
+    fn snapshot(&self) -> Tracked {
+        self.with(|t| t.clone())
+    }
+}
+
+/// The replication state in one word and one sentence: the one place where
+/// "up to date", "behind", "too few holders" and "not replicated yet" are
+/// decided. `versions` are the versions the holders confirmed.
+pub(crate) fn classify(latest: u64, has_content: bool, versions: &[u64], target: usize) -> (&'static str, String) {
+    let current = versions.iter().filter(|v| **v >= latest).count();
+    let older = versions.len() - current;
+    if versions.is_empty() {
+        let why = if !has_content {
+            "the manifest is empty, so there is nothing to replicate yet".to_string()
+        } else if latest == 0 {
+            "no snapshot has gone out yet".to_string()
+        } else {
+            format!("no peer holds a copy of it any more (newest snapshot: version {latest}); the next round looks for holders")
+        };
+        return ("not_replicated", format!("Not replicated yet: {why}."));
+    }
+    if current == 0 {
+        let newest = versions.iter().max().copied().unwrap_or(0);
+        return (
+            "behind",
+            format!(
+                "Behind: no holder has the newest snapshot (version {latest}); {} hold{} version {newest} or older.",
+                plural(versions.len(), "peer"),
+                if versions.len() == 1 { "s" } else { "" }
+            ),
+        );
+    }
+    if current < target {
+        let also = if older > 0 { format!(" ({} more hold{} an older one)", older, if older == 1 { "s" } else { "" }) } else { String::new() };
+        return (
+            "too_few_holders",
+            format!("Too few holders: {current} of the {target} wanted peers hold the newest snapshot (version {latest}){also}."),
+        );
+    }
+    ("up_to_date", format!("Up to date: {} hold the newest snapshot (version {latest}).", plural(current, "peer")))
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The Backup view's replication figures.
+pub(crate) async fn status(inner: &Inner) -> Result<crate::views::ReplicationView, DbError> {
+    let target = settings(inner).holders;
+    let (latest, has_content, holders) =
+        inner.db.call(|m| Ok((m.snapshot_version()?, !is_empty(m)?, m.snapshot_holders()?))).await?;
+    let tracked = inner.replication.snapshot();
+    let versions: Vec<u64> = holders.iter().map(|h| h.version).collect();
+    let (state, summary) = classify(latest, has_content, &versions, target);
+    Ok(crate::views::ReplicationView {
+        state: state.to_string(),
+        summary,
+        latest_version: latest,
+        has_content,
+        target_holders: u32::try_from(target).unwrap_or(u32::MAX),
+        current_holders: versions.iter().filter(|v| **v >= latest).count() as u32,
+        last_replicated_at: holders.iter().map(|h| h.stored_at).max(),
+        holders: holders
+            .into_iter()
+            .map(|h| crate::views::ManifestHolderView {
+                peer: h.peer.to_base58(),
+                confirmed_version: h.version,
+                confirmed_at: h.stored_at,
+                addresses: h.addresses,
+                last_audit: tracked.audits.get(&h.peer).cloned(),
+            })
+            .collect(),
+        last_round_at: tracked.last_round.as_ref().map(|(at, _)| *at),
+        last_round: tracked.last_round.map(|(_, words)| words),
+        next_due_at: tracked.next_due_at,
     })
 }
 
@@ -671,6 +824,42 @@ mod tests {
         s.round_done(at(600), true);
         s.holder_lost(at(700));
         assert!(s.due(at(700)), "a lost holder is replaced at once");
+    }
+
+    #[test]
+    fn next_due_is_when_due_turns_true() {
+        let boot = Instant::now();
+        let at = |n| boot + Duration::from_secs(n);
+        let mut s = Schedule::new(cfg(), 0, boot);
+        assert_eq!(s.next_due(), at(300), "the boot counts as a change: one debounce");
+        s.round_done(at(300), true);
+        assert_eq!(s.next_due(), at(300 + 86_400), "nothing pending: the daily refresh");
+        s.observe(1, at(400));
+        assert_eq!(s.next_due(), at(700));
+        assert!(!s.due(at(699)) && s.due(at(700)));
+        s.round_done(at(700), false);
+        assert_eq!(s.next_due(), at(1000), "a failed round is retried after a debounce");
+        assert!(!s.due(at(999)) && s.due(at(1000)));
+    }
+
+    #[test]
+    fn the_state_says_what_the_holders_have() {
+        let (state, text) = classify(0, false, &[], 5);
+        assert_eq!(state, "not_replicated");
+        assert!(text.contains("empty"), "{text}");
+        assert_eq!(classify(0, true, &[], 5).0, "not_replicated");
+        let (state, text) = classify(4, true, &[], 5);
+        assert_eq!(state, "not_replicated");
+        assert!(text.contains("version 4"), "{text}");
+        let (state, text) = classify(4, true, &[3, 2], 5);
+        assert_eq!(state, "behind");
+        assert!(text.contains("version 4") && text.contains("2 peers hold version 3"), "{text}");
+        let (state, text) = classify(4, true, &[4, 3], 5);
+        assert_eq!(state, "too_few_holders");
+        assert!(text.contains("1 of the 5 wanted") && text.contains("1 more holds an older one"), "{text}");
+        let (state, text) = classify(4, true, &[4, 4], 2);
+        assert_eq!(state, "up_to_date");
+        assert!(text.contains("2 peers hold the newest snapshot (version 4)"), "{text}");
     }
 
     #[test]

@@ -213,3 +213,66 @@ pub struct NodeStatus {
     /// Background workers.
     pub workers: Vec<WorkerView>,
 }
+
+/// The last audit of one manifest holder (fetched back and verified).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderAuditView {
+    /// When.
+    pub at: i64,
+    /// `passed`, `failed` (lost, stale or altered: the holder is replaced)
+    /// or `unreachable`.
+    pub outcome: String,
+    /// Version it served, when it served a valid one.
+    pub served_version: Option<u64>,
+    /// Why it failed, if it did.
+    pub detail: String,
+}
+
+/// One peer that holds a snapshot of our manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestHolderView {
+    /// The holder's PeerId.
+    pub peer: String,
+    /// Newest snapshot version it confirmed storing.
+    pub confirmed_version: u64,
+    /// When it confirmed it.
+    pub confirmed_at: i64,
+    /// Where it was reached (the recovery kit lists these).
+    pub addresses: Vec<String>,
+    /// Its last audit since the engine started; `None` when it has not been
+    /// audited since (audit results are not kept across restarts).
+    pub last_audit: Option<HolderAuditView>,
+}
+
+/// How MANIFEST.db is replicated to peers (DESIGN §7): the Backup view and
+/// `bunker backup`. Every figure comes from MANIFEST.db or from what the
+/// replication loop did since the engine started; nothing is estimated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationView {
+    /// `up_to_date`, `behind` (no holder has the newest snapshot),
+    /// `too_few_holders` (fewer than `target_holders` have it) or
+    /// `not_replicated` (no peer holds any snapshot).
+    pub state: String,
+    /// The state as a sentence for the owner.
+    pub summary: String,
+    /// Version of the newest snapshot made of the local manifest (0: none yet).
+    pub latest_version: u64,
+    /// Whether the manifest holds anything to replicate (files, folders or
+    /// an earlier snapshot); an empty one is never sent.
+    pub has_content: bool,
+    /// Holders wanted (`replication.holders`).
+    pub target_holders: u32,
+    /// Holders that confirmed the newest snapshot.
+    pub current_holders: u32,
+    /// Every holder, newest version first.
+    pub holders: Vec<ManifestHolderView>,
+    /// When a holder last confirmed a snapshot (the newest confirmation).
+    pub last_replicated_at: Option<i64>,
+    /// When the last round ran since the engine started…
+    pub last_round_at: Option<i64>,
+    /// …and what it did, in words.
+    pub last_round: Option<String>,
+    /// When the next round is due (after changes settle, at least daily);
+    /// `None` until the replication loop has started.
+    pub next_due_at: Option<i64>,
+}
