@@ -24,10 +24,19 @@ regtest_start() {
         -rpcpassword="$REGTEST_PASSWORD" -server=1 -listen=0 -dnsseed=0 -fixedseeds=0 -listenonion=0 \
         -printtoconsole=0 -rpcbind=127.0.0.1 -rpcallowip=127.0.0.1 -fallbackfee=0.00001 &
     REGTEST_PID=$!
-    local _
-    for _ in $(seq 100); do
-        regtest_cli getblockchaininfo >/dev/null 2>&1 && break
-        sleep 0.2
+    # bitcoind needs a few seconds on an idle machine but a minute or more on
+    # 2 loaded cores (CI builds beside it): wait up to 180 s, unless it died.
+    local deadline=$((SECONDS + 180))
+    until regtest_cli getblockchaininfo >/dev/null 2>&1; do
+        if ! kill -0 "$REGTEST_PID" 2>/dev/null; then
+            echo "regtest: bitcoind exited during start-up" >&2
+            return 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "regtest: bitcoind did not answer RPC within 180 s" >&2
+            return 1
+        fi
+        sleep 0.5
     done
     regtest_cli createwallet miner >/dev/null || return 1
     regtest_cli generatetoaddress 101 "$(regtest_cli getnewaddress)" >/dev/null || return 1
