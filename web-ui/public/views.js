@@ -746,14 +746,6 @@ for (const id of ["panel-next", "panel-back", "panel-long"]) {
   });
 }
 
-// ---- restore from words (first-run setup) ----
-$("restore-words").addEventListener("input", () => {
-  // Numbering copied with the words ("1.", "12)") is not a word, as for `bunkerd restore`.
-  const n = $("restore-words").value.trim().split(/\s+/).filter((w) => w && !/^\d+[.)]?$/.test(w)).length;
-  setText("restore-count", n === 24 ? "24 of 24 words" : `${n} of 24 words${n > 24 ? ": too many" : ""}`);
-});
-$("restore-form").addEventListener("submit", (ev) => ev.preventDefault());
-
 const VIEWS_APP = {
   dashboard: { refresh: refreshDashboard, every: 5000 },
   files: { refresh: refreshFiles },

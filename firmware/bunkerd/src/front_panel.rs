@@ -1,5 +1,6 @@
 //! The daemon's side of the front panel: picks the backend, keeps the
-//! screens fed with what the box really knows, and turns a shutdown
+//! screens fed with what the box really knows (a restore from the words
+//! included: its own screen, the LED, an alert if it fails), and turns a shutdown
 //! confirmed on the panel into a clean stop.
 //!
 //! The panel runs on its own thread (bunker-panel); nothing here blocks the
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 use bunker_panel::hardware::{spawn_hardware, HardwareConfig};
 use bunker_panel::{
-    Alert, BoxState, DiskStatus, NetworkInfo, PanelAction, PanelConfig, PanelHandle, PanelStatus, SetupInfo, SimPanel,
+    Alert, BoxState, DiskStatus, NetworkInfo, PanelAction, PanelConfig, PanelHandle, PanelStatus, RecoveryPhase,
+    RecoveryProgress, SetupInfo, SimPanel,
 };
 use bunker_web::PanelControl;
 
@@ -136,6 +138,16 @@ impl PanelControl for FrontPanel {
     }
 }
 
+/// Where a restore from the 24 words stands, for the panel: its progress
+/// while it runs (and a while after it is done), or a failure to report.
+#[derive(Debug, Clone, Default)]
+pub struct PanelRecovery {
+    /// Progress of a running (or just finished) restore.
+    pub progress: Option<RecoveryProgress>,
+    /// Why the last restore failed, in a few words.
+    pub failed: Option<String>,
+}
+
 /// What the box knows, as the panel shows it: `engine` is the engine's
 /// status and Lightning balance (sat) when it answered; without it peers,
 /// stored and hosted bytes show as zero.
@@ -144,6 +156,7 @@ pub fn snapshot(
     web_addr: SocketAddr,
     disk_snapshot: &crate::disk_watch::DiskSnapshot,
     engine: Option<&(bunker_node::views::NodeStatus, Option<u64>)>,
+    recovery: PanelRecovery,
     stopping: bool,
 ) -> PanelStatus {
     let ip = lan_ipv4();
@@ -161,9 +174,15 @@ pub fn snapshot(
             missing: d.state == bunker_disks::DiskState::Missing,
         })
         .collect();
-    let alerts = disk_snapshot.alerts.iter().map(|a| Alert::Other(a.short.clone())).collect();
+    let mut alerts: Vec<Alert> = disk_snapshot.alerts.iter().map(|a| Alert::Other(a.short.clone())).collect();
+    if let Some(why) = recovery.failed {
+        alerts.insert(0, Alert::Other(why));
+    }
+    let recovering = recovery.progress.as_ref().is_some_and(|p| p.phase != RecoveryPhase::Done);
     let state = if stopping {
         BoxState::Stopping
+    } else if recovering {
+        BoxState::Recovering
     } else if pairing_code.is_some() {
         BoxState::Setup
     } else {
@@ -193,6 +212,7 @@ pub fn snapshot(
         disks,
         alerts,
         setup: pairing_code.map(|code| SetupInfo { pairing_code: code }),
+        recovery: recovery.progress,
         shutting_down: stopping,
         ..PanelStatus::default()
     }

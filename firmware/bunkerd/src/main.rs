@@ -10,17 +10,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bunker_web::{Admin, AdminOptions, NodeStatus, PanelControl, SeedWords, StatusSource};
+use bunker_core::seed::Seed;
+use bunker_node::Node;
+use bunker_web::{Admin, AdminOptions, EngineSlot, PanelControl, RestoreState, StatusSource};
 use bunkerd::config::{self, Config, Origin, Overrides};
-use bunkerd::front_panel::{self, FrontPanel};
 use bunkerd::data_dir::{DataDir, SeedOrigin, SEED_FILE};
 use bunkerd::disk_watch;
+use bunkerd::front_panel::{self, FrontPanel, PanelRecovery};
 use bunkerd::logging;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use tokio::sync::watch;
 
+use crate::daemon_status::{DaemonStatus, SeedFile};
+use crate::web_restore::WebRestore;
+
+mod daemon_status;
 mod engine;
+mod web_restore;
 
 /// How long a clean shutdown may take before the daemon stops waiting for
 /// open connections (systemd's own stop timeout is longer).
@@ -153,56 +160,23 @@ fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
-/// What the daemon knows about itself, for the admin page and the CLI.
-struct DaemonStatus {
-    started: Instant,
-    peer_id: Option<String>,
-    data_dir: PathBuf,
-    /// Set once the disk watcher runs (after the engine started).
-    disks: std::sync::OnceLock<Arc<disk_watch::DiskWatch>>,
+/// What ends one engine's run: the daemon stopping, or a restore from the
+/// admin page that needs the engine started again under other words.
+enum Event {
+    Stop(&'static str),
+    Restore(Seed),
 }
 
-impl StatusSource for DaemonStatus {
-    fn status(&self) -> NodeStatus {
-        NodeStatus {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            state: "running".to_string(),
-            uptime_secs: self.started.elapsed().as_secs(),
-            peer_id: self.peer_id.clone(),
-            data_dir_space: match bunker_web::disk_space(&self.data_dir) {
-                Ok(space) => Some(space),
-                Err(e) => {
-                    tracing::warn!(data_dir = %self.data_dir.display(), error = %e, "cannot read the data dir's free space");
-                    None
-                }
-            },
-            disks: self.disks.get().map(|d| d.status_disks()).unwrap_or_default(),
-            alerts: self.disks.get().map(|d| d.status_alerts()).unwrap_or_default(),
-        }
-    }
-}
-
-/// The seed's words for first-run setup, read from the seed file at the
-/// moment the page shows or checks them, so the web server holds no copy.
-struct SeedFile(PathBuf);
-
-impl SeedWords for SeedFile {
-    fn words(&self) -> Result<Vec<String>, String> {
-        let text = std::fs::read_to_string(&self.0).map_err(|e| format!("{}: {e}", self.0.display()))?;
-        let seed = bunker_core::seed::Seed::from_phrase(&text).map_err(|e| format!("{}: {e}", self.0.display()))?;
-        Ok(seed.words().map(str::to_string).collect())
-    }
-}
-
+/// The daemon: listeners bound, the engine started, then the servers; the
+/// engine may be swapped (restore from the admin page) while the servers
+/// and the admin sessions stay; then a clean stop.
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     // Watch the signals before anything can answer: a SIGTERM sent the moment
     // /healthz answers must stop the daemon cleanly, not kill it outright.
     let mut signals = Signals::watch()?;
     let dir = DataDir::open(&cfg.data_dir)?;
-    let (seed, seed_origin) = dir.load_or_create_seed()?;
-    let keys = bunker_core::keys::Keys::from_seed(&seed);
-    let peer_id = keys.peer_id().to_string();
+    let (mut seed, seed_origin) = dir.load_or_create_seed()?;
     match seed_origin {
         SeedOrigin::Created => tracing::info!(
             data_dir = %dir.path().display(),
@@ -212,14 +186,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             tracing::info!(data_dir = %dir.path().display(), "loaded this box's seed")
         }
     }
-    tracing::info!(%peer_id, "identity");
+    let mut restoring = web_restore::pending_at_start(dir.path());
+    if restoring {
+        tracing::info!("a restore from the 24 words was pending when the daemon stopped: it runs again");
+    }
 
-    let daemon_status = Arc::new(DaemonStatus {
-        started,
-        peer_id: Some(peer_id),
-        data_dir: dir.path().to_owned(),
-        disks: std::sync::OnceLock::new(),
-    });
+    let daemon_status = Arc::new(DaemonStatus::new(started, dir.path().to_owned()));
     let status: Arc<dyn StatusSource> = daemon_status.clone();
     let admin = Admin::open(AdminOptions::new(dir.path()), Arc::new(SeedFile(dir.path().join(SEED_FILE))))
         .context("cannot read the admin page's state")?;
@@ -241,15 +213,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the local API socket {}", socket_path.display()))?;
     restrict_to_owner(&socket_path)?;
 
-    let node = engine::start(&cfg, dir.path(), seed, &keys).await?;
-    tracing::info!(store = %cfg.store_root().display(), "storage engine started");
+    // The routers reach the engine through the slot: a restore swaps it.
+    let slot = Arc::new(EngineSlot::default());
+    let (restore_tx, mut restore_rx) = tokio::sync::mpsc::channel::<Seed>(1);
+    let restore = Arc::new(WebRestore::new(slot.clone(), restore_tx, dir.path()));
+    let _ = daemon_status.restore.set(restore.clone());
+
+    let mut node = Some(start_engine(&cfg, &dir, &seed, &daemon_status).await?);
     let disks = disk_watch::DiskWatch::start(dir.path(), &cfg.store_root())?;
     let _ = daemon_status.disks.set(disks.clone());
-    let engine_api = bunker_web::EngineApi {
-        node: node.clone(),
-        store_root: cfg.store_root(),
-        scratch_dir: dir.path().to_owned(),
-    };
+    slot.set(node.as_ref().map(|n| engine_api(&cfg, &dir, n)));
 
     // The panel's shutdown (confirmed by a long press) stops the daemon like a signal.
     let (panel_shutdown_tx, mut panel_shutdown) = tokio::sync::mpsc::channel::<()>(1);
@@ -260,16 +233,21 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut local_router = bunker_web::local_api_router(admin.clone(), status.clone());
     let panel_feed = panel.as_ref().map(|panel| {
         local_router = local_router.clone().merge(bunker_web::panel_router(panel.clone() as Arc<dyn PanelControl>));
-        let (panel, admin, node, disks) = (panel.clone(), admin.clone(), node.clone(), disks.clone());
+        let (panel, admin, slot, disks, restore) = (panel.clone(), admin.clone(), slot.clone(), disks.clone(), restore.clone());
         tokio::spawn(async move {
             loop {
-                let figures = engine::panel_figures(&node).await;
-                panel.show(front_panel::snapshot(admin.pairing_code(), web_addr, &disks.snapshot(), figures.as_ref(), false));
+                let figures = match slot.get() {
+                    Some(api) => engine::panel_figures(&api.node).await,
+                    None => None,
+                };
+                let snapshot =
+                    front_panel::snapshot(admin.pairing_code(), web_addr, &disks.snapshot(), figures.as_ref(), restore.panel(), false);
+                panel.show(snapshot);
                 tokio::time::sleep(front_panel::REFRESH).await;
             }
         })
     });
-    let local_router = bunker_web::with_engine(local_router, engine_api.clone());
+    let local_router = bunker_web::with_engine_slot(local_router, slot.clone());
     let settings = match serde_json::to_value(&cfg) {
         Ok(value) => Some(value),
         Err(e) => {
@@ -278,7 +256,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     };
     let admin_router = bunker_web::with_console(
-        bunker_web::with_engine(bunker_web::admin_router(admin.clone(), status.clone()), engine_api),
+        bunker_web::with_restore(
+            bunker_web::with_engine_slot(bunker_web::admin_router(admin.clone(), status.clone()), slot.clone()),
+            restore.clone(),
+        ),
         panel.clone().map(|p| p as Arc<dyn PanelControl>),
         settings,
     );
@@ -286,16 +267,61 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let web_server = tokio::spawn(serve_admin(web, admin_router, stop_rx.clone()));
     let local_server = tokio::spawn(serve(local, local_router, stop_rx.clone()));
-    let bootstrap = engine::keep_connected(node.net().clone(), &cfg, stop_rx.clone());
 
     tracing::info!(url = %format!("http://{web_addr}"), socket = %socket_path.display(), version = env!("CARGO_PKG_VERSION"), "bunkerd is ready");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let watchdog = spawn_watchdog();
 
-    let reason = tokio::select! {
-        signal = signals.next() => signal,
-        // `None` (no panel, so no sender) disables this branch.
-        Some(()) = panel_shutdown.recv() => PANEL_SHUTDOWN,
+    // One turn per engine: a restore from the admin page ends the turn and
+    // starts the next under the new words.
+    let outcome: anyhow::Result<&'static str> = loop {
+        let Some(current) = node.as_ref() else { break Err(anyhow::anyhow!("the engine is not running")) };
+        let bootstrap = engine::keep_connected(current.net().clone(), &cfg, stop_rx.clone());
+        let restore_task = restoring.then(|| tokio::spawn(web_restore::run_restore(current.clone(), restore.clone())));
+        let event = tokio::select! {
+            signal = signals.next() => Event::Stop(signal),
+            // `None` (no panel, so no sender) disables this branch.
+            Some(()) = panel_shutdown.recv() => Event::Stop(PANEL_SHUTDOWN),
+            Some(words) = restore_rx.recv() => Event::Restore(words),
+        };
+        bootstrap.abort();
+        if let Some(task) = restore_task {
+            task.abort();
+        }
+        let new_seed = match event {
+            Event::Stop(reason) => break Ok(reason),
+            Event::Restore(new_seed) => new_seed,
+        };
+        tracing::info!("restore from the 24 words asked on the admin page: stopping the engine to replace the seed");
+        slot.set(None);
+        if let Some(old) = node.take() {
+            engine::stop(&old, SHUTDOWN_GRACE).await;
+        }
+        match web_restore::switch_seed(dir.path(), &cfg.store_root(), &new_seed) {
+            Ok(()) => {
+                seed = new_seed;
+                restoring = true;
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot replace the seed; the box keeps its first seed");
+                restore.set(RestoreState::Failed { error: format!("cannot replace this box's seed: {e:#}") });
+                restoring = false;
+            }
+        }
+        match start_engine(&cfg, &dir, &seed, &daemon_status).await {
+            Ok(started) => {
+                slot.set(Some(engine_api(&cfg, &dir, &started)));
+                node = Some(started);
+            }
+            Err(e) => {
+                restore.set(RestoreState::Failed { error: format!("the engine did not start again: {e:#}") });
+                break Err(e);
+            }
+        }
+    };
+    let reason = match &outcome {
+        Ok(reason) => *reason,
+        Err(_) => "the engine failed",
     };
     let panel_asked = reason == PANEL_SHUTDOWN;
     tracing::info!(reason, "stopping");
@@ -306,27 +332,49 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         watchdog.abort();
     }
     if let Some(panel) = &panel {
-        panel.show(front_panel::snapshot(None, web_addr, &disks.snapshot(), None, true));
+        panel.show(front_panel::snapshot(None, web_addr, &disks.snapshot(), None, PanelRecovery::default(), true));
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
-    bootstrap.abort();
+    slot.set(None);
     // Requests in flight finish while the engine stops: both within the grace.
     let drain = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = web_server.await;
         let _ = local_server.await;
     });
-    let (drained, ()) = tokio::join!(drain, engine::stop(&node, SHUTDOWN_GRACE));
+    let stop_engine = async {
+        if let Some(node) = &node {
+            engine::stop(node, SHUTDOWN_GRACE).await;
+        }
+    };
+    let (drained, ()) = tokio::join!(drain, stop_engine);
     if drained.is_err() {
         tracing::warn!("open connections did not close within {SHUTDOWN_GRACE:?}; stopping anyway");
     }
     let _ = std::fs::remove_file(&socket_path);
+    outcome?;
     tracing::info!(uptime_secs = started.elapsed().as_secs(), "stopped cleanly");
     drop(panel);
     if panel_asked && !cfg.panel.shutdown_command.is_empty() {
         run_shutdown_command(&cfg.panel.shutdown_command);
     }
     Ok(())
+}
+
+/// Starts the engine under `seed`; the status shows its PeerId.
+async fn start_engine(cfg: &Config, dir: &DataDir, seed: &Seed, status: &DaemonStatus) -> anyhow::Result<Node> {
+    let keys = bunker_core::keys::Keys::from_seed(seed);
+    let peer_id = keys.peer_id().to_string();
+    tracing::info!(%peer_id, "identity");
+    status.set_peer_id(peer_id);
+    let node = engine::start(cfg, dir.path(), seed.clone(), &keys).await?;
+    tracing::info!(store = %cfg.store_root().display(), "storage engine started");
+    Ok(node)
+}
+
+/// What the engine API serves for `node`.
+fn engine_api(cfg: &Config, dir: &DataDir, node: &Node) -> bunker_web::EngineApi {
+    bunker_web::EngineApi { node: node.clone(), store_root: cfg.store_root(), scratch_dir: dir.path().to_owned() }
 }
 
 /// `bunkerd restore`: the words from stdin, the engine started exactly as

@@ -6,6 +6,9 @@
 //!    else on the LAN can claim the box first) → a session;
 //! 2. the 24 words, shown exactly once;
 //! 3. three of them, by position, given back → setup complete.
+//!
+//! Or, instead of 2 and 3, the owner of a lost box types its 24 words
+//! (`restore.rs`): setup is complete and the box becomes the lost one.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -331,6 +334,25 @@ impl Admin {
         drop(record);
         self.succeeded(ip);
         tracing::info!("owner confirmed the 24 words: setup complete");
+        Ok(())
+    }
+
+    /// Setup is complete because the owner restored the box from its 24
+    /// words (`POST /api/setup/restore`): they typed every word, so none is
+    /// shown or asked back, and the words of the seed created at first
+    /// start (replaced by theirs) are never shown.
+    pub fn mark_restored(&self) -> Result<(), ApiError> {
+        let mut record = lock(&self.record);
+        if !record.claimed() {
+            return Err(ApiError::NotClaimed);
+        }
+        let mut next = record.clone();
+        next.words_shown = true;
+        next.setup_complete = true;
+        next.quiz_positions.clear();
+        store::save(&self.opts.data_dir, &next)?;
+        *record = next;
+        tracing::info!("setup complete: the box is restored from the owner's 24 words");
         Ok(())
     }
 

@@ -33,11 +33,13 @@ mod api;
 mod assets;
 mod console;
 pub mod engine_api;
+pub mod engine_slot;
 pub mod error;
 mod guard;
 pub mod panel;
 pub mod password;
 pub mod rate_limit;
+pub mod restore;
 pub mod sessions;
 pub mod status;
 pub mod store;
@@ -54,11 +56,13 @@ use axum::Json;
 pub use admin::{Admin, AdminOptions, SeedWords, SetupStage, QUIZ_WORDS};
 pub use console::{redact_settings, with_console};
 pub use engine_api::{with_engine, EngineApi};
+pub use engine_slot::{with_engine_slot, EngineSlot};
 pub use axum::serve::Listener;
 pub use axum::Router;
 pub use error::ApiError;
 pub use guard::{host_allowed, MAX_BODY, REQUEST_TIMEOUT};
 pub use panel::{panel_router, PanelControl};
+pub use restore::{with_restore, RestoreControl, RestoreRefusal, RestoreState, RestoreSummary};
 pub use status::{disk_space, DataDiskStatus, DiskSpace, NodeStatus, StatusAlert, StatusSource};
 
 /// Serves `router` on `listener` (TCP or Unix) until `shutdown` completes,
@@ -109,6 +113,7 @@ pub fn admin_router(admin: Arc<Admin>, status: Arc<dyn StatusSource>) -> Router 
         .route("/api/setup/words", post(api::show_words))
         .route("/api/setup/quiz", get(api::quiz).post(api::answer_quiz))
         .route("/api/status", get(api::status))
+        .merge(restore::routes())
         .merge(console::routes())
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .fallback(assets::serve)
