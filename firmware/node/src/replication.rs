@@ -654,20 +654,31 @@ pub(crate) fn classify(latest: u64, has_content: bool, versions: &[u64], target:
         return (
             "behind",
             format!(
-                "Behind: no holder has the newest snapshot (version {latest}); {} hold{} version {newest} or older.",
+                "Behind: no holder has the newest snapshot (version {latest}); {} {} version {newest} or older.",
                 plural(versions.len(), "peer"),
-                if versions.len() == 1 { "s" } else { "" }
+                hold(versions.len())
             ),
         );
     }
     if current < target {
-        let also = if older > 0 { format!(" ({} more hold{} an older one)", older, if older == 1 { "s" } else { "" }) } else { String::new() };
+        let also = if older > 0 { format!(" ({older} more {} an older one)", hold(older)) } else { String::new() };
         return (
             "too_few_holders",
-            format!("Too few holders: {current} of the {target} wanted peers hold the newest snapshot (version {latest}){also}."),
+            format!(
+                "Too few holders: {current} of the {target} wanted peers {} the newest snapshot (version {latest}){also}.",
+                hold(current)
+            ),
         );
     }
-    ("up_to_date", format!("Up to date: {} hold the newest snapshot (version {latest}).", plural(current, "peer")))
+    ("up_to_date", format!("Up to date: {} {} the newest snapshot (version {latest}).", plural(current, "peer"), hold(current)))
+}
+
+fn hold(n: usize) -> &'static str {
+    if n == 1 {
+        "holds"
+    } else {
+        "hold"
+    }
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -856,7 +867,9 @@ mod tests {
         assert!(text.contains("version 4") && text.contains("2 peers hold version 3"), "{text}");
         let (state, text) = classify(4, true, &[4, 3], 5);
         assert_eq!(state, "too_few_holders");
-        assert!(text.contains("1 of the 5 wanted") && text.contains("1 more holds an older one"), "{text}");
+        assert!(text.contains("1 of the 5 wanted peers holds") && text.contains("1 more holds an older one"), "{text}");
+        let (_, text) = classify(4, true, &[4], 1);
+        assert_eq!(text, "Up to date: 1 peer holds the newest snapshot (version 4).");
         let (state, text) = classify(4, true, &[4, 4], 2);
         assert_eq!(state, "up_to_date");
         assert!(text.contains("2 peers hold the newest snapshot (version 4)"), "{text}");

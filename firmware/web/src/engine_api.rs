@@ -1,5 +1,6 @@
-//! The engine's HTTP API: files, peers, contracts, audits, payments and the
-//! Lightning wallet, over a [`bunker_node::Node`].
+//! The engine's HTTP API: files, peers, contracts, audits, payments, the
+//! Lightning wallet and the manifest's backup (replication status, recovery
+//! kit), over a [`bunker_node::Node`].
 //!
 //! One set of handlers, mounted twice: on the admin page (session cookie,
 //! Host and Origin checks, like every other `/api` call) and on the local
@@ -103,6 +104,9 @@ fn json_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/api/wallet/channels/{id}", delete(close_channel))
         .route("/api/wallet/invoice", post(invoice))
         .route("/api/wallet/pay", post(pay))
+        .route("/api/backup", get(backup_status))
+        .route("/api/backup/replicate", post(backup_replicate))
+        .route("/api/backup/audit", post(backup_audit))
         .route("/api/backup/kit", get(backup_kit))
         .route("/api/backup/kit.txt", get(backup_kit_text))
 }
@@ -487,6 +491,64 @@ async fn payments(
 }
 
 // ---------------------------------------------------------------- backup
+
+/// `GET /api/backup`: how MANIFEST.db is replicated to peers (newest
+/// snapshot, holders and what each confirmed, last audits, next round).
+async fn backup_status(ext: Option<Extension<Arc<EngineApi>>>) -> Result<Response> {
+    let node = engine(ext)?.node.clone();
+    Ok(Json(run(async move { node.replication_status().await }).await?).into_response())
+}
+
+/// Why a replication call failed: an empty manifest is the owner's
+/// situation (409, nothing to send yet), anything else the box's (500).
+fn replication_error(e: bunker_node::replication::ReplicationError) -> EngineError {
+    match e {
+        bunker_node::replication::ReplicationError::Empty => EngineError::new(StatusCode::CONFLICT, e.to_string()),
+        other => EngineError::internal(other.to_string()),
+    }
+}
+
+/// Longest "back up now" or "check holders now" is waited for: under the
+/// admin page's 30 s request limit. A slower round is not cancelled: it
+/// goes on in the background and the status shows its outcome.
+const BACKUP_WAIT: Duration = Duration::from_secs(25);
+
+/// Runs `work` on its own task and waits at most [`BACKUP_WAIT`] for it.
+async fn backup_step<T, F>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = std::result::Result<T, bunker_node::replication::ReplicationError>> + Send + 'static,
+{
+    match tokio::time::timeout(BACKUP_WAIT, tokio::spawn(work)).await {
+        Ok(Ok(result)) => result.map_err(replication_error),
+        Ok(Err(_)) => Err(EngineError::internal("internal error: the engine failed on this request")),
+        Err(_) => Err(EngineError::unavailable(format!(
+            "still running after {} s; it goes on in the background and the Backup view shows its outcome",
+            BACKUP_WAIT.as_secs()
+        ))),
+    }
+}
+
+/// `POST /api/backup/replicate`: a snapshot now, to the configured number
+/// of holders; answers what the round did and the new status.
+async fn backup_replicate(ext: Option<Extension<Arc<EngineApi>>>) -> Result<Response> {
+    let node = engine(ext)?.node.clone();
+    let n = node.clone();
+    let round = backup_step(async move { n.replicate_manifest_now(None).await }).await?;
+    let status = run(async move { node.replication_status().await }).await?;
+    Ok(Json(json!({ "round": round, "status": status })).into_response())
+}
+
+/// `POST /api/backup/audit`: fetches the snapshot back from every holder
+/// and verifies it now; holders that failed are dropped (the next round
+/// replaces them). Answers the audits and the new status.
+async fn backup_audit(ext: Option<Extension<Arc<EngineApi>>>) -> Result<Response> {
+    let node = engine(ext)?.node.clone();
+    let n = node.clone();
+    let audits = backup_step(async move { n.audit_manifest_holders().await }).await?;
+    let status = run(async move { node.replication_status().await }).await?;
+    Ok(Json(json!({ "audits": audits, "status": status })).into_response())
+}
 
 /// `GET /api/backup/kit`: the sealed recovery kit (who holds the manifest
 /// snapshots), which opens only with the same 24 words.
