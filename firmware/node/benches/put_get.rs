@@ -7,7 +7,15 @@
 //!
 //! A put seals each replica (2 copies: twice the plaintext) and streams it
 //! to its host, so its floor is about 2 × the seal time; the ratios are
-//! printed against one seal of the file and against two.
+//! printed against one seal of the file and against two:
+//! `put vs 2 seals` = (2 × seal s) / put s, where `seal s` is the wall time
+//! of one all-core `Sealer` pass over SIZE_MIB into a sink, measured just
+//! before the put; `get vs seal` = seal s / get s.
+//!
+//! `BUNKER_BENCH_HOSTS_DIR=/path` puts the two hosts' object stores there
+//! (e.g. a tmpfs, standing for hosts whose disks are not the owner's; by
+//! default all three boxes share one temp dir on one disk). `RUST_LOG=
+//! bunker_node::owner::put=debug` prints the put's stages.
 
 use std::io::Read;
 use std::pin::Pin;
@@ -84,6 +92,13 @@ async fn start_box(dir: &std::path::Path) -> Node {
 }
 
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let hosts_dir = std::env::var_os("BUNKER_BENCH_HOSTS_DIR").map(std::path::PathBuf::from);
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let size_mib: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1024);
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1);
@@ -107,8 +122,12 @@ fn main() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!("put_get: {size_mib} MiB, 2 copies, loopback hosts, Lightning off; load average {} at start", load());
-    println!("| run | seal MiB/s (all cores) | put s | put MiB/s | put vs 1 seal | put vs 2 seals | get s | get MiB/s | get vs seal |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    match &hosts_dir {
+        Some(d) => println!("hosts' stores under {} (owner's under the system temp dir)", d.display()),
+        None => println!("owner's and hosts' stores under the system temp dir"),
+    }
+    println!("| run | seal MiB/s (all cores) | put s | put MiB/s | put vs 1 seal | put vs 2 seals | put CPU-s | get s | get MiB/s | get vs seal | get CPU-s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for run in 1..=runs {
         // The sealing limit, now, on this machine.
         let keys = Keys::from_seed(&Seed::generate());
@@ -121,20 +140,25 @@ fn main() {
         let seal_s = t.elapsed().as_secs_f64();
 
         let tmp = tempfile::tempdir().expect("tempdir");
-        let (put_s, get_s) = rt.block_on(async {
+        let host_tmp = match &hosts_dir {
+            Some(d) => tempfile::tempdir_in(d).expect("tempdir for the hosts"),
+            None => tempfile::tempdir().expect("tempdir"),
+        };
+        let (put_s, get_s, put_cpu, get_cpu) = rt.block_on(async {
             let owner = start_box(&tmp.path().join("owner")).await;
-            let h1 = start_box(&tmp.path().join("host1")).await;
-            let h2 = start_box(&tmp.path().join("host2")).await;
+            let h1 = start_box(&host_tmp.path().join("host1")).await;
+            let h2 = start_box(&host_tmp.path().join("host2")).await;
             for h in [&h1, &h2] {
                 let addrs = h.net().listen_addrs().await.expect("addrs");
                 owner.net().dial(h.peer_id(), addrs).await.expect("dial");
             }
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), cpu_secs());
             let policy = Policy { copies: 2, keep_local: false };
             owner.put("/big.bin", len, policy, Source::new(block.clone(), len)).await.expect("put");
             let put_s = t.elapsed().as_secs_f64();
+            let put_cpu = cpu_secs() - cpu;
 
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), cpu_secs());
             let mut stream = owner.get("/big.bin").await.expect("get");
             let mut h = blake3::Hasher::new();
             let mut buf = vec![0u8; 1 << 20];
@@ -148,15 +172,16 @@ fn main() {
                 got += n as u64;
             }
             let get_s = t.elapsed().as_secs_f64();
+            let get_cpu = cpu_secs() - cpu;
             assert_eq!(got, len, "get returned {got} bytes");
             assert_eq!(h.finalize(), want_hash, "get returned different bytes");
             for n in [owner, h1, h2] {
                 n.shutdown().await;
             }
-            (put_s, get_s)
+            (put_s, get_s, put_cpu, get_cpu)
         });
         println!(
-            "| {run} | {:.0} | {put_s:.1} | {:.0} | {:.1} % | {:.1} % | {get_s:.1} | {:.0} | {:.1} % |",
+            "| {run} | {:.0} | {put_s:.1} | {:.0} | {:.1} % | {:.1} % | {put_cpu:.1} | {get_s:.1} | {:.0} | {:.1} % | {get_cpu:.1} |",
             mib / seal_s,
             mib / put_s,
             100.0 * seal_s / put_s,

@@ -291,6 +291,15 @@ impl ObjectStore {
         if to.exists() {
             return Err(ObjectError::Exists { area: to_area, name: to_name.to_string() });
         }
+        if area == Area::Staging {
+            // Staging is not fsynced (see `finish_inner`): make it durable before it counts.
+            for part in [OBJECT_FILE, SIDECAR_FILE, LAYOUT_FILE] {
+                File::open(from.join(part))
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| ObjectError::io(area, name, "syncing before the move", e))?;
+            }
+            sync_dir(&from);
+        }
         let bytes = dir_bytes(&from);
         fs::rename(&from, &to).map_err(|e| ObjectError::io(area, name, "renaming", e))?;
         sync_dir(&self.area_dir(to_area));
@@ -536,7 +545,12 @@ impl ObjectWriter<'_> {
             .file
             .into_inner()
             .map_err(|err| ObjectError::io(area, &self.name, "flushing the object", err.into_error()))?;
-        object.sync_all().map_err(e("syncing the object"))?;
+        // Staging is scratch for the upload that follows (read back from the
+        // page cache, deleted after): no fsync there; `rename` out of it syncs.
+        let durable = area != Area::Staging;
+        if durable {
+            object.sync_all().map_err(e("syncing the object"))?;
+        }
         drop(object);
         let (root, sidecar) = self
             .leaves
@@ -553,10 +567,14 @@ impl ObjectWriter<'_> {
                 });
             }
         }
-        sidecar.sync_all().map_err(e("syncing the sidecar"))?;
+        if durable {
+            sidecar.sync_all().map_err(e("syncing the sidecar"))?;
+        }
         drop(sidecar);
         write_layout(&tmp.join(LAYOUT_FILE), &self.layout).map_err(e("writing the layout"))?;
-        sync_dir(&tmp);
+        if durable {
+            sync_dir(&tmp);
+        }
         let dest = self.store.object_dir(area, &self.name)?;
         if dest.exists() {
             // Same name: keep what is there if it is the same object.
@@ -568,7 +586,9 @@ impl ObjectWriter<'_> {
         let bytes = dir_bytes(&tmp);
         fs::rename(&tmp, &dest).map_err(e("publishing"))?;
         self.tmp.0 = None;
-        sync_dir(&self.store.area_dir(area));
+        if durable {
+            sync_dir(&self.store.area_dir(area));
+        }
         self.store.used[area.slot()].fetch_add(bytes, Ordering::Relaxed);
         Ok(root)
     }

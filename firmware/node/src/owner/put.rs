@@ -4,7 +4,7 @@
 //! contracts are recorded in one transaction. A failed put leaves nothing:
 //! staging emptied, contracts released (or queued for release).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bunker_core::{FileId, Layout};
@@ -18,7 +18,7 @@ use crate::objects::{local_name, Area};
 use crate::owner::bridge::async_to_blocking;
 use crate::owner::contracts::{record_unreleased, release_contract};
 use crate::owner::local::{local_copy, store_disk, LOCAL_REPLICA_INDEX};
-use crate::owner::placement::{candidates, place_one, Placed};
+use crate::owner::placement::{candidates, place_one, try_order, Candidate, Placed};
 use crate::owner::seal::{seal_fanout, SealFailure, Staged};
 use crate::owner::{policy, views};
 use crate::views::FileView;
@@ -43,6 +43,7 @@ where
         indices.push(LOCAL_REPLICA_INDEX);
     }
 
+    let started = std::time::Instant::now();
     let mut reader = async_to_blocking(body);
     let sealing = Arc::clone(inner);
     let sealed = tokio::task::spawn_blocking(move || {
@@ -60,6 +61,7 @@ where
         Err(e) => return Err(io(e.to_string())),
     };
     let (local, remote): (Vec<Staged>, Vec<Staged>) = staged.into_iter().partition(|s| s.index == LOCAL_REPLICA_INDEX);
+    let sealed_at = started.elapsed();
 
     let labelled_at = now();
     let facts = FileFacts {
@@ -80,6 +82,7 @@ where
         }
     };
 
+    let placed_at = started.elapsed();
     let at = now();
     let disk = match (&local[..], policy.keep_local) {
         ([_], true) => match store_disk(inner).await {
@@ -127,6 +130,14 @@ where
     }
     remove_staged(inner, &remote).await;
     tracing::info!(path, size, copies = policy.copies, keep_local = policy.keep_local, "file stored");
+    // Where a put's time goes (the put_get bench prints these with RUST_LOG).
+    tracing::debug!(
+        path,
+        seal_ms = sealed_at.as_millis() as u64,
+        place_ms = (placed_at - sealed_at).as_millis() as u64,
+        record_ms = (started.elapsed() - placed_at).as_millis() as u64,
+        "put stages"
+    );
     views::file_view(inner, &file_path).await.map_err(PutError::Db)?.ok_or_else(|| io("recorded file vanished".into()))
 }
 
@@ -160,21 +171,66 @@ pub(crate) async fn place_all(
     place_all_from(inner, facts, staged, pool).await
 }
 
-/// [`place_all`] with the candidates already asked.
+/// Uploads running at once: each holds a few read-ahead chunks and a
+/// stream's windows, so memory stays bounded whatever the copy count.
+const UPLOADS_AT_ONCE: usize = 4;
+
+/// [`place_all`] with the candidates already asked. Replicas go to their
+/// hosts concurrently (each host hashes and writes its copy at its own
+/// pace): in rounds, each waiting replica gets the best candidate no other
+/// replica of the round took, other subnets first; a host that fails a
+/// replica leaves the pool (as in [`place_one`]) and the replica waits for
+/// the next round. A replica left without a candidate fails the whole set.
 pub(crate) async fn place_all_from(
     inner: &Arc<Inner>,
     facts: &FileFacts,
     staged: &[Staged],
-    mut pool: Vec<crate::owner::placement::Candidate>,
+    mut pool: Vec<Candidate>,
 ) -> Result<Vec<Placed>, (Vec<Placed>, String)> {
-    let mut placed = Vec::new();
-    let mut subnets = HashSet::new();
-    for s in staged {
-        match place_one(inner, facts, s, &mut pool, &mut subnets).await {
-            Ok(p) => placed.push(p),
-            Err(reasons) => return Err((placed, reasons.join("; "))),
+    let mut placed: Vec<Placed> = Vec::new();
+    let mut subnets: HashSet<String> = HashSet::new();
+    let mut waiting: Vec<&Staged> = staged.iter().collect();
+    let mut reasons: HashMap<u32, Vec<String>> = HashMap::new();
+    while !waiting.is_empty() {
+        let mut round_subnets = subnets.clone();
+        let mut round: Vec<(&Staged, Candidate)> = Vec::new();
+        for s in waiting.iter().take(UPLOADS_AT_ONCE) {
+            let pick = try_order(&pool, &round_subnets)
+                .into_iter()
+                .find(|&i| round.iter().all(|(_, c)| c.peer != pool[i].peer));
+            let Some(i) = pick else {
+                let mut why = reasons.remove(&s.index).unwrap_or_default();
+                if why.is_empty() {
+                    why.push("no peer offered room within the price caps".into());
+                }
+                return Err((placed, why.join("; ")));
+            };
+            if let Some(sn) = &pool[i].subnet {
+                round_subnets.insert(sn.clone());
+            }
+            round.push((*s, pool[i].clone()));
+        }
+        let uploads = round.iter().map(|(s, c)| async move {
+            let mut only = vec![c.clone()];
+            place_one(inner, facts, s, &mut only, &mut HashSet::new()).await
+        });
+        let outcomes = futures::future::join_all(uploads).await;
+        for ((s, c), outcome) in round.into_iter().zip(outcomes) {
+            pool.retain(|x| x.peer != c.peer);
+            match outcome {
+                Ok(p) => {
+                    if let Some(sn) = c.subnet {
+                        subnets.insert(sn);
+                    }
+                    waiting.retain(|w| w.index != s.index);
+                    placed.push(p);
+                }
+                Err(why) => reasons.entry(s.index).or_default().extend(why),
+            }
         }
     }
+    // In the order the replicas were given.
+    placed.sort_by_key(|p| staged.iter().position(|s| s.index == p.index));
     Ok(placed)
 }
 
