@@ -15,6 +15,13 @@
 //! resort: peers forward it with a hop limit, never back along the path,
 //! dropping repeats by search id; a forwarder on the successful path earns a
 //! cut, paid once the manifest it led to has verified and been imported.
+//!
+//! When even that finds no valid manifest, [`Node::restore`] asks every peer
+//! it can reach what it holds for this box (`/bunker/holdings/1`) and
+//! rebuilds files, replicas and contracts from the owner labels sealed into
+//! our contracts (`labels`).
+
+mod labels;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -142,6 +149,13 @@ pub struct RestoreReport {
     pub files_failed: Vec<(String, String)>,
     /// Warnings for the owner (e.g. the kit names a newer version than found).
     pub warnings: Vec<String>,
+    /// Files rebuilt from the owner labels our hosts keep, when no valid
+    /// manifest was found anywhere (0 when a manifest was imported).
+    #[serde(default)]
+    pub files_from_labels: u64,
+    /// Labels (or files rebuilt from them) not used: (host or path, why).
+    #[serde(default)]
+    pub labels_ignored: Vec<(String, String)>,
 }
 
 /// Why a restore failed. Nothing of the live manifest changed when it did.
@@ -379,8 +393,11 @@ impl Node {
     /// Brings this box's manifest back from its holders: the box was set up
     /// with the words of a lost box (same PeerId, same keys). `kit` adds the
     /// holders it lists (the way when the DHT cannot be reached). Progress is
-    /// published on `progress`. Nothing changes when no valid snapshot is
-    /// found; a snapshot older than the live manifest is never imported.
+    /// published on `progress`. A snapshot older than the live manifest is
+    /// never imported. When no valid snapshot is found anywhere, the files
+    /// are rebuilt from the owner labels our hosts keep with our contracts
+    /// (asked of every known, configured and connected peer); only when
+    /// that finds nothing either does the restore fail, changing nothing.
     pub async fn restore(
         &self,
         kit: Option<RecoveryKit>,
@@ -427,6 +444,7 @@ impl Node {
         });
         let (peers, dht_holders) =
             if search_only { (Vec::new(), 0) } else { gather(inner, kit.as_ref(), &mut warnings).await };
+        let asked = peers.clone();
         set(progress, |p| {
             p.holders_found = peers.len() as u32;
             p.stage = RestoreStage::FetchingManifest;
@@ -458,7 +476,30 @@ impl Node {
                 outcomes.extend(o);
             }
         }
-        if valid.is_empty() {
+        let mut labelled = None;
+        if valid.is_empty() && !search_only {
+            // No manifest anywhere: rebuild from what our hosts hold for us.
+            set(progress, |p| p.stage = RestoreStage::Searching);
+            let mut ask = asked;
+            if let Ok(summary) = inner.net.peers().await {
+                for p in summary.connected.iter().filter_map(|p| p.peer_id.parse::<PeerId>().ok()) {
+                    if p != me && !ask.contains(&p) {
+                        ask.push(p);
+                    }
+                }
+            }
+            let r = labels::restore_from_labels(&self.inner, ask, progress).await?;
+            if r.files > 0 {
+                labelled = Some(r);
+            } else {
+                warnings.push(format!(
+                    "no owner labels to rebuild from: {} peers answered, {} labels not used",
+                    r.peers_answered,
+                    r.ignored.len()
+                ));
+            }
+        }
+        if valid.is_empty() && labelled.is_none() {
             let details = outcomes
                 .iter()
                 .map(|o| format!("{}: {} {}", o.peer, o.outcome, o.detail))
@@ -467,58 +508,60 @@ impl Node {
                 .join("; ");
             return Err(RestoreError::NotFound { tried: outcomes.len(), details });
         }
-        if let Some(kit) = &kit {
-            if valid[0].version < kit.latest_version {
-                warnings.push(format!(
-                    "the recovery kit names version {}, the newest found is {}: holders of the newer one did not answer",
-                    kit.latest_version, valid[0].version
-                ));
-            }
-        }
-
-        set(progress, |p| {
-            p.stage = RestoreStage::Importing;
-            p.message = format!("importing manifest version {}", valid[0].version);
-        });
-        let live = inner.db.call(|m| m.snapshot_version()).await?;
         let mut imported: Option<(PeerId, u64)> = None;
-        let mut import_errors = Vec::new();
-        if valid[0].version <= live {
-            warnings.push(format!("the live manifest is at version {live}, the newest found is {}: kept", valid[0].version));
-        } else {
-            for c in valid.iter_mut() {
-                if c.version <= live {
-                    break;
+        let mut forwarders = Vec::new();
+        if labelled.is_none() {
+            if let Some(kit) = &kit {
+                if valid[0].version < kit.latest_version {
+                    warnings.push(format!(
+                        "the recovery kit names version {}, the newest found is {}: holders of the newer one did not answer",
+                        kit.latest_version, valid[0].version
+                    ));
                 }
-                let key = manifest_key(inner);
-                let snapshot = std::mem::take(&mut c.snapshot);
-                let r = inner.db.call(move |m| Ok(m.import_snapshot(&snapshot, &key, &me))).await?;
-                match r {
-                    Ok(info) => {
-                        imported = Some((c.peer, info.version));
+            }
+
+            set(progress, |p| {
+                p.stage = RestoreStage::Importing;
+                p.message = format!("importing manifest version {}", valid[0].version);
+            });
+            let live = inner.db.call(|m| m.snapshot_version()).await?;
+            let mut import_errors = Vec::new();
+            if valid[0].version <= live {
+                warnings.push(format!("the live manifest is at version {live}, the newest found is {}: kept", valid[0].version));
+            } else {
+                for c in valid.iter_mut() {
+                    if c.version <= live {
                         break;
                     }
-                    Err(e) => {
-                        tracing::warn!(peer = %c.peer, version = c.version, error = %e, "manifest snapshot import refused");
-                        import_errors.push(format!("{} v{}: {e}", c.peer, c.version));
-                        if let Some(o) = outcomes.iter_mut().find(|o| o.peer == c.peer.to_base58()) {
-                            o.outcome = "rejected".into();
-                            o.detail = e.to_string();
+                    let key = manifest_key(inner);
+                    let snapshot = std::mem::take(&mut c.snapshot);
+                    let r = inner.db.call(move |m| Ok(m.import_snapshot(&snapshot, &key, &me))).await?;
+                    match r {
+                        Ok(info) => {
+                            imported = Some((c.peer, info.version));
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(peer = %c.peer, version = c.version, error = %e, "manifest snapshot import refused");
+                            import_errors.push(format!("{} v{}: {e}", c.peer, c.version));
+                            if let Some(o) = outcomes.iter_mut().find(|o| o.peer == c.peer.to_base58()) {
+                                o.outcome = "rejected".into();
+                                o.detail = e.to_string();
+                            }
                         }
                     }
                 }
+                if imported.is_none() {
+                    return Err(RestoreError::Import(import_errors.join("; ")));
+                }
             }
-            if imported.is_none() {
-                return Err(RestoreError::Import(import_errors.join("; ")));
-            }
-        }
-        let mut forwarders = Vec::new();
-        if let Some((peer, _)) = imported {
-            if let Some(o) = outcomes.iter_mut().find(|o| o.peer == peer.to_base58()) {
-                o.outcome = "imported".into();
-            }
-            if let Some(path) = found_via.get(&peer) {
-                forwarders = pay_forwarders(inner, path).await;
+            if let Some((peer, _)) = imported {
+                if let Some(o) = outcomes.iter_mut().find(|o| o.peer == peer.to_base58()) {
+                    o.outcome = "imported".into();
+                }
+                if let Some(path) = found_via.get(&peer) {
+                    forwarders = pay_forwarders(inner, path).await;
+                }
             }
         }
         let version = inner.db.call(|m| m.snapshot_version()).await?;
@@ -567,6 +610,8 @@ impl Node {
             files_restored: restored,
             files_failed: failed,
             warnings,
+            files_from_labels: labelled.as_ref().map_or(0, |l| l.files),
+            labels_ignored: labelled.map(|l| l.ignored).unwrap_or_default(),
         })
     }
 }

@@ -184,7 +184,7 @@ pub(crate) fn try_order(candidates: &[Candidate], used_subnets: &HashSet<String>
 
 /// Records the Lightning node id a host announced, when its libp2p key
 /// signed it (what the settle worker pays to).
-async fn remember_ln_node_id(inner: &Arc<Inner>, peer: PeerId, offer: &Offer) {
+pub(crate) async fn remember_ln_node_id(inner: &Arc<Inner>, peer: PeerId, offer: &Offer) {
     if offer.ln_node_id.len() != 33 || sign::verify_ln_node_id(&peer, &offer.ln_node_id, &offer.ln_node_id_signature).is_err() {
         return;
     }
