@@ -4,13 +4,24 @@
 //! read the last snapshot: disks with their state and space, and alerts
 //! (missing, full, read-only or failing disk, data on the SD card,
 //! undervoltage).
+//!
+//! The engine learns the disks from here too: [`DiskWatch::engine_disks`]
+//! is a watch channel of `bunker_node::DiskStatus` that changes when a disk
+//! comes, goes, fills or turns read-only, and `Node::follow_disks` applies
+//! it (objects on a disk that is away answered "unavailable", no new data
+//! on a full one). [`DiskWatch::profile`] is the board's profile the engine
+//! is tuned with. One watcher per data directory: [`DiskWatch::start`]
+//! returns the running one when the engine's start-up already started it.
 
-use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bunker_disks::{DataDisk, DeviceProfile, Disks, Roots, Throttled};
+use bunker_disks::{DataDisk, DeviceProfile, DiskState, Disks, Roots, Throttled};
+use bunker_node::{DiskHealth, DiskStatus};
 use bunker_web::{DataDiskStatus, StatusAlert};
+use tokio::sync::watch;
 
 /// How often the disks are probed: a yanked disk shows within this time.
 pub const PROBE_EVERY: Duration = Duration::from_secs(10);
@@ -28,12 +39,32 @@ pub struct DiskSnapshot {
 pub struct DiskWatch {
     last: Arc<Mutex<DiskSnapshot>>,
     stop: Mutex<Option<mpsc::Sender<()>>>,
+    profile: DeviceProfile,
+    engine: watch::Receiver<Vec<DiskStatus>>,
+}
+
+/// The running watchers by data directory (the directory is locked, so
+/// one daemon per directory: at most one watcher each).
+fn running() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<DiskWatch>>> {
+    static RUNNING: OnceLock<Mutex<HashMap<PathBuf, Arc<DiskWatch>>>> = OnceLock::new();
+    RUNNING.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl DiskWatch {
     /// Reads the board's profile, finds the adopted disks under `data_dir`
-    /// plus `store_root`, and starts probing them.
+    /// plus `store_root`, and starts probing them; or returns the watcher
+    /// already running for `data_dir`.
     pub fn start(data_dir: &Path, store_root: &Path) -> anyhow::Result<Arc<DiskWatch>> {
+        let mut running = running();
+        if let Some(w) = running.get(data_dir) {
+            return Ok(Arc::clone(w));
+        }
+        let w = DiskWatch::start_new(data_dir, store_root)?;
+        running.insert(data_dir.to_path_buf(), Arc::clone(&w));
+        Ok(w)
+    }
+
+    fn start_new(data_dir: &Path, store_root: &Path) -> anyhow::Result<Arc<DiskWatch>> {
         let roots = Roots::system();
         let profile = DeviceProfile::detect(&roots);
         tracing::info!(
@@ -50,14 +81,27 @@ impl DiskWatch {
         disks
             .add_dir(store_root)
             .map_err(|e| anyhow::anyhow!("storage.root {}: {e}", store_root.display()))?;
-        let last = Arc::new(Mutex::new(DiskSnapshot::default()));
+        let last = Arc::new(Mutex::new(snapshot(&disks, &roots)));
+        let (engine_tx, engine) = watch::channel(engine_disks(&disks));
         let (tx, rx) = mpsc::channel::<()>();
         let shared = Arc::clone(&last);
         std::thread::Builder::new()
             .name("bunker disks".into())
-            .spawn(move || watch(disks, roots, shared, rx))
+            .spawn(move || watch_disks(disks, roots, shared, engine_tx, rx))
             .map_err(|e| anyhow::anyhow!("cannot start the disk watcher: {e}"))?;
-        Ok(Arc::new(DiskWatch { last, stop: Mutex::new(Some(tx)) }))
+        Ok(Arc::new(DiskWatch { last, stop: Mutex::new(Some(tx)), profile, engine }))
+    }
+
+    /// The board's profile, read once at start.
+    pub fn profile(&self) -> &DeviceProfile {
+        &self.profile
+    }
+
+    /// The disks as the engine takes them (`Node::follow_disks`); changes
+    /// when a disk's state, reserve or place changes, not with every byte
+    /// written (free space the engine measures itself).
+    pub fn engine_disks(&self) -> watch::Receiver<Vec<DiskStatus>> {
+        self.engine.clone()
     }
 
     /// The last probe's findings.
@@ -68,6 +112,7 @@ impl DiskWatch {
     /// Stops probing (the thread ends after its current probe).
     pub fn stop(&self) {
         self.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
+        running().retain(|_, w| !std::ptr::eq(Arc::as_ptr(w), self));
     }
 
     /// The disks as `/api/status` shows them.
@@ -103,8 +148,75 @@ fn disk_status(d: &DataDisk) -> DataDiskStatus {
     }
 }
 
-fn watch(mut disks: Disks, roots: Roots, last: Arc<Mutex<DiskSnapshot>>, stop: mpsc::Receiver<()>) {
+/// The engine's tuning for this board: concurrency, buffers and the
+/// manifest's page cache from the device profile (the disks' reserve
+/// reaches the engine with each disk's `reserved_bytes`).
+pub fn engine_tuning(p: &DeviceProfile) -> bunker_node::Tuning {
+    bunker_node::Tuning {
+        seal_threads: p.seal_threads,
+        upload_concurrency: p.upload_concurrency,
+        serve_concurrency: p.serve_concurrency,
+        io_buffer_bytes: p.io_buffer_bytes,
+        sqlite_cache_kib: p.sqlite_cache_kib,
+    }
+}
+
+/// A bunker-disks disk as the engine sees it: the one place the two
+/// crates' words meet.
+pub fn engine_disk(d: &DataDisk) -> DiskStatus {
+    DiskStatus {
+        id: d.id.clone(),
+        label: d.label.clone(),
+        root: d.mount_path.clone(),
+        health: match d.state {
+            DiskState::Active => DiskHealth::Active,
+            DiskState::Missing => DiskHealth::Missing,
+            DiskState::ReadOnly => DiskHealth::ReadOnly,
+            DiskState::Full => DiskHealth::Full,
+            DiskState::Failing => DiskHealth::Failing,
+        },
+        total_bytes: d.capacity.total_bytes,
+        free_bytes: d.capacity.free_bytes,
+        reserved_bytes: d.capacity.reserved_bytes,
+        on_system_device: d.on_system_device,
+    }
+}
+
+fn engine_disks(disks: &Disks) -> Vec<DiskStatus> {
+    disks.disks().iter().map(engine_disk).collect()
+}
+
+/// What makes the engine's view change: everything but the free space.
+fn same_for_engine(a: &[DiskStatus], b: &[DiskStatus]) -> bool {
+    let key = |v: &[DiskStatus]| -> Vec<(String, PathBuf, DiskHealth, u64, bool, String)> {
+        v.iter()
+            .map(|d| (d.id.clone(), d.root.clone(), d.health, d.reserved_bytes, d.on_system_device, d.label.clone()))
+            .collect()
+    };
+    key(a) == key(b)
+}
+
+fn snapshot(disks: &Disks, roots: &Roots) -> DiskSnapshot {
+    let mut alerts = disks.alerts();
+    if let Some(t) = Throttled::read(roots) {
+        alerts.extend(t.alerts());
+    }
+    DiskSnapshot { disks: disks.disks().to_vec(), alerts }
+}
+
+fn watch_disks(
+    mut disks: Disks,
+    roots: Roots,
+    last: Arc<Mutex<DiskSnapshot>>,
+    engine: watch::Sender<Vec<DiskStatus>>,
+    stop: mpsc::Receiver<()>,
+) {
     loop {
+        match stop.recv_timeout(PROBE_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Stopped: the sender was dropped.
+            _ => return,
+        }
         match disks.probe() {
             Ok(changes) => {
                 for c in changes {
@@ -114,15 +226,47 @@ fn watch(mut disks: Disks, roots: Roots, last: Arc<Mutex<DiskSnapshot>>, stop: m
             }
             Err(e) => tracing::warn!(error = %e, "probing the data disks failed"),
         }
-        let mut alerts = disks.alerts();
-        if let Some(t) = Throttled::read(&roots) {
-            alerts.extend(t.alerts());
-        }
-        *last.lock().unwrap_or_else(|p| p.into_inner()) = DiskSnapshot { disks: disks.disks().to_vec(), alerts };
-        match stop.recv_timeout(PROBE_EVERY) {
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            // Stopped: the sender was dropped.
-            _ => return,
-        }
+        *last.lock().unwrap_or_else(|p| p.into_inner()) = snapshot(&disks, &roots);
+        let now = engine_disks(&disks);
+        engine.send_if_modified(|v| {
+            if same_for_engine(v, &now) {
+                false
+            } else {
+                *v = now;
+                true
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pi_zero_2_w_gets_numbers_that_fit_512_mib() {
+        let p = DeviceProfile::tuned("Raspberry Pi Zero 2 W Rev 1.0".into(), true, 512 << 20, 4);
+        let t = engine_tuning(&p);
+        assert_eq!((t.seal_threads, t.upload_concurrency, t.serve_concurrency), (2, 2, 4));
+        assert_eq!((t.io_buffer_bytes, t.sqlite_cache_kib), (256 << 10, 8192));
+        // Every stream buffer at once, double-buffered, plus the page cache:
+        // well inside the ~300 MiB the OS, ldk-node and libp2p leave.
+        let streams = (t.seal_threads + t.upload_concurrency + t.serve_concurrency) * t.io_buffer_bytes * 2;
+        assert!(streams as u64 + (u64::from(t.sqlite_cache_kib) << 10) < 16 << 20, "{streams}");
+        let pi4 = engine_tuning(&DeviceProfile::tuned("Raspberry Pi 4".into(), true, 4 << 30, 4));
+        assert!(pi4.upload_concurrency > t.upload_concurrency && pi4.sqlite_cache_kib > t.sqlite_cache_kib);
+    }
+
+    #[test]
+    fn the_engine_hears_of_state_changes_not_of_every_byte() {
+        let mut d = DataDisk::new("u1".into(), "disk".into(), "/x".into(), true);
+        d.state = DiskState::Active;
+        let a = vec![engine_disk(&d)];
+        d.capacity.free_bytes += 4096;
+        assert!(same_for_engine(&a, &[engine_disk(&d)]));
+        d.state = DiskState::Missing;
+        let b = vec![engine_disk(&d)];
+        assert!(!same_for_engine(&a, &b));
+        assert_eq!(b[0].health, DiskHealth::Missing);
     }
 }

@@ -1,7 +1,8 @@
 //! The engine's start-up from the daemon's configuration: MANIFEST.db, the
 //! libp2p swarm, Lightning settings and the `bunker_node::Node` built from
 //! them; the connections to the bootstrap peers; the engine's status for
-//! the panel.
+//! the panel. The disk watcher starts first: its device profile tunes the
+//! engine and MANIFEST.db, and its disk states follow into the engine.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -31,13 +32,23 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Opens MANIFEST.db, starts the swarm and the engine.
 pub async fn start(cfg: &Config, data_dir: &Path, seed: Seed, keys: &Keys) -> anyhow::Result<Node> {
     let bootstrap = bootstrap_peers(&cfg.net.bootstrap)?;
+    let store_root = cfg.store_root();
+    std::fs::create_dir_all(&store_root)
+        .with_context(|| format!("cannot create storage.root {}", store_root.display()))?;
+    let disks = bunkerd::disk_watch::DiskWatch::start(data_dir, &store_root)?;
+    let tuning = bunkerd::disk_watch::engine_tuning(disks.profile());
     let manifest_path = data_dir.join(MANIFEST_FILE);
     let manifest = {
         let path = manifest_path.clone();
-        tokio::task::spawn_blocking(move || bunker_manifest::Manifest::open(&path))
-            .await
-            .context("opening MANIFEST.db stopped half-way")?
-            .with_context(|| format!("cannot open {}", manifest_path.display()))?
+        let cache_kib = tuning.sqlite_cache_kib;
+        tokio::task::spawn_blocking(move || {
+            let mut m = bunker_manifest::Manifest::open(&path).map_err(|e| e.to_string())?;
+            m.set_cache_size_kib(cache_kib).map_err(|e| e.to_string())?;
+            Ok::<_, String>(m)
+        })
+        .await
+        .context("opening MANIFEST.db stopped half-way")?
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", manifest_path.display()))?
     };
 
     let mut net_config = bunker_net::NetConfig::new(keys.identity());
@@ -50,9 +61,8 @@ pub async fn start(cfg: &Config, data_dir: &Path, seed: Seed, keys: &Keys) -> an
         .await
         .with_context(|| format!("cannot start the peer-to-peer network on net.listen [{listen}]"))?;
 
-    let node_config = cfg.node_config();
-    std::fs::create_dir_all(&node_config.store_root)
-        .with_context(|| format!("cannot create storage.root {}", node_config.store_root.display()))?;
+    let mut node_config = cfg.node_config();
+    node_config.tuning = tuning;
     let ln = cfg.ln_config();
     match &ln {
         Some(ln) => tracing::info!(network = %ln.network, chain = %ln.chain, "Lightning on"),
@@ -66,6 +76,8 @@ pub async fn start(cfg: &Config, data_dir: &Path, seed: Seed, keys: &Keys) -> an
             bail!("cannot start the storage engine: {e}");
         }
     };
+    // Ends with the engine (it watches the engine's stop).
+    let _follow = node.follow_disks(disks.engine_disks());
     Ok(node)
 }
 

@@ -44,6 +44,8 @@ mod peers;
 mod replication;
 mod schema;
 mod snapshot;
+// Issue 11 (disks and device profile): the page cache sized per board.
+mod tuning;
 mod types;
 
 pub use contracts::{HeldContract, MAX_OWNER_LABEL_LEN, MAX_TERMS_LEN};

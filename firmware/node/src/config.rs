@@ -79,11 +79,43 @@ impl Default for PlacementTerms {
     }
 }
 
+/// How hard the engine may work the board it runs on: filled by the daemon
+/// from bunker-disks' `DeviceProfile` (board, memory, cores), so a Pi Zero
+/// 2 W with 512 MiB runs with small numbers and a Pi 5 with large ones.
+/// The defaults are those of the engine before profiles (a 4 GiB board).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// Threads sealing (encrypting and hashing) copies of one upload.
+    pub seal_threads: usize,
+    /// Objects sent to hosts at once.
+    pub upload_concurrency: usize,
+    /// Audits and fetches answered for peers at once.
+    pub serve_concurrency: usize,
+    /// Buffer of each object stream (store, fetch, seal), in bytes.
+    pub io_buffer_bytes: usize,
+    /// MANIFEST.db's SQLite page cache, KiB (the daemon opens the manifest
+    /// with it; kept here so the engine's settings show it).
+    pub sqlite_cache_kib: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            seal_threads: 4,
+            upload_concurrency: 4,
+            serve_concurrency: 16,
+            io_buffer_bytes: 256 << 10,
+            sqlite_cache_kib: 64 << 10,
+        }
+    }
+}
+
 /// Everything the engine needs to know that is not a part handed to it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeConfig {
-    /// Where sealed objects live (local copies, hosted objects, staging):
-    /// a directory on a data disk.
+    /// The first data disk: where sealed objects live (local copies, hosted
+    /// objects, staging) until the daemon adds its USB disks with
+    /// `Node::set_disks`; it also keeps the manifest snapshots held for peers.
     pub store_root: PathBuf,
     /// Mean time between two segment audits of one replica (randomised ±50%).
     pub audit_interval: Duration,
@@ -101,6 +133,9 @@ pub struct NodeConfig {
     pub placement: PlacementTerms,
     /// How MANIFEST.db is replicated to peers (DESIGN §7).
     pub replication: crate::replication::ReplicationConfig,
+    /// Concurrency and buffers for this board (device profile).
+    #[serde(default)]
+    pub tuning: Tuning,
 }
 
 impl NodeConfig {
@@ -116,6 +151,7 @@ impl NodeConfig {
             hosting: HostingTerms::default(),
             placement: PlacementTerms::default(),
             replication: crate::replication::ReplicationConfig::default(),
+            tuning: Tuning::default(),
         }
     }
 }

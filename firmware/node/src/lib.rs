@@ -10,7 +10,8 @@
 //! Layout:
 //! - [`node`]: the [`Node`] handle, start-up, the inbound dispatch loop, shutdown.
 //! - `db`: MANIFEST.db behind a mutex, reached from async code through `spawn_blocking`.
-//! - `objects`: sealed objects and their proof sidecars on disk (hosted, local, staging).
+//! - `objects`: sealed objects and their proof sidecars on one disk (hosted, local, staging).
+//! - `disk_set`, [`data_disks`]: objects spread over the data disks; disk states from the daemon's watcher.
 //! - `host`: answers peers — offers (allocation policy), contracts, store, audit, fetch, release.
 //! - `owner`: put, get, remove, placement, contracts with hosts, redundancy changes.
 //! - `workers`: background loops of one shape — audits, full checks, repair, settlement.
@@ -20,7 +21,9 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod data_disks;
 mod db;
+mod disk_set;
 pub mod error;
 mod host;
 mod label;
@@ -34,6 +37,7 @@ mod sign;
 pub mod views;
 mod workers;
 
-pub use config::{HostingTerms, NodeConfig, PlacementTerms, Policy};
+pub use config::{HostingTerms, NodeConfig, PlacementTerms, Policy, Tuning};
+pub use data_disks::{DiskHealth, DiskStatus};
 pub use error::{FileError, PutError, StartError};
 pub use node::{FileStream, Node, NodeParts};

@@ -21,11 +21,16 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bunker_core::sidecar::read_sealed_segment;
 use bunker_core::{leaf_hash, Descriptor, FileId, Hash, Layout, LeafSink, Proof, Sidecar, SidecarWriter, FORMAT_VERSION};
 use bunker_net::PeerId;
+
+use crate::data_disks::DiskHealth;
+pub(crate) use crate::disk_set::ObjectStore;
 
 const OBJECT_FILE: &str = "object";
 const SIDECAR_FILE: &str = "sidecar";
@@ -50,7 +55,7 @@ pub(crate) enum Area {
 }
 
 impl Area {
-    const ALL: [Area; 3] = [Area::Hosted, Area::Local, Area::Staging];
+    pub(crate) const ALL: [Area; 3] = [Area::Hosted, Area::Local, Area::Staging];
 
     fn dir(self) -> &'static str {
         match self {
@@ -113,6 +118,13 @@ pub(crate) enum ObjectError {
     /// The file system is read-only (a USB disk remounted after errors).
     #[error("object {area}/{name}: store is read-only while {what}")]
     ReadOnly { area: Area, name: String, what: &'static str },
+    /// The object is on a data disk that cannot be read now (missing,
+    /// failing): nothing is lost, it is back when the disk is.
+    #[error("object {area}/{name} is unavailable: data disk {disk} is {state}")]
+    Unavailable { area: Area, name: String, disk: String, state: DiskHealth },
+    /// No data disk that takes new data has room for the object.
+    #[error("object {area}/{name}: no data disk can take {bytes} bytes now ({disks})")]
+    NoRoom { area: Area, name: String, bytes: u64, disks: String },
     /// Any other I/O failure.
     #[error("object {area}/{name}: {what}: {source}")]
     Io {
@@ -139,42 +151,76 @@ impl ObjectError {
     pub(crate) fn is_missing(&self) -> bool {
         matches!(self, ObjectError::Missing { .. })
     }
+
+    /// True when the object exists on a disk that is away or failing.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        matches!(self, ObjectError::Unavailable { .. })
+    }
 }
 
-/// The sealed objects of one box.
-pub(crate) struct ObjectStore {
+/// The sealed objects of one data disk (one store root).
+pub(crate) struct DiskObjects {
     root: PathBuf,
     /// Bytes on disk per area (object + sidecar), kept current by this
     /// store's own writes so the allocation policy never walks 10 000 dirs.
     used: [AtomicU64; 3],
+    /// Names of the finished objects per area: kept while the disk is away,
+    /// so a request for an object on a yanked disk is answered
+    /// "unavailable" rather than "not here".
+    names: [Mutex<HashSet<String>>; 3],
 }
 
-impl ObjectStore {
+impl DiskObjects {
     /// Opens (creating) the store at `root`, removing writers a crash left
     /// behind and counting what each area holds.
-    pub(crate) fn new(root: &Path) -> io::Result<ObjectStore> {
-        fs::create_dir_all(root)?;
-        let tmp = root.join(TMP_DIR);
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp)?;
+    pub(crate) fn new(root: &Path) -> io::Result<DiskObjects> {
+        DiskObjects::open_at(root, true)
+    }
+
+    /// Opens the store at `root`. A `writable` store is created if needed
+    /// and its crashed writers removed; a read-only disk is only read.
+    pub(crate) fn open_at(root: &Path, writable: bool) -> io::Result<DiskObjects> {
+        if writable {
+            fs::create_dir_all(root)?;
+            let tmp = root.join(TMP_DIR);
+            if tmp.exists() {
+                fs::remove_dir_all(&tmp)?;
+            }
+            fs::create_dir_all(&tmp)?;
+        } else if !root.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} is not a directory", root.display())));
         }
-        fs::create_dir_all(&tmp)?;
-        let store = ObjectStore { root: root.to_path_buf(), used: Default::default() };
+        let store = DiskObjects { root: root.to_path_buf(), used: Default::default(), names: Default::default() };
         for area in Area::ALL {
             let dir = store.area_dir(area);
-            fs::create_dir_all(&dir)?;
+            if writable {
+                fs::create_dir_all(&dir)?;
+            } else if !dir.is_dir() {
+                continue;
+            }
             let mut total = 0u64;
+            let mut names = HashSet::new();
             for entry in fs::read_dir(&dir)? {
-                total += dir_bytes(&entry?.path());
+                let entry = entry?;
+                total += dir_bytes(&entry.path());
+                if let Some(name) = entry.file_name().to_str() {
+                    names.insert(name.to_string());
+                }
             }
             store.used[area.slot()].store(total, Ordering::Relaxed);
+            *store.names(area) = names;
         }
         Ok(store)
     }
 
-    /// The directory objects live under.
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
+    fn names(&self, area: Area) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.names[area.slot()].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this disk held object `name` when last seen (true also while
+    /// the disk is away).
+    pub(crate) fn knows(&self, area: Area, name: &str) -> bool {
+        self.names(area).contains(name)
     }
 
     fn area_dir(&self, area: Area) -> PathBuf {
@@ -188,18 +234,18 @@ impl ObjectStore {
 
     /// Starts writing object `name` in `area`. The writer hashes the sealed
     /// bytes as they arrive (what a host does with a received object).
-    pub(crate) fn create(&self, area: Area, name: &str, layout: Layout) -> Result<ObjectWriter<'_>, ObjectError> {
+    pub(crate) fn create(self: &Arc<Self>, area: Area, name: &str, layout: Layout) -> Result<ObjectWriter<'static>, ObjectError> {
         self.start_writer(area, name, layout, true)
     }
 
     /// Starts writing object `name` in `area` for a [`bunker_core::Sealer`]:
     /// the sealer hands over the leaves it computed through
     /// [`ObjectWriter::sealer_parts`], so nothing is hashed twice.
-    pub(crate) fn create_sealed(&self, area: Area, name: &str, layout: Layout) -> Result<ObjectWriter<'_>, ObjectError> {
+    pub(crate) fn create_sealed(self: &Arc<Self>, area: Area, name: &str, layout: Layout) -> Result<ObjectWriter<'static>, ObjectError> {
         self.start_writer(area, name, layout, false)
     }
 
-    fn start_writer(&self, area: Area, name: &str, layout: Layout, hashing: bool) -> Result<ObjectWriter<'_>, ObjectError> {
+    fn start_writer(self: &Arc<Self>, area: Area, name: &str, layout: Layout, hashing: bool) -> Result<ObjectWriter<'static>, ObjectError> {
         self.object_dir(area, name)?;
         let tmp = self.root.join(TMP_DIR).join(format!("{}-{}", hex::encode(rand::random::<[u8; 8]>()), name));
         let e = |what| move |source| ObjectError::io(area, name, what, source);
@@ -215,7 +261,8 @@ impl ObjectStore {
         let sidecar = SidecarWriter::new(sidecar_file).map_err(|err| sidecar_io(area, name, "starting the sidecar", err))?;
         let segment = if hashing { Vec::with_capacity(layout.sealed_len(0)) } else { Vec::new() };
         Ok(ObjectWriter {
-            store: self,
+            store: Arc::clone(self),
+            _borrow: std::marker::PhantomData,
             area,
             name: name.to_string(),
             layout,
@@ -263,11 +310,6 @@ impl ObjectStore {
         Ok(StoredObject { area, name: name.to_string(), layout, object, sidecar })
     }
 
-    /// Whether a finished object of that name exists.
-    pub(crate) fn exists(&self, area: Area, name: &str) -> bool {
-        self.object_dir(area, name).map(|d| d.join(OBJECT_FILE).is_file()).unwrap_or(false)
-    }
-
     /// Deletes an object. Missing is an error the caller may ignore.
     pub(crate) fn remove(&self, area: Area, name: &str) -> Result<(), ObjectError> {
         let dir = self.object_dir(area, name)?;
@@ -276,6 +318,7 @@ impl ObjectStore {
         }
         let bytes = dir_bytes(&dir);
         fs::remove_dir_all(&dir).map_err(|e| ObjectError::io(area, name, "removing", e))?;
+        self.names(area).remove(name);
         self.sub(area, bytes);
         Ok(())
     }
@@ -304,6 +347,8 @@ impl ObjectStore {
         fs::rename(&from, &to).map_err(|e| ObjectError::io(area, name, "renaming", e))?;
         sync_dir(&self.area_dir(to_area));
         sync_dir(&self.area_dir(area));
+        self.names(area).remove(name);
+        self.names(to_area).insert(to_name.to_string());
         self.sub(area, bytes);
         self.used[to_area.slot()].fetch_add(bytes, Ordering::Relaxed);
         Ok(())
@@ -330,12 +375,6 @@ impl ObjectStore {
         self.used[area.slot()].load(Ordering::Relaxed)
     }
 
-    /// Free bytes on the file system of the store root, as an unprivileged
-    /// writer sees them.
-    pub(crate) fn free_bytes(&self) -> io::Result<u64> {
-        self.fs_bytes().map(|(_, free)| free)
-    }
-
     /// Size and free bytes of the file system of the store root.
     pub(crate) fn fs_bytes(&self) -> io::Result<(u64, u64)> {
         let st = nix::sys::statvfs::statvfs(&self.root).map_err(io::Error::from)?;
@@ -350,7 +389,7 @@ impl ObjectStore {
     }
 }
 
-fn check_name(name: &str) -> Result<(), ObjectError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ObjectError> {
     let bad = |reason| Err(ObjectError::BadName { name: name.chars().take(MAX_NAME_LEN).collect(), reason });
     if name.is_empty() {
         return bad("empty");
@@ -465,7 +504,9 @@ impl LeafSink for ObjectLeaves {
 /// An object being written. Implements [`Write`] for the sealed bytes;
 /// [`ObjectWriter::finish`] publishes it, dropping it removes everything.
 pub(crate) struct ObjectWriter<'s> {
-    store: &'s ObjectStore,
+    store: Arc<DiskObjects>,
+    /// Writers were borrowed from the store once; the lifetime stays for callers.
+    _borrow: std::marker::PhantomData<&'s ()>,
     area: Area,
     name: String,
     layout: Layout,
@@ -490,7 +531,7 @@ impl std::fmt::Debug for ObjectWriter<'_> {
 
 impl ObjectWriter<'_> {
     /// The two halves a `Sealer::seal(input, body, leaves)` needs. Only for
-    /// writers from [`ObjectStore::create_sealed`]; on a hashing writer the
+    /// writers from [`DiskObjects::create_sealed`]; on a hashing writer the
     /// leaves come from the bytes and this returns `None`.
     pub(crate) fn sealer_parts(&mut self) -> Option<(&mut ObjectBody, &mut ObjectLeaves)> {
         if self.hashing {
@@ -589,6 +630,7 @@ impl ObjectWriter<'_> {
         if durable {
             sync_dir(&self.store.area_dir(area));
         }
+        self.store.names(area).insert(self.name.clone());
         self.store.used[area.slot()].fetch_add(bytes, Ordering::Relaxed);
         Ok(root)
     }

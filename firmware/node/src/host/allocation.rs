@@ -1,11 +1,14 @@
 //! How much space this box gives peers, and to whom first (DESIGN §6).
 //!
-//! Capacity is the free space of the store root's file system minus the
-//! safety margin, minus what accepted contracts still have to upload (their
-//! space is promised even though no byte has arrived), and never more than
-//! `max_hosted_bytes` over all active hosting contracts. The owner's own
-//! local copies live on the same file system, so they are already out of the
-//! free space: the owner's files come first by construction.
+//! Capacity is the room of the data disks that take new data (each disk's
+//! free space beyond its reserve, each file system counted once; a missing,
+//! full, read-only or failing disk counts nothing) minus the safety margin,
+//! minus what accepted contracts still have to upload (their space is
+//! promised even though no byte has arrived), and never more than
+//! `max_hosted_bytes` over all active hosting contracts. One object lives on
+//! one disk, so a contract must also fit the roomiest disk. The owner's own
+//! local copies live on the same disks, so they are already out of the free
+//! space: the owner's files come first by construction.
 //!
 //! Who gets it: swap partners first, up to what they keep for us — the space
 //! we owe them is held back from paid requests. Paid requests must pay at
@@ -40,8 +43,12 @@ impl SwapBalance {
 /// What the policy looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Capacity {
-    /// Free bytes of the store root's file system.
+    /// Room for new data over the data disks that take it.
     pub(crate) free_bytes: u64,
+    /// Room on the roomiest of those disks: the largest object that fits.
+    pub(crate) largest_disk_bytes: u64,
+    /// The disks in words (refusals name them: "sdb missing").
+    pub(crate) disks: String,
     /// Sum of the sizes of all active hosting contracts (stored or not).
     pub(crate) committed_bytes: u64,
     /// Bytes of accepted contracts not uploaded yet (promised, not on disk).
@@ -53,7 +60,7 @@ pub(crate) struct Capacity {
 impl Capacity {
     /// Reads the contract side from the manifest; `free_bytes` from the caller.
     pub(crate) fn load(m: &Manifest, free_bytes: u64) -> Result<Capacity, QueryError> {
-        let mut cap = Capacity { free_bytes, ..Capacity::default() };
+        let mut cap = Capacity { free_bytes, largest_disk_bytes: free_bytes, ..Capacity::default() };
         let hosting = m.contracts(ContractDirection::TheirsOnUs, ContractState::Active)?;
         let mut stored_bytes = 0u64;
         for c in &hosting {
@@ -123,6 +130,12 @@ impl Capacity {
         swap: bool,
     ) -> Result<(), String> {
         let available = self.available(terms);
+        if bytes > self.largest_disk_bytes && bytes <= available {
+            return Err(format!(
+                "not enough space on one disk: {bytes} bytes asked, the roomiest data disk takes {} ({})",
+                self.largest_disk_bytes, self.disks
+            ));
+        }
         if swap {
             if !terms.accept_swaps {
                 return Err("this box does not take swap contracts".into());
@@ -138,7 +151,7 @@ impl Capacity {
                 ));
             }
             if bytes > available {
-                return Err(no_room(bytes, available));
+                return Err(self.no_room(bytes, available));
             }
             return Ok(());
         }
@@ -157,14 +170,20 @@ impl Capacity {
                     terms.price_msat_per_gib_day
                 ));
             }
-            return Err(no_room(bytes, limit));
+            return Err(self.no_room(bytes, limit));
         }
         Ok(())
     }
 }
 
-fn no_room(bytes: u64, available: u64) -> String {
-    format!("not enough space: {bytes} bytes asked, {available} available")
+impl Capacity {
+    fn no_room(&self, bytes: u64, available: u64) -> String {
+        if self.disks.is_empty() {
+            format!("not enough space: {bytes} bytes asked, {available} available")
+        } else {
+            format!("not enough space: {bytes} bytes asked, {available} available ({})", self.disks)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -188,7 +207,7 @@ mod tests {
 
     #[test]
     fn capacity_is_free_space_minus_margin_minus_promises_capped_by_max() {
-        let mut cap = Capacity { free_bytes: 11_000, committed_bytes: 3000, pending_bytes: 2000, ..Default::default() };
+        let mut cap = Capacity { free_bytes: 11_000, largest_disk_bytes: u64::MAX, committed_bytes: 3000, pending_bytes: 2000, ..Default::default() };
         assert_eq!(cap.available(&terms()), 8000);
         let mut t = terms();
         t.max_hosted_bytes = Some(5000);
@@ -200,7 +219,7 @@ mod tests {
 
     #[test]
     fn floor_and_highest_fee_first() {
-        let cap = Capacity { free_bytes: 11_000, ..Default::default() };
+        let cap = Capacity { free_bytes: 11_000, largest_disk_bytes: u64::MAX, ..Default::default() };
         let p = peer();
         let e = cap.admit(&terms(), &p, 10, 9, false).unwrap_err();
         assert!(e.contains("below this box's floor"), "{e}");
@@ -215,7 +234,7 @@ mod tests {
     fn swap_partners_come_first_up_to_what_they_keep_for_us() {
         let partner = peer();
         let other = peer();
-        let mut cap = Capacity { free_bytes: 11_000, ..Default::default() };
+        let mut cap = Capacity { free_bytes: 11_000, largest_disk_bytes: u64::MAX, ..Default::default() };
         cap.swaps.insert(partner, SwapBalance { theirs_for_us: 6000, ours_for_them: 0 });
         // A paying stranger cannot take the 6000 bytes we owe the partner.
         assert!(cap.admit(&terms(), &other, 5000, 100, false).is_err());
@@ -229,5 +248,21 @@ mod tests {
         t.accept_swaps = false;
         assert!(cap.admit(&t, &other, 10, 0, true).is_err());
         assert!(cap.admit(&terms(), &other, 10, 5, true).unwrap_err().contains("no price"));
+    }
+
+    #[test]
+    fn an_object_must_fit_one_disk_and_refusals_name_the_disks() {
+        let cap = Capacity {
+            free_bytes: 20_000,
+            largest_disk_bytes: 6000,
+            disks: "data disks: a active, b missing".into(),
+            ..Default::default()
+        };
+        cap.admit(&terms(), &peer(), 5000, 100, false).unwrap();
+        let e = cap.admit(&terms(), &peer(), 7000, 100, false).unwrap_err();
+        assert!(e.contains("on one disk") && e.contains("b missing"), "{e}");
+        let none = Capacity { disks: "data disks: a full, b missing".into(), ..Default::default() };
+        let e = none.admit(&terms(), &peer(), 10, 100, false).unwrap_err();
+        assert!(e.contains("not enough space") && e.contains("a full"), "{e}");
     }
 }

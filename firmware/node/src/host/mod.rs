@@ -25,10 +25,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bunker_manifest::{DiskId, DiskInfo, DiskState};
+use bunker_manifest::DiskId;
 use bunker_net::{InboundRequest, PeerId, Reply};
 
-use crate::node::{now, Inner};
+use crate::node::Inner;
 
 pub(crate) use allocation::Capacity;
 
@@ -40,12 +40,14 @@ pub(crate) struct HostState {
     admission: tokio::sync::Mutex<()>,
     /// Serialises snapshot writes (one owner's newer version replaces the older).
     snapshots: tokio::sync::Mutex<()>,
-    /// The manifest's disk row for the store root (hosted objects name it).
-    disk: tokio::sync::OnceCell<DiskId>,
     /// The contract side of [`Capacity`], kept current by our own accepts
     /// and stores and reloaded from MANIFEST.db every [`CAPACITY_TTL`]:
     /// reading 10 000 contracts for every offer would not do on a Pi.
     capacity: std::sync::Mutex<Option<(Instant, Capacity)>>,
+    /// Audits and fetches answered at once (the device profile's
+    /// `serve_concurrency`): a Pi Zero's USB disk and memory serve a few
+    /// well rather than many badly.
+    serve: std::sync::OnceLock<tokio::sync::Semaphore>,
 }
 
 /// Longest a cached capacity is used before it is read from MANIFEST.db
@@ -53,6 +55,24 @@ pub(crate) struct HostState {
 const CAPACITY_TTL: Duration = Duration::from_secs(10);
 
 impl HostState {
+    fn serving(&self, config: &crate::config::NodeConfig) -> &tokio::sync::Semaphore {
+        self.serve.get_or_init(|| tokio::sync::Semaphore::new(config.tuning.serve_concurrency.max(1)))
+    }
+
+    /// Waits for a turn to read an object for a peer (the caller bounds the wait).
+    pub(crate) async fn serve_slot(&self, config: &crate::config::NodeConfig) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.serving(config).acquire().await.ok()
+    }
+
+    /// Like [`HostState::serve_slot`], giving up after `within`.
+    pub(crate) async fn serve_slot_within(
+        &self,
+        config: &crate::config::NodeConfig,
+        within: Duration,
+    ) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        tokio::time::timeout(within, self.serving(config).acquire()).await.ok()?.ok()
+    }
+
     fn cached(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Capacity)>> {
         self.capacity.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -129,38 +149,31 @@ async fn answer<R>(limit: Duration, what: &'static str, peer: PeerId, reply: Rep
     }
 }
 
-/// The manifest's disk row for the store root, created on first use.
+/// The manifest's disk row for the first disk (the store root), created
+/// on first use.
 pub(crate) async fn store_disk(inner: &Arc<Inner>) -> Result<DiskId, String> {
-    inner
-        .host
-        .disk
-        .get_or_try_init(|| async {
-            let (total, free) = inner.objects.fs_bytes().map_err(|e| format!("store root: {e}"))?;
-            let info = DiskInfo {
-                uuid: format!("store:{}", blake3::hash(inner.objects.root().as_os_str().as_encoded_bytes()).to_hex()),
-                label: "object store".into(),
-                mount_path: inner.objects.root().display().to_string(),
-                total_bytes: total,
-                free_bytes: free,
-                reserved_bytes: inner.config.hosting.safety_margin_bytes,
-                state: DiskState::Active,
-                seen_at: now(),
-            };
-            inner.db.call(move |m| m.upsert_disk(&info)).await.map_err(|e| e.to_string())
-        })
-        .await
-        .copied()
+    let first = inner.objects.disks().into_iter().next().ok_or("no data disk")?;
+    crate::data_disks::row_of(inner, &first).await.map_err(|e| e.to_string())
 }
 
-/// Hosting capacity as the allocation policy sees it now.
+/// Hosting capacity as the allocation policy sees it now: the room of the
+/// data disks that take new data (each beyond its reserve, each file
+/// system once), with the contract side cached.
 pub(crate) async fn capacity(inner: &Arc<Inner>) -> Result<Capacity, String> {
-    let free = inner.objects.free_bytes().map_err(|e| format!("store root: {e}"))?;
+    let i = Arc::clone(inner);
+    let (free, largest, disks) = tokio::task::spawn_blocking(move || {
+        let free = i.objects.free_bytes().map_err(|e| format!("data disks: {e}"))?;
+        Ok::<_, String>((free, i.objects.largest_free(), i.objects.describe()))
+    })
+    .await
+    .map_err(|e| format!("data disks: {e}"))??;
+    let with_disks = |cap: Capacity| Capacity { free_bytes: free, largest_disk_bytes: largest, disks: disks.clone(), ..cap };
     if let Some((at, cap)) = inner.host.cached().as_ref() {
         if at.elapsed() < CAPACITY_TTL {
-            return Ok(Capacity { free_bytes: free, ..cap.clone() });
+            return Ok(with_disks(cap.clone()));
         }
     }
     let cap = inner.db.call(move |m| Capacity::load(m, free)).await.map_err(|e| e.to_string())?;
     *inner.host.cached() = Some((Instant::now(), cap.clone()));
-    Ok(cap)
+    Ok(with_disks(cap))
 }

@@ -11,17 +11,14 @@ use std::io::Write;
 use std::sync::Arc;
 
 use bunker_core::{Hash, Layout};
-use bunker_manifest::{ContractDirection, ContractId, ContractState, DiskId, HostedState, NewHostedObject, QueryError};
+use bunker_manifest::{ContractDirection, ContractId, ContractState, HostedState, NewHostedObject, QueryError};
 use bunker_net::{InboundFetch, InboundStore, IncomingObject, PeerId, StoreHeader, StoreReceipt};
 use futures::AsyncReadExt;
 
-use crate::host::store_disk;
 use crate::node::{now, Inner};
 use crate::objects::{hosted_name, Area, AsyncObjectReader};
 use crate::sign;
 
-/// Bytes read from the stream per step.
-const CHUNK: usize = 256 * 1024;
 /// Chunks queued between the stream and the disk writer.
 const QUEUE: usize = 4;
 
@@ -34,7 +31,6 @@ struct StorePlan {
     root: Hash,
     name: String,
     total_len: u64,
-    disk: DiskId,
 }
 
 /// The contract `peer` names, if it is theirs, hosted here, and in force.
@@ -72,11 +68,15 @@ async fn plan_store(inner: &Arc<Inner>, peer: PeerId, h: StoreHeader) -> Result<
     }
     let terms = sign::terms_from_record(&record.contract.terms)?;
     let layout = Layout::new(terms.plain_bytes, terms.segment_size).map_err(|e| e.to_string())?;
-    let free = inner.objects.free_bytes().map_err(|e| format!("host store unavailable: {e}"))?;
-    if free < h.total_len {
-        return Err(format!("host disk full: {free} bytes free, {} needed", h.total_len));
+    // One object lives on one disk: the roomiest disk that takes new data
+    // must hold it (full, read-only and missing disks take nothing).
+    let i = Arc::clone(inner);
+    let (room, disks) = tokio::task::spawn_blocking(move || (i.objects.largest_free(), i.objects.describe()))
+        .await
+        .map_err(|e| format!("host store unavailable: {e}"))?;
+    if room < h.total_len {
+        return Err(format!("host disk full: {room} bytes free on the roomiest data disk, {} needed ({disks})", h.total_len));
     }
-    let disk = store_disk(inner).await?;
     Ok(StorePlan {
         contract: ContractId(h.contract_id),
         owner: peer,
@@ -84,7 +84,6 @@ async fn plan_store(inner: &Arc<Inner>, peer: PeerId, h: StoreHeader) -> Result<
         root: c.object_root,
         name: hosted_name(&peer, &c.object_root),
         total_len: h.total_len,
-        disk,
     })
 }
 
@@ -125,6 +124,8 @@ pub(crate) async fn store(inner: &Arc<Inner>, s: InboundStore) {
 /// signs the receipt when it is whole and has the contract's root.
 async fn receive(inner: &Arc<Inner>, plan: &StorePlan, body: &mut IncomingObject) -> Result<StoreReceipt, String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE);
+    // Bytes read from the stream per step: the device profile's buffer size.
+    let chunk = inner.config.tuning.io_buffer_bytes.clamp(16 << 10, 4 << 20);
     let (i, p) = (Arc::clone(inner), plan.clone());
     let writer = tokio::task::spawn_blocking(move || -> Result<Hash, String> {
         let mut w = i.objects.create(Area::Hosted, &p.name, p.layout).map_err(|e| e.to_string())?;
@@ -134,7 +135,7 @@ async fn receive(inner: &Arc<Inner>, plan: &StorePlan, body: &mut IncomingObject
         // Short bodies fail here (and the temporary files go): nothing half-kept.
         w.finish_expect(&p.root).map_err(|e| e.to_string())
     });
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; chunk];
     let mut read_error = None;
     loop {
         match body.read(&mut buf).await {
@@ -157,11 +158,19 @@ async fn receive(inner: &Arc<Inner>, plan: &StorePlan, body: &mut IncomingObject
         return Err(format!("upload broke off: {e}"));
     }
     let root = written?;
+    // The disk it landed on names it in MANIFEST.db.
+    let disk = match inner.objects.disk_of(Area::Hosted, &plan.name) {
+        Some(d) => crate::data_disks::row_of(inner, &d).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot record the disk of a stored object");
+            "host could not record the object; try later".to_string()
+        })?,
+        None => return Err("host lost the object it just wrote; try again".into()),
+    };
     let record = NewHostedObject {
         contract: plan.contract,
         owner: plan.owner,
         root,
-        disk: plan.disk,
+        disk,
         rel_path: format!("hosted/{}", plan.name),
         bytes: plan.total_len,
         state: HostedState::Stored,
@@ -203,6 +212,10 @@ pub(crate) async fn fetch(inner: &Arc<Inner>, f: InboundFetch) {
             return;
         }
     }
+    let Some(_slot) = inner.host.serve_slot_within(&inner.config, within).await else {
+        let _ = f.refuse("host busy; try later").await;
+        return;
+    };
     let (i, name) = (Arc::clone(inner), hosted_name(&peer, &root));
     let opened = tokio::task::spawn_blocking(move || {
         let o = i.objects.open(Area::Hosted, &name)?;
@@ -211,7 +224,14 @@ pub(crate) async fn fetch(inner: &Arc<Inner>, f: InboundFetch) {
     .await;
     let sent = match opened {
         Ok(Ok((len, file))) => f.send(len, AsyncObjectReader::new(file)).await,
-        Ok(Err(e)) if e.is_missing() => f.not_found().await,
+        Ok(Err(e)) if e.is_missing() => match crate::host::audit::on_disk_away(inner, &peer, &root).await {
+            Some(reason) => f.refuse(reason).await,
+            None => f.not_found().await,
+        },
+        Ok(Err(e)) if e.is_unavailable() => {
+            tracing::info!(%peer, error = %e, "fetch of an object on a disk that is away");
+            f.refuse(format!("{}{e}", crate::host::audit::UNAVAILABLE)).await
+        }
         Ok(Err(e)) => {
             tracing::error!(%peer, error = %e, "object to fetch is unavailable");
             f.refuse(format!("unavailable: {e}")).await
