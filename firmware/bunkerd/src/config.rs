@@ -55,6 +55,9 @@ pub struct Config {
     /// The Lightning wallet that pays hosts and is paid for hosting.
     #[serde(default)]
     pub ln: LnSettings,
+    /// What this box pays when it places copies of its files on peers.
+    #[serde(default)]
+    pub placement: PlacementConfig,
 }
 
 impl Config {
@@ -81,6 +84,10 @@ impl Config {
         node.hosting.safety_margin_bytes = self.reserves.safety_margin.0;
         node.hosting.max_hosted_bytes = self.hosting.max_hosted.0.map(|s| s.0);
         node.replication.debounce = self.intervals.manifest_debounce;
+        node.placement.max_price_msat_per_gib_day = self.placement.max_price_msat_per_gib_day;
+        node.placement.max_retrieval_msat_per_gib = self.placement.max_retrieval_msat_per_gib;
+        node.placement.term = self.placement.term;
+        node.placement.propose_swaps = self.placement.propose_swaps;
         node
     }
 
@@ -91,6 +98,7 @@ impl Config {
         let mut ln = bunker_ln::LnConfig::new(self.data_dir.join("ln"), self.ln.network, chain);
         ln.listen = self.ln.listen.clone();
         ln.settle_threshold_msat = self.ln.settle_threshold_msat;
+        ln.lsps2 = self.ln.lsps2.source();
         Some(ln)
     }
 }
@@ -142,6 +150,158 @@ pub struct LnSettings {
     /// Settle what a contract is owed once it reaches this many msat.
     #[serde(default = "default_settle_threshold")]
     pub settle_threshold_msat: u64,
+    /// An LSPS2 liquidity provider (just-in-time channels) for a box with
+    /// no inbound capacity yet; all empty: none.
+    #[serde(default)]
+    pub lsps2: Lsps2Setting,
+}
+
+/// `ln.lsps2`: an LSPS2 liquidity provider. A new box has no inbound
+/// capacity, so nobody can pay it for hosting; with a provider, the box's
+/// first invoice is paid through a channel the provider opens just in time
+/// (keeping a fee out of that payment). Written
+/// `lsps2 = { node_id = "02…", address = "203.0.113.5:9735", token = "…" }`.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "Lsps2Raw")]
+pub struct Lsps2Setting {
+    /// The provider's Lightning node id (66 hex digits); empty: no provider.
+    pub node_id: String,
+    /// Where to reach it, `ip:port` (ldk-node takes a socket address).
+    pub address: String,
+    /// Access token, if the provider hands them out; empty: none. Never
+    /// logged; blanked on the admin page.
+    pub token: String,
+}
+
+impl fmt::Debug for Lsps2Setting {
+    // The token must not reach a log line through `{:?}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lsps2Setting")
+            .field("node_id", &self.node_id)
+            .field("address", &self.address)
+            .field("token", &if self.token.is_empty() { "" } else { "<hidden>" })
+            .finish()
+    }
+}
+
+impl Lsps2Setting {
+    /// What bunker-ln takes, or `None` when no provider is set. Checked
+    /// when the configuration was loaded.
+    pub fn source(&self) -> Option<bunker_ln::Lsps2Source> {
+        if self.node_id.is_empty() {
+            return None;
+        }
+        Some(bunker_ln::Lsps2Source {
+            node_id: self.node_id.clone(),
+            address: self.address.parse().ok()?,
+            token: (!self.token.is_empty()).then(|| self.token.clone()),
+        })
+    }
+}
+
+/// `ln.lsps2` as written, each field checked on its own (so an error names
+/// `ln.lsps2.node_id` or `ln.lsps2.address`), then together.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lsps2Raw {
+    #[serde(default, deserialize_with = "lsps2_node_id")]
+    node_id: String,
+    #[serde(default, deserialize_with = "lsps2_address")]
+    address: String,
+    #[serde(default)]
+    token: String,
+}
+
+fn lsps2_node_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected the provider's node id as text (66 hex digits)"))?;
+    let text = text.trim().to_ascii_lowercase();
+    if text.is_empty() {
+        return Ok(text);
+    }
+    text.parse::<bunker_ln::NodeId>().map_err(|_| {
+        serde::de::Error::custom(format!("{text:?} is not a Lightning node id: write its 66 hex digits (02… or 03…)"))
+    })?;
+    Ok(text)
+}
+
+fn lsps2_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected the provider's address as text, ip:port"))?;
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        return Ok(text);
+    }
+    text.parse::<SocketAddr>().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an ip:port address such as \"203.0.113.5:9735\" (host names are not accepted)"
+        ))
+    })?;
+    Ok(text)
+}
+
+impl TryFrom<Lsps2Raw> for Lsps2Setting {
+    type Error = String;
+    fn try_from(raw: Lsps2Raw) -> Result<Self, String> {
+        match (raw.node_id.is_empty(), raw.address.is_empty()) {
+            (false, true) => return Err("node_id is set but address is empty: the provider needs both".into()),
+            (true, false) => return Err("address is set but node_id is empty: the provider needs both".into()),
+            (true, true) if !raw.token.is_empty() => {
+                return Err("token is set but node_id and address are empty: a token needs its provider".into())
+            }
+            _ => {}
+        }
+        Ok(Lsps2Setting { node_id: raw.node_id, address: raw.address, token: raw.token })
+    }
+}
+
+/// What this box pays when it places copies of its files on peers
+/// (DESIGN §6): offers above these caps are not taken. Defaults are
+/// bunker-node's `PlacementTerms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// Highest storage price taken, msat per GiB per day.
+    #[serde(default = "default_max_price")]
+    pub max_price_msat_per_gib_day: u64,
+    /// Highest retrieval price taken (full checks, recoveries), msat per GiB.
+    #[serde(default = "default_max_retrieval")]
+    pub max_retrieval_msat_per_gib: u64,
+    /// Length of the contracts signed with hosts: at least a day, at most
+    /// ten years (hosts refuse longer terms).
+    #[serde(default = "default_term", deserialize_with = "placement_term", serialize_with = "term_in_days")]
+    pub term: Duration,
+    /// Offer hosts a swap first (we keep as many bytes for them, nobody
+    /// pays); a host that declines is paid as usual. It binds this box's own
+    /// disk space, so it is off unless asked for.
+    #[serde(default)]
+    pub propose_swaps: bool,
+}
+
+/// Longest contract term hosts accept (bunker-node's host side refuses more).
+const MAX_TERM: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// Shortest term worth a contract (and its signatures, uploads and audits).
+const MIN_TERM: Duration = Duration::from_secs(86_400);
+
+/// A term of whole days as `"365d"` (humantime would write a year of 365
+/// days as "11months 30days 3h 50m 24s"); anything else as a duration.
+fn term_in_days<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    if d.as_secs() % 86_400 == 0 && d.subsec_nanos() == 0 {
+        s.collect_str(&format_args!("{}d", d.as_secs() / 86_400))
+    } else {
+        duration::serialize(d, s)
+    }
+}
+
+fn placement_term<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let term = duration::deserialize(d)?;
+    if term < MIN_TERM || term > MAX_TERM {
+        return Err(serde::de::Error::custom(format!(
+            "a contract term of {} is outside 1 day to 10 years (3650d)",
+            humantime::format_duration(term)
+        )));
+    }
+    Ok(term)
 }
 
 /// Which front panel the daemon drives.
@@ -317,6 +477,15 @@ fn default_ln_network() -> bunker_ln::Network {
 fn default_settle_threshold() -> u64 {
     bunker_ln::config::default_settle_threshold_msat()
 }
+fn default_max_price() -> u64 {
+    bunker_node::PlacementTerms::default().max_price_msat_per_gib_day
+}
+fn default_max_retrieval() -> u64 {
+    bunker_node::PlacementTerms::default().max_retrieval_msat_per_gib
+}
+fn default_term() -> Duration {
+    bunker_node::PlacementTerms::default().term
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -331,6 +500,17 @@ impl Default for Config {
             storage: StorageConfig::default(),
             hosting: HostingConfig::default(),
             ln: LnSettings::default(),
+            placement: PlacementConfig::default(),
+        }
+    }
+}
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig {
+            max_price_msat_per_gib_day: default_max_price(),
+            max_retrieval_msat_per_gib: default_max_retrieval(),
+            term: default_term(),
+            propose_swaps: bunker_node::PlacementTerms::default().propose_swaps,
         }
     }
 }
@@ -351,6 +531,7 @@ impl Default for LnSettings {
             chain: ChainSetting(None),
             listen: Vec::new(),
             settle_threshold_msat: default_settle_threshold(),
+            lsps2: Lsps2Setting::default(),
         }
     }
 }
@@ -1005,6 +1186,76 @@ mod tests {
         let env = [("BUNKER_LN_CHAIN".to_string(), "esplora:http://127.0.0.1:3002".to_string())];
         let cfg = load(None, env, &Overrides::default()).unwrap();
         assert_eq!(cfg.ln.chain.to_string(), "esplora:http://127.0.0.1:3002");
+    }
+
+    #[test]
+    fn an_lsps2_provider_reaches_lightning_and_its_token_stays_hidden() {
+        let id = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+        let cfg = load_text(&format!(
+            "[ln]\nchain = \"esplora:http://127.0.0.1:3002\"\nlsps2 = {{ node_id = \"{id}\", address = \"127.0.0.1:9735\", token = \"s3cret-token\" }}\n"
+        ))
+        .unwrap();
+        let lsp = cfg.ln_config().unwrap().lsps2.expect("the provider reaches bunker-ln");
+        assert_eq!(lsp.node_id, id);
+        assert_eq!(lsp.address, "127.0.0.1:9735".parse().unwrap());
+        assert_eq!(lsp.token.as_deref(), Some("s3cret-token"));
+        assert!(!format!("{cfg:?}").contains("s3cret"), "the token never shows in Debug output: {cfg:?}");
+        // Without a token, and through the environment.
+        let env = [
+            ("BUNKER_LN_CHAIN".to_string(), "esplora:http://127.0.0.1:3002".to_string()),
+            ("BUNKER_LN_LSPS2_NODE_ID".to_string(), id.to_uppercase()),
+            ("BUNKER_LN_LSPS2_ADDRESS".to_string(), "[::1]:9735".to_string()),
+        ];
+        let lsp = load(None, env, &Overrides::default()).unwrap().ln_config().unwrap().lsps2.unwrap();
+        assert_eq!((lsp.node_id.as_str(), lsp.token), (id, None), "node id normalised to lower case");
+        // None by default.
+        assert!(load_text("[ln]\nchain = \"esplora:http://127.0.0.1:3002\"\n").unwrap().ln_config().unwrap().lsps2.is_none());
+        let host_name = format!("[ln]\nlsps2 = {{ node_id = \"{id}\", address = \"lsp.example.com:9735\" }}\n");
+        let no_address = format!("[ln]\nlsps2 = {{ node_id = \"{id}\" }}\n");
+        for (text, key, words) in [
+            ("[ln]\nlsps2 = { node_id = \"02abc\", address = \"127.0.0.1:9735\" }\n", "ln.lsps2.node_id", "66 hex digits"),
+            (host_name.as_str(), "ln.lsps2.address", "ip:port"),
+            (no_address.as_str(), "ln.lsps2", "address is empty"),
+            ("[ln]\nlsps2 = { address = \"127.0.0.1:9735\" }\n", "ln.lsps2", "node_id is empty"),
+            ("[ln]\nlsps2 = { token = \"t\" }\n", "ln.lsps2", "needs its provider"),
+            ("[ln]\nlsps2 = { node_id = 2 }\n", "ln.lsps2.node_id", "as text"),
+            ("[ln]\nlsps2 = { url = \"x\" }\n", "ln.lsps2.url", "unknown"),
+        ] {
+            let msg = load_text(text).unwrap_err().to_string();
+            assert!(msg.contains(&format!("`{key}`")) && msg.contains(words), "{text:?}: {msg}");
+            assert!(!msg.contains('\n'), "one line: {msg}");
+        }
+    }
+
+    #[test]
+    fn placement_caps_reach_the_engine_and_bad_ones_are_refused() {
+        let cfg = load(None, [], &Overrides::default()).unwrap();
+        assert_eq!(cfg.node_config().placement, bunker_node::PlacementTerms::default(), "defaults are the engine's");
+        let cfg = load_text(
+            "[placement]\nmax_price_msat_per_gib_day = 5000\nmax_retrieval_msat_per_gib = 20000\nterm = \"90d\"\npropose_swaps = true\n",
+        )
+        .unwrap();
+        let p = cfg.node_config().placement;
+        assert_eq!(p.max_price_msat_per_gib_day, 5000);
+        assert_eq!(p.max_retrieval_msat_per_gib, 20_000);
+        assert_eq!(p.term, Duration::from_secs(90 * 86_400));
+        assert_eq!(toml::Table::try_from(&cfg).unwrap()["placement"]["term"].as_str(), Some("90d"), "shown in days");
+        assert!(p.propose_swaps);
+        let env = [("BUNKER_PLACEMENT_MAX_PRICE_MSAT_PER_GIB_DAY".to_string(), "777".to_string())];
+        let cfg = load(None, env, &Overrides::default()).unwrap();
+        assert_eq!(cfg.node_config().placement.max_price_msat_per_gib_day, 777);
+        for (text, key, words) in [
+            ("[placement]\nmax_price_msat_per_gib_day = -1\n", "placement.max_price_msat_per_gib_day", ""),
+            ("[placement]\nmax_retrieval_msat_per_gib = \"lots\"\n", "placement.max_retrieval_msat_per_gib", ""),
+            ("[placement]\nterm = \"1h\"\n", "placement.term", "1 day to 10 years"),
+            ("[placement]\nterm = \"20years\"\n", "placement.term", "1 day to 10 years"),
+            ("[placement]\nterm = \"soon\"\n", "placement.term", "not a duration"),
+            ("[placement]\npropose_swaps = \"maybe\"\n", "placement.propose_swaps", ""),
+            ("[placement]\nmax_price = 1\n", "placement.max_price", "unknown"),
+        ] {
+            let msg = load_text(text).unwrap_err().to_string();
+            assert!(msg.contains(&format!("`{key}`")) && msg.contains("bunker.toml") && msg.contains(words), "{text:?}: {msg}");
+        }
     }
 
     #[test]

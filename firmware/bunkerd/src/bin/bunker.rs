@@ -102,6 +102,20 @@ enum Command {
         #[command(subcommand)]
         action: Option<WalletCommand>,
     },
+    /// The manifest's backup: which peers hold a snapshot of MANIFEST.db and
+    /// how current it is; subcommands replicate or check now.
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// Sends a new snapshot of the manifest to its holders now.
+    Now,
+    /// Fetches the snapshot back from every holder and verifies it now.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,7 +251,78 @@ async fn run(cli: &Cli, socket: &Path) -> anyhow::Result<()> {
             show(json, answer, |v: Vec<views::PaymentView>| print_payments(&v))
         }
         Command::Wallet { action } => wallet(socket, action.as_ref(), json).await,
+        Command::Backup { action } => backup(socket, action.as_ref(), json).await,
     }
+}
+
+/// `bunker backup [now|check]`.
+async fn backup(socket: &Path, action: Option<&BackupCommand>, json: bool) -> anyhow::Result<()> {
+    let (path, field) = match action {
+        None => {
+            let answer = call(socket, Method::GET, "/api/backup", None).await?;
+            return show(json, answer, |v: views::ReplicationView| print_replication(&v));
+        }
+        Some(BackupCommand::Now) => ("/api/backup/replicate", "round"),
+        Some(BackupCommand::Check) => ("/api/backup/audit", "audits"),
+    };
+    // The daemon waits up to 25 s for the round; allow for that.
+    let answer = local_api::call_json(socket, Method::POST, path, None, Duration::from_secs(40)).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    match field {
+        "round" => {
+            let round = &answer["round"];
+            let stored = round["stored"].as_array().map_or(0, Vec::len);
+            println!("snapshot {} ({} bytes) stored on {stored} peers", round["version"], round["bytes"]);
+            for f in round["failed"].as_array().into_iter().flatten() {
+                println!("  not stored on {}: {}", short(f[0].as_str().unwrap_or("?")), f[1].as_str().unwrap_or(""));
+            }
+        }
+        _ => {
+            let audits = answer["audits"].as_array().cloned().unwrap_or_default();
+            if audits.is_empty() {
+                println!("no holder to check");
+            }
+            for a in audits {
+                let detail = a["detail"].as_str().filter(|d| !d.is_empty()).map(|d| format!(": {d}")).unwrap_or_default();
+                println!("{} {}{detail}", short(a["peer"].as_str().unwrap_or("?")), a["outcome"].as_str().unwrap_or("?"));
+            }
+        }
+    }
+    let status: views::ReplicationView =
+        serde_json::from_value(answer["status"].clone()).context("the daemon's answer is not what this bunker expects")?;
+    println!();
+    print_replication(&status);
+    Ok(())
+}
+
+fn print_replication(r: &views::ReplicationView) {
+    println!("{}", r.summary);
+    println!("newest snapshot: version {}", r.latest_version);
+    println!("holders:         {} of {} wanted have it ({} in all)", r.current_holders, r.target_holders, r.holders.len());
+    println!("last replicated: {}", r.last_replicated_at.map_or("never".to_string(), time));
+    if let (Some(at), Some(words)) = (r.last_round_at, r.last_round.as_deref()) {
+        println!("last round:      {} ({words})", time(at));
+    }
+    println!("next round:      {}", r.next_due_at.map_or("not scheduled yet".to_string(), time));
+    if r.holders.is_empty() {
+        return;
+    }
+    let rows = r
+        .holders
+        .iter()
+        .map(|h| {
+            let audit = match &h.last_audit {
+                Some(a) if a.detail.is_empty() => format!("{} {}", a.outcome, time(a.at)),
+                Some(a) => format!("{} {} ({})", a.outcome, time(a.at), a.detail),
+                None => "not since start".to_string(),
+            };
+            vec![h.peer.clone(), h.confirmed_version.to_string(), time(h.confirmed_at), audit]
+        })
+        .collect();
+    table(&["HOLDER", "VERSION", "CONFIRMED", "LAST AUDIT"], rows);
 }
 
 /// One JSON call with the default timeout.
