@@ -565,9 +565,13 @@ async function refreshWallet() {
   }
   const settings = await tryGet("/api/settings", null);
   const ln = settings?.settings?.ln;
-  const pairs = ln ? Object.entries(ln).filter(([k]) => /lsp|liquidity|chain|network|settle/.test(k)).map(([k, v]) => [settingLabel(k), settingValue(k, v)]) : [];
-  dl($("lsp-list"), pairs.length ? pairs
-    : [["Liquidity provider", settings ? "this box's settings name no liquidity provider" : "not available yet"]]);
+  const lsp = ln?.lsps2;
+  const pairs = !ln ? [["Liquidity provider", "not available yet"]]
+    : lsp?.node_id
+      ? [["Provider (LSPS2)", lsp.node_id, "mono-v"], ["Address", lsp.address, "mono-v"], ["Token", lsp.token ? lsp.token : "(none)"]]
+      : [["Liquidity provider", "none set: a new box without inbound capacity cannot be paid until a channel is opened to it (ln.lsps2 in the config file)"]];
+  for (const [k, v] of Object.entries(ln ?? {})) if (/chain|network|settle/.test(k)) pairs.push([settingLabel(k), settingValue(k, v)]);
+  dl($("lsp-list"), pairs);
 }
 
 async function showQr(figureId, text, label) {
@@ -646,11 +650,61 @@ async function refreshBackup() {
   $("kit-download").hidden = !kit;
   if (kit) await showQr("kit-qr", kit.text, "QR code of the recovery kit");
   else $("kit-qr").hidden = true;
+  await refreshReplication();
+}
+
+/// The state words of `/api/backup` as the row colour of the state line.
+const REPLICATION_CLASS = { up_to_date: "ok", behind: "error", too_few_holders: "warn", not_replicated: "warn" };
+
+async function refreshReplication() {
+  const r = await tryGet("/api/backup", $("repl-na"));
+  for (const id of ["repl-state", "repl-facts"]) $(id).hidden = !r;
+  if (!r) {
+    fill("repl-holders", null, []);
+    $("repl-empty").hidden = true;
+    return;
+  }
+  setText("repl-state", r.summary);
+  $("repl-state").className = REPLICATION_CLASS[r.state] || "";
+  $("repl-state").dataset.state = r.state;
+  const facts = [
+    ["Newest snapshot", r.latest_version ? `version ${r.latest_version}` : "none made yet"],
+    ["Holders with it", `${r.current_holders} of ${r.target_holders} wanted`],
+    ["Last replicated", r.last_replicated_at ? formatTime(r.last_replicated_at) : "never"],
+  ];
+  if (r.last_round_at) facts.push(["Last round", `${formatTime(r.last_round_at)}: ${r.last_round}`]);
+  facts.push(["Next round", r.next_due_at ? formatWhen(r.next_due_at) : "not scheduled yet"]);
+  dl($("repl-facts"), facts);
+  fill("repl-holders", "repl-empty", r.holders.map((h) => {
+    const a = h.last_audit;
+    const audit = a
+      ? `last check ${formatTime(a.at)}: ${a.outcome}${a.served_version != null ? ` (served version ${a.served_version})` : ""}${a.detail ? ` — ${a.detail}` : ""}`
+      : "not checked since the box started";
+    const li = row(shortId(h.peer), `version ${h.confirmed_version} confirmed ${formatTime(h.confirmed_at)} · ${audit}`);
+    li.title = h.peer;
+    li.dataset.peer = h.peer;
+    li.classList.add(a && a.outcome !== "passed" ? "bad" : h.confirmed_version >= r.latest_version ? "good" : "idle");
+    return li;
+  }));
   const node = await tryGet("/api/node", null);
   const worker = node?.workers.find((w) => /manifest/.test(w.name));
-  setText("manifest-replication", worker
-    ? `${worker.state}${worker.last_error ? ` — last error: ${worker.last_error}` : ""}${worker.next_run_at ? ` · next run ${formatWhen(worker.next_run_at)}` : ""}`
-    : "Not replicated yet, as far as this page can tell: the box does not report its database's copies on other boxes yet.");
+  $("repl-worker").hidden = !worker;
+  if (worker) setText("manifest-replication", `${worker.state}${worker.last_error ? ` — last error: ${worker.last_error}` : ""}`);
+}
+
+for (const [id, path, done] of [
+  ["repl-now", "/api/backup/replicate", (a) => `Snapshot ${a.round.version} stored on ${a.round.stored.length} peer(s)${a.round.failed.length ? `; ${a.round.failed.length} did not take it` : ""}.`],
+  ["repl-check", "/api/backup/audit", (a) => `${a.audits.filter((x) => x.outcome === "passed").length} of ${a.audits.length} holder(s) passed the check.`],
+]) {
+  $(id).addEventListener("click", (ev) => {
+    $("repl-ok").hidden = true;
+    busy(ev.target, "repl-error", async () => {
+      const answer = await api("POST", path);
+      setText("repl-ok", done(answer));
+      $("repl-ok").hidden = false;
+      await refreshReplication();
+    });
+  });
 }
 
 // ---- settings ----
@@ -663,7 +717,7 @@ function settingLabel(key) {
 function settingValue(key, v) {
   if (v === null || v === "") return "(not set)";
   if (Array.isArray(v)) return v.length ? v.join(", ") : "(none)";
-  if (typeof v === "object") return JSON.stringify(v);
+  if (typeof v === "object") return Object.entries(v).map(([k, x]) => `${k.replace(/_/g, " ")}: ${settingValue(k, x)}`).join(" · ");
   if (typeof v === "number" && /bytes$/.test(key)) return `${formatBytes(v)} (${v.toLocaleString("en-US")} B)`;
   if (typeof v === "number") return v.toLocaleString("en-US");
   return String(v);
