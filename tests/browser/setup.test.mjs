@@ -78,15 +78,14 @@ describe("a new box, set up from a phone", { timeout: 240_000 }, () => {
     await screenshot(page, "2-words-before");
   });
 
-  it("offers restore from words only as what it is: counted here, coming with recovery", async () => {
+  it("offers restore from words beside the words (restore.test.mjs drives it)", async () => {
     await page.getByText("Replacing a lost box? Restore from your 24 words").click();
     const field = view("words").getByLabel("Your 24 words, in order");
     await field.fill("1. abandon 2. ability able about above absent absorb abstract absurd abuse access accident");
     assert.equal(await page.locator("#restore-count").textContent(), "12 of 24 words");
-    const button = page.getByRole("button", { name: "Restore (coming with recovery)" });
-    assert.equal(await button.isDisabled(), true, "no restore is pretended");
-    assert.match(await page.locator("#restore-note").textContent(), /bunkerd restore/);
-    await screenshot(page, "2b-restore-coming");
+    const button = page.getByRole("button", { name: "Restore from these words" });
+    assert.equal(await button.isDisabled(), false);
+    await screenshot(page, "2b-restore");
     await field.fill("");
     await page.getByText("Replacing a lost box? Restore from your 24 words").click();
   });

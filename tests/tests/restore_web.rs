@@ -206,6 +206,7 @@ async fn a_new_box_claimed_on_the_admin_page_becomes_the_lost_box_from_its_words
 
     let files_back = files.clone();
     let mut daemon = blocking(move || {
+        let mut daemon = daemon;
         // Same PeerId, every file byte-identical, over the admin page's API.
         let node = http.call("GET", "/api/node", None);
         assert_eq!(node.status, 200, "{}", String::from_utf8_lossy(&node.body));
