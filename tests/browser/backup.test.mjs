@@ -3,13 +3,18 @@
 // the database is not replicated; after a file, "Back up now" sends a real
 // snapshot to b and c and the view lists them with the version they
 // confirmed; "Check holders now" fetches it back from both and shows that
-// they passed. Every figure is compared with what a's API says.
+// they passed. Every figure is compared with what a's API says. a also has
+// an LSPS2 liquidity provider and placement caps in its config (Lightning is
+// off, so nothing dials the provider): the Wallet view shows the provider with
+// its token hidden, the Settings view the caps.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { startBox, startBrowser, screenshot, setUpBox, watchErrors, PHONE } from "./harness.mjs";
 
 const PASSWORD = "correct horse battery";
+const LSP_ID = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+const LSP_TOKEN = "lsp-token-s3cret";
 
 async function getJson(box, path, cookie) {
   const res = await fetch(`${box.url}${path}`, { headers: { Cookie: cookie } });
@@ -32,7 +37,10 @@ describe("the Backup view shows the manifest's replication", { timeout: 240_000 
   before(async () => {
     c = await startBox();
     b = await startBox({ bootstrap: [c.p2pAddr] });
-    a = await startBox({ bootstrap: [b.p2pAddr, c.p2pAddr] });
+    a = await startBox({
+      bootstrap: [b.p2pAddr, c.p2pAddr],
+      set: [`ln.lsps2.node_id=${LSP_ID}`, "ln.lsps2.address=127.0.0.1:9", `ln.lsps2.token=${LSP_TOKEN}`, "placement.term=\"90d\""],
+    });
     cookie = await setUpBox(a, PASSWORD);
     await waitFor(async () => (await getJson(a, "/api/node", cookie)).connected_peers >= 2, "a connected to b and c");
     browser = await startBrowser();
@@ -109,6 +117,21 @@ describe("the Backup view shows the manifest's replication", { timeout: 240_000 
     assert.ok(width <= PHONE.width, `Backup is ${width} px wide on a ${PHONE.width} px phone`);
     await page.locator("#kit-qr svg").waitFor();
     await screenshot(page, "14-backup");
+  });
+
+  it("shows the liquidity provider on the Wallet view and the placement caps on Settings, never the token", async () => {
+    await page.goto(`${a.url}/#wallet`);
+    await page.locator("#lsp-list", { hasText: LSP_ID }).waitFor();
+    const lsp = await page.locator("#lsp-list").textContent();
+    assert.match(lsp, /Provider \(LSPS2\)0279be667e/);
+    assert.match(lsp, /Address127\.0\.0\.1:9Token\(hidden\)/);
+    await page.goto(`${a.url}/#settings`);
+    const placement = page.locator("#settings-groups section[aria-label=placement]");
+    await placement.waitFor();
+    assert.match(await placement.textContent(), /Term90d/);
+    assert.match(await placement.textContent(), /Max price \(msat per GiB-day\)100,000/);
+    assert.match(await page.locator("#settings-groups section[aria-label=ln]").textContent(), /token: \(hidden\)/);
+    assert.ok(!(await page.content()).includes(LSP_TOKEN), "the token never reaches the page");
   });
 
   it("had no script errors or blocked resources", () => {

@@ -320,6 +320,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_liquidity_providers_token_is_hidden_and_its_address_shown() {
+        let id = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+        let settings = json!({
+            "ln": { "lsps2": { "node_id": id, "address": "203.0.113.5:9735", "token": "lsp-s3cret" } },
+            "placement": { "max_price_msat_per_gib_day": 100_000, "term": "365days" },
+        });
+        let (router, cookie, _dir) = logged_in(None, Some(settings)).await;
+        let (status, body) = call(&router, get_req("/api/settings", Some(&cookie))).await;
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8(body).unwrap();
+        assert!(!text.contains("lsp-s3cret"), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["settings"]["ln"]["lsps2"], json!({ "node_id": id, "address": "203.0.113.5:9735", "token": HIDDEN }));
+        assert_eq!(v["settings"]["placement"]["max_price_msat_per_gib_day"], 100_000);
+    }
+
+    #[tokio::test]
     async fn qr_codes_are_drawn_for_logged_in_pages_only() {
         let (router, cookie, _dir) = logged_in(None, None).await;
         let body = r#"{"text":"bcrt1qexampleaddress"}"#;
