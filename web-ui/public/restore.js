@@ -102,6 +102,7 @@ $("restore-form").addEventListener("submit", (ev) => {
 /// The setup screen with the restore's progress instead of the words.
 function showRestore(state) {
   show("words");
+  $("view-words").querySelector(".step").textContent = "Setup · restore from your words";
   $("words-title").textContent = "Restoring your box";
   $("words-intro").hidden = true;
   $("words-shown").hidden = true;
@@ -181,6 +182,7 @@ function drawRestore(st) {
 
 $("restore-open").addEventListener("click", () => {
   $("restore-progress").hidden = true;
+  $("view-words").querySelector(".step").textContent = "Setup · step 2 of 3";
   $("words-title").textContent = "Write down your 24 words";
   $("words-intro").hidden = false;
   openApp();

@@ -247,6 +247,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_panel_shows_a_running_restore_by_files_and_a_failed_one_as_an_alert() {
+        use bunker_panel::{Alert, BoxState};
+        use bunkerd::disk_watch::DiskSnapshot;
+        use bunkerd::front_panel::snapshot;
+        let tmp = tempfile::tempdir().unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let r = WebRestore::new(Arc::new(EngineSlot::default()), tx, tmp.path());
+        let addr = "127.0.0.1:8080".parse().unwrap();
+        assert!(r.panel().progress.is_none() && r.panel().failed.is_none());
+        assert!(snapshot(None, addr, &DiskSnapshot::default(), None, r.panel(), false).recovery.is_none());
+
+        r.set(RestoreState::Running(RestoreProgress {
+            stage: RestoreStage::RestoringFiles,
+            files_restored: 1,
+            files_to_restore: 4,
+            ..RestoreProgress::default()
+        }));
+        let shown = snapshot(None, addr, &DiskSnapshot::default(), None, r.panel(), false);
+        assert_eq!(shown.state, BoxState::Recovering);
+        let rec = shown.recovery.expect("the recovery screen has a restore to show");
+        assert_eq!((rec.phase, rec.files_done, rec.files_total, rec.per_mille()), (RecoveryPhase::RestoringFiles, 1, 4, Some(250)));
+
+        r.set(RestoreState::Failed { error: "no valid manifest snapshot found".into() });
+        let shown = snapshot(None, addr, &DiskSnapshot::default(), None, r.panel(), false);
+        assert!(shown.recovery.is_none());
+        assert_ne!(shown.state, BoxState::Recovering);
+        assert!(matches!(&shown.alerts[0], Alert::Other(text) if text.contains("Restore failed")), "{:?}", shown.alerts);
+    }
+
+    #[test]
     fn switching_discards_the_old_seeds_data_and_keeps_the_admin_state() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
