@@ -300,7 +300,10 @@ async fn backup(socket: &Path, action: Option<&BackupCommand>, json: bool) -> an
 
 fn print_replication(r: &views::ReplicationView) {
     println!("{}", r.summary);
-    println!("newest snapshot: version {}", r.latest_version);
+    match r.latest_version {
+        0 => println!("newest snapshot: none made yet"),
+        v => println!("newest snapshot: version {v}"),
+    }
     println!("holders:         {} of {} wanted have it ({} in all)", r.current_holders, r.target_holders, r.holders.len());
     println!("last replicated: {}", r.last_replicated_at.map_or("never".to_string(), time));
     if let (Some(at), Some(words)) = (r.last_round_at, r.last_round.as_deref()) {
