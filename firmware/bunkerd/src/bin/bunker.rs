@@ -275,7 +275,7 @@ async fn backup(socket: &Path, action: Option<&BackupCommand>, json: bool) -> an
         "round" => {
             let round = &answer["round"];
             let stored = round["stored"].as_array().map_or(0, Vec::len);
-            println!("snapshot {} ({} bytes) stored on {stored} peers", round["version"], round["bytes"]);
+            println!("snapshot {} ({} bytes) stored on {stored} peer(s)", round["version"], round["bytes"]);
             for f in round["failed"].as_array().into_iter().flatten() {
                 println!("  not stored on {}: {}", short(f[0].as_str().unwrap_or("?")), f[1].as_str().unwrap_or(""));
             }
