@@ -12,8 +12,9 @@
 //! `GET /api/restore` and on the OLED. The admin login (`admin.json`) and
 //! the sessions stay: the owner stays logged in.
 //!
-//! A marker file (`restore-pending`) is written before anything is
-//! discarded and removed when the restore is done: a daemon restarted in
+//! A marker file (`restore-pending`) is written when the request is
+//! accepted, before anything is discarded, and removed when the restore is
+//! done: a daemon restarted in
 //! between (power cut, crash) runs the restore again at start, and the page
 //! may ask again after a failure.
 
@@ -120,6 +121,10 @@ impl RestoreControl for WebRestore {
                 if matches!(state.0, RestoreState::Switching | RestoreState::Running(_)) {
                     return Err(RestoreRefusal::Running);
                 }
+                // Marked before the page marks setup complete: a daemon that
+                // restarts before the seed is swapped still offers the restore.
+                mark_pending(&self.data_dir)
+                    .map_err(|e| RestoreRefusal::Unavailable(format!("cannot record the restore: {e:#}")))?;
                 self.requests.try_send(seed).map_err(|_| RestoreRefusal::Running)?;
                 *state = (RestoreState::Switching, None);
             }
@@ -148,8 +153,7 @@ pub fn pending_at_start(data_dir: &Path) -> bool {
 /// crash before it leaves the old seed with nothing of it, and the pending
 /// restore runs again at start.
 pub fn switch_seed(data_dir: &Path, store_root: &Path, seed: &Seed) -> anyhow::Result<()> {
-    bunker_web::store::write_private(&data_dir.join(PENDING_FILE), b"restore from the 24 words pending\n")
-        .context("cannot mark the restore pending")?;
+    mark_pending(data_dir)?;
     for name in [MANIFEST_FILE.to_string(), format!("{MANIFEST_FILE}-wal"), format!("{MANIFEST_FILE}-shm"), format!("{MANIFEST_FILE}-journal")] {
         remove_file(&data_dir.join(name))?;
     }
@@ -161,6 +165,11 @@ pub fn switch_seed(data_dir: &Path, store_root: &Path, seed: &Seed) -> anyhow::R
         .with_context(|| format!("cannot write the seed file {}", path.display()))?;
     tracing::info!(data_dir = %data_dir.display(), "seed replaced by the words given on the admin page; the first seed's data discarded");
     Ok(())
+}
+
+fn mark_pending(data_dir: &Path) -> anyhow::Result<()> {
+    bunker_web::store::write_private(&data_dir.join(PENDING_FILE), b"restore from the 24 words pending\n")
+        .context("cannot mark the restore pending")
 }
 
 /// Ends the pending mark once the restore is done.
