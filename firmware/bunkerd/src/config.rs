@@ -286,7 +286,7 @@ const MIN_TERM: Duration = Duration::from_secs(86_400);
 /// A term of whole days as `"365d"` (humantime would write a year of 365
 /// days as "11months 30days 3h 50m 24s"); anything else as a duration.
 fn term_in_days<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    if d.as_secs() % 86_400 == 0 && d.subsec_nanos() == 0 {
+    if d.as_secs().is_multiple_of(86_400) && d.subsec_nanos() == 0 {
         s.collect_str(&format_args!("{}d", d.as_secs() / 86_400))
     } else {
         duration::serialize(d, s)
