@@ -13,7 +13,7 @@ log="$(mktemp)"
 blog="$(mktemp)"
 trap 'rm -f "$log" "$blog"' EXIT
 status=0
-cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 
 # Browser tests: they start target/debug/bunkerd (or $CARGO_TARGET_DIR/debug),
 # so build it first; a failed build counts as a failed test run.

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bunker_tests::{free_port, run, BoxProcess};
+use bunker_tests::{run, BoxProcess};
 use serde_json::Value;
 
 const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
@@ -61,19 +61,40 @@ fn start_trio() -> Trio {
     let mut ids: Vec<String> = Vec::new();
     let mut bootstrap: Vec<String> = Vec::new();
     for name in ["a", "b", "c"] {
-        let port = free_port();
-        let listen = format!("net.listen=[\"/ip4/127.0.0.1/tcp/{port}\"]");
         let list = bootstrap.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
         let boot = format!("net.bootstrap=[{list}]");
-        let mut args: Vec<&str> = vec!["--set", &listen, "--set", &boot];
+        let mut args: Vec<&str> = vec!["--set", &boot];
         args.extend_from_slice(&QUICK);
+        // The swarm listens on a port the kernel picks (LOOPBACK_NET): a port
+        // picked here and released could be taken by any outbound connection
+        // before the daemon binds it.
         let node = BoxProcess::start(&tmp.path().join(name), &args);
         let id = node.status()["peer_id"].as_str().expect("peer id").to_string();
-        bootstrap.push(format!("/ip4/127.0.0.1/tcp/{port}/p2p/{id}"));
+        bootstrap.push(format!("{}/p2p/{id}", tcp_listen_addr(&node)));
         ids.push(id);
         boxes.push(node);
     }
     Trio { _tmp: tmp, boxes, ids }
+}
+
+/// The box's TCP listen address on loopback, once its swarm has one.
+fn tcp_listen_addr(node: &BoxProcess) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let peers = bunker_json(node, &["peers"]);
+        let found = peers["listen_addrs"]
+            .as_array()
+            .expect("listen_addrs")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+            .map(str::to_owned);
+        if let Some(addr) = found {
+            return addr;
+        }
+        assert!(Instant::now() < deadline, "no TCP listen address within 30 s: {peers}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Waits until every box lists the two others as connected in `bunker peers`.

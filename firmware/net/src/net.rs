@@ -68,7 +68,7 @@ impl Net {
         for addr in &config.listen {
             let id = swarm
                 .listen_on(addr.clone())
-                .map_err(|e| StartError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+                .map_err(|e| StartError::Listen { addr: addr.clone(), reason: with_sources(&e) })?;
             listeners.insert(id);
         }
         // Wait until every listener has an address, so callers (and tests) can hand them out.
@@ -87,14 +87,14 @@ impl Net {
                         let addr = addresses.first().cloned().unwrap_or_else(Multiaddr::empty);
                         let reason = match reason {
                             Ok(()) => "closed".to_string(),
-                            Err(e) => e.to_string(),
+                            Err(e) => with_sources(&e),
                         };
                         return Err(StartError::Listen { addr, reason });
                     }
                     SwarmEvent::ListenerError { listener_id, error } if listeners.contains(&listener_id) => {
                         return Err(StartError::Listen {
                             addr: Multiaddr::empty(),
-                            reason: error.to_string(),
+                            reason: with_sources(&error),
                         });
                     }
                     _ => {}
@@ -337,4 +337,22 @@ impl Net {
 
 fn hex(k: &Id32) -> String {
     k.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An error with its causes: libp2p's transport errors often print nothing
+/// themselves and keep the reason (e.g. "Address already in use") in `source()`.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let part = e.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        cause = e.source();
+    }
+    text
 }
