@@ -84,7 +84,26 @@ impl BoxProcess {
     }
 
     /// [`BoxProcess::start`] with extra environment variables.
+    ///
+    /// A port picked here is free when picked but can be taken by any
+    /// outbound connection before the daemon binds it: a daemon that exits
+    /// with "address in use" is started again on a new port (3 tries).
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> BoxProcess {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::try_start(data_dir, extra, env) {
+                Ok(proc) => return proc,
+                Err(log) if tries < 3 && log.to_lowercase().contains("address in use") => {
+                    eprintln!("bunkerd lost its port to another process; starting it again");
+                }
+                Err(log) => panic!("bunkerd exited before it was ready:\n{log}"),
+            }
+        }
+    }
+
+    /// One start: the running box, or its log if it exited before ready.
+    fn try_start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<BoxProcess, String> {
         let web_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut child = Command::new(bin("bunkerd"))
             .arg("--data-dir")
@@ -112,10 +131,12 @@ impl BoxProcess {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok((200, _)) = proc.get("/healthz") {
-                return proc;
+                return Ok(proc);
             }
             if let Ok(Some(status)) = proc.child.try_wait() {
-                panic!("bunkerd exited with {status} before it was ready:\n{}", proc.log());
+                // The reader thread may still be draining the pipe.
+                std::thread::sleep(Duration::from_millis(200));
+                return Err(format!("(exit: {status})\n{}", proc.log()));
             }
             assert!(Instant::now() < deadline, "bunkerd not ready within {START_TIMEOUT:?}:\n{}", proc.log());
             std::thread::sleep(Duration::from_millis(50));
