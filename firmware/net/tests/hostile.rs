@@ -129,7 +129,8 @@ async fn garbage_gets_no_answer_and_repeated_garbage_cuts_the_peer_off() {
     // report which peer sent an undecodable request, so these are not counted as strikes.)
     for p in [
         "/bunker/offer/1",
-        "/bunker/contract/1",
+        "/bunker/contract/2",
+        "/bunker/holdings/1",
         "/bunker/audit/1",
         "/bunker/manifest/1",
         "/bunker/recover/1",

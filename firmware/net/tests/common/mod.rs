@@ -338,6 +338,34 @@ async fn answer(me: PeerId, keypair: Keypair, req: InboundRequest, state: Arc<Mu
                 }
             }
         }
+        InboundRequest::Holdings { peer, request, reply } => {
+            // `max` holdings with 1000-byte labels; the owner signature field carries the
+            // requester as the engine saw it (noise-authenticated), so tests can check it.
+            let n = request.max.min(400);
+            let holdings: Vec<Holding> = (0..n)
+                .map(|i| Holding {
+                    terms: ContractTerms {
+                        contract_id: [i as u8; 32],
+                        object_root: [3; 32],
+                        object_bytes: 80,
+                        plain_bytes: 64,
+                        segment_size: 64,
+                        price_msat_per_gib_day: 1,
+                        retrieval_msat_per_gib: 1,
+                        audit_interval_secs: (1, 2),
+                        term_secs: 60,
+                        swap: false,
+                        owner_label: vec![0x4C; 1000],
+                    },
+                    owner_signature: peer.to_bytes(),
+                    host_signature: me.to_bytes(),
+                    root: [3; 32],
+                    accepted_at: 1,
+                })
+                .collect();
+            let next = holdings.last().map(|h| h.terms.contract_id);
+            let _ = reply.send(HoldingsResponse::Page { holdings, next }).await;
+        }
         _ => {}
     }
 }
