@@ -5,11 +5,18 @@
 # mirror. Then runs the result under qemu-user as a smoke test: --version,
 # and a daemon that answers /healthz and stops cleanly on SIGTERM.
 #
-#   cross/build.sh            release build, prints the binary's path and size
+#   cross/build.sh            appliance build, prints the binary's path and size
+#
+# The profile is `appliance` (root Cargo.toml: fat LTO, one codegen unit,
+# size-optimised except the crypto and hashing crates, stripped), not
+# `release`, which stays the fast x86 build of tests and benches.
 #
 # Installs its own packages when missing (needs root or sudo).
 # Output: $BUNKER_CROSS_TARGET_DIR (default ~/.cache/bunker/target-aarch64)
-#         /aarch64-unknown-linux-gnu/release/bunkerd
+#         /aarch64-unknown-linux-gnu/appliance/{bunkerd,bunker}
+#         bunkerd.map: the linker's map of bunkerd, whose input sections
+#         still name every function after strip; the bytes per crate
+#         in BENCHMARKS.md come from it.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,10 +42,15 @@ export CARGO_TARGET_DIR="${BUNKER_CROSS_TARGET_DIR:-$HOME/.cache/bunker/target-a
 
 "$RUSTC" --version >&2
 start=$(date +%s)
-cargo build --manifest-path "$root/Cargo.toml" --release --target "$target" -p bunkerd
+profile=appliance
+# bunkerd through `cargo rustc` only to hand its link a map file; the CLI
+# (`bunker`, for the image) separately, so neither build relinks the other.
+cargo rustc --manifest-path "$root/Cargo.toml" --profile "$profile" --target "$target" -p bunkerd --bin bunkerd \
+    -- -C "link-arg=-Wl,-Map=$CARGO_TARGET_DIR/bunkerd.map"
+cargo build --manifest-path "$root/Cargo.toml" --profile "$profile" --target "$target" -p bunkerd --bin bunker
 echo "cross: built in $(( $(date +%s) - start )) s" >&2
 
-bin="$CARGO_TARGET_DIR/$target/release/bunkerd"
+bin="$CARGO_TARGET_DIR/$target/$profile/bunkerd"
 if ! readelf -h "$bin" | grep -q 'Machine:.*AArch64'; then
     echo "cross: $bin is not an aarch64 ELF" >&2
     exit 1

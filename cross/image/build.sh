@@ -62,7 +62,7 @@ fi
 # ---- the daemon ----------------------------------------------------------
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)"
 [ -n "$version" ] || fail "no workspace version in $root/Cargo.toml"
-bin_dir="${BUNKER_BIN_DIR:-${BUNKER_CROSS_TARGET_DIR:-$HOME/.cache/bunker/target-aarch64}/aarch64-unknown-linux-gnu/release}"
+bin_dir="${BUNKER_BIN_DIR:-${BUNKER_CROSS_TARGET_DIR:-$HOME/.cache/bunker/target-aarch64}/aarch64-unknown-linux-gnu/appliance}"
 if [ -z "${BUNKER_BIN_DIR:-}" ] && { [ ! -x "$bin_dir/bunkerd" ] || [ ! -x "$bin_dir/bunker" ]; }; then
     log "no cross-built bunkerd/bunker in $bin_dir; running cross/build.sh"
     "$root/cross/build.sh" >&2
