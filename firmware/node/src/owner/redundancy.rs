@@ -182,7 +182,10 @@ pub(crate) async fn set_policy(inner: &Arc<Inner>, path: &str, new: Policy) -> R
     let wanted = usize::from(new.copies);
     let need_local = new.keep_local && file.local.is_none();
     if wanted > active || need_local {
-        add_copies(inner, &file, wanted.saturating_sub(active), need_local, &[])
+        // The new contracts' owner labels carry the policy being set (a
+        // restore from labels takes the newest label's policy).
+        let labelled = FileRecord { keep_local: new.keep_local, redundancy: new.copies, modified_at: now(), ..file.clone() };
+        add_copies(inner, &labelled, wanted.saturating_sub(active), need_local, &[])
             .await
             .map_err(|e| FileError::placement(path, e))?;
     }
