@@ -2,7 +2,8 @@
 //! (probe, alerts) on real file systems: two ext4 images on loop devices
 //! mounted under `DATA_ROOT/disks/UUID` when this machine lets the test
 //! mount (root with CAP_SYS_ADMIN), else two directories. Peers are real
-//! bunker-net swarms on loopback.
+//! bunker-net swarms on loopback. `BUNKER_TEST_DIR_DISKS=1` runs them on
+//! directories even where ext4 could be mounted.
 //!
 //! - objects land on both disks, MANIFEST.db says which;
 //! - a yanked disk raises the alert, its objects are answered "unavailable"
@@ -60,6 +61,9 @@ fn mount_loop(img: &Path, at: &Path) -> Result<(), String> {
 }
 
 fn ext4_disks(top: &Path, data_root: &Path) -> Result<Vec<TestDisk>, String> {
+    if std::env::var_os("BUNKER_TEST_DIR_DISKS").is_some() {
+        return Err("BUNKER_TEST_DIR_DISKS is set".into());
+    }
     if !bunker_disks::adopt::can_mount(&Roots::system()) {
         return Err("not running with CAP_SYS_ADMIN".into());
     }
@@ -140,6 +144,11 @@ impl Kit {
                 on_system_device: d.on_system_device,
             })
             .collect();
+        // Directories stand in for USB disks: off the system device, whatever
+        // file system the test's temporary directory is on.
+        if !self.ext4() {
+            v.iter_mut().for_each(|d| d.on_system_device = false);
+        }
         // The store root stands for the SD card the box booted from.
         let mut sd = DiskStatus::directory(&self.store);
         sd.on_system_device = true;
@@ -248,6 +257,7 @@ fn terms_message(t: &ContractTerms) -> Vec<u8> {
 struct Host {
     node: Node,
     dir: PathBuf,
+    seed: Seed,
 }
 
 impl Host {
@@ -257,8 +267,12 @@ impl Host {
 }
 
 async fn start_host(top: &Path) -> Host {
+    start_host_with(top, Seed::generate()).await
+}
+
+/// A host box on `top` with these words: the same box again after a restart.
+async fn start_host_with(top: &Path, seed: Seed) -> Host {
     owner_common::init_tracing();
-    let seed = Seed::generate();
     let keys = Keys::from_seed(&seed);
     let (net, inbound) = Net::start(NetConfig::loopback(keys.identity())).await.unwrap();
     let manifest = Manifest::open(top.join("MANIFEST.db")).unwrap();
@@ -271,8 +285,9 @@ async fn start_host(top: &Path) -> Host {
         max_hosted_bytes: Some(64 << 20),
         accept_swaps: true,
     };
+    let seed_again = seed.clone();
     let node = Node::start(NodeParts { seed, config, manifest, net, inbound, ln: None }).await.unwrap();
-    Host { node, dir: top.to_path_buf() }
+    Host { node, dir: top.to_path_buf(), seed: seed_again }
 }
 
 struct Owner {
@@ -450,6 +465,49 @@ async fn objects_spread_over_two_disks_and_a_yanked_disk_is_unavailable_until_it
     for p in &placed {
         audit_passes(&owner, &host, p).await;
         assert_eq!(fetch(&owner, &host, p).await.unwrap(), p.bytes, "{}", p.name(&owner));
+    }
+    host.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_restarted_without_a_disk_answers_unavailable_for_what_is_on_it() {
+    let top = tempfile::tempdir().unwrap();
+    let mut kit = Kit::new(top.path());
+    let host = start_host(top.path()).await;
+    kit.tell(&host.node).await;
+    let owner = owner_of(&host).await;
+    let mut placed = Vec::new();
+    for _ in 0..4 {
+        placed.push(place(&owner, &host, 100_000).await);
+    }
+    let on: Vec<usize> = placed.iter().map(|p| kit.holder(&p.name(&owner)).unwrap()).collect();
+    assert!(on.contains(&0), "{on:?}");
+
+    // Power off, disk 0 pulled, power on: the engine never saw disk 0's
+    // objects; MANIFEST.db says they are there.
+    host.node.shutdown().await;
+    kit.yank(0);
+    let host = start_host_with(top.path(), host.seed.clone()).await;
+    kit.tell(&host.node).await;
+    let addrs = host.node.net().listen_addrs().await.unwrap();
+    owner.net.dial(host.node.peer_id(), addrs).await.unwrap();
+    for (p, &i) in placed.iter().zip(&on) {
+        if i == 0 {
+            match audit(&owner, &host, p, 0).await {
+                AuditResponse::Failed { reason } => {
+                    assert!(reason.starts_with("unavailable: ") && reason.contains("missing"), "{reason}")
+                }
+                other => panic!("expected unavailable, got {other:?}"),
+            }
+            assert!(fetch(&owner, &host, p).await.unwrap_err().starts_with("unavailable: "));
+        } else {
+            audit_passes(&owner, &host, p).await;
+        }
+    }
+    kit.plug_back(0);
+    kit.tell(&host.node).await;
+    for p in &placed {
+        audit_passes(&owner, &host, p).await;
     }
     host.node.shutdown().await;
 }
