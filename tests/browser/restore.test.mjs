@@ -79,6 +79,10 @@ describe("restore from the 24 words during setup", { timeout: 300_000 }, () => {
     }
     await submit(bad.join(" "));
     assert.match(await errorText(), /checksum does not match/);
+    await page.getByLabel("Recovery kit (optional)").fill("not a kit");
+    await submit(words.join(" "));
+    assert.match(await errorText(), /not a recovery kit's text/);
+    await page.getByLabel("Recovery kit (optional)").fill("");
     assert.equal(sent.length, 0, "nothing left the page");
     await screenshot(page, "2c-restore-words-checked");
   });

@@ -92,8 +92,13 @@ $("restore-form").addEventListener("submit", (ev) => {
     const words = restoreWords($("restore-words").value);
     const problem = restoreProblem(words);
     if (problem) throw new Error(problem);
-    const state = await api("POST", "/api/setup/restore", { words: words.join(" ") });
+    const kit = $("restore-kit").value.trim();
+    if (kit && !kit.startsWith("BUNKERKIT1:")) {
+      throw new Error("that is not a recovery kit's text: it starts with BUNKERKIT1: (the text under the kit's QR code, or kit.txt)");
+    }
+    const state = await api("POST", "/api/setup/restore", { words: words.join(" "), kit: kit || null });
     $("restore-words").value = "";
+    $("restore-kit").value = "";
     setText("restore-count", "0 of 24 words");
     showRestore(state);
   });

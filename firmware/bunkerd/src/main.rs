@@ -164,7 +164,7 @@ fn toml_string(s: &str) -> String {
 /// admin page that needs the engine started again under other words.
 enum Event {
     Stop(&'static str),
-    Restore(Seed),
+    Restore(web_restore::Request),
 }
 
 /// The daemon: listeners bound, the engine started, then the servers; the
@@ -187,6 +187,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     }
     let mut restoring = web_restore::pending_at_start(dir.path());
+    // The recovery kit given with the words, for the restore's first run.
+    let mut kit: Option<Vec<u8>> = None;
     if restoring {
         tracing::info!("a restore from the 24 words was pending when the daemon stopped: it runs again");
     }
@@ -215,7 +217,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 
     // The routers reach the engine through the slot: a restore swaps it.
     let slot = Arc::new(EngineSlot::default());
-    let (restore_tx, mut restore_rx) = tokio::sync::mpsc::channel::<Seed>(1);
+    let (restore_tx, mut restore_rx) = tokio::sync::mpsc::channel::<web_restore::Request>(1);
     let restore = Arc::new(WebRestore::new(slot.clone(), restore_tx, dir.path()));
     let _ = daemon_status.restore.set(restore.clone());
 
@@ -277,7 +279,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let outcome: anyhow::Result<&'static str> = loop {
         let Some(current) = node.as_ref() else { break Err(anyhow::anyhow!("the engine is not running")) };
         let bootstrap = engine::keep_connected(current.net().clone(), &cfg, stop_rx.clone());
-        let restore_task = restoring.then(|| tokio::spawn(web_restore::run_restore(current.clone(), restore.clone())));
+        let restore_task =
+            restoring.then(|| tokio::spawn(web_restore::run_restore(current.clone(), restore.clone(), kit.take())));
         let event = tokio::select! {
             signal = signals.next() => Event::Stop(signal),
             // `None` (no panel, so no sender) disables this branch.
@@ -288,18 +291,19 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         if let Some(task) = restore_task {
             task.abort();
         }
-        let new_seed = match event {
+        let request = match event {
             Event::Stop(reason) => break Ok(reason),
-            Event::Restore(new_seed) => new_seed,
+            Event::Restore(request) => request,
         };
         tracing::info!("restore from the 24 words asked on the admin page: stopping the engine to replace the seed");
         slot.set(None);
         if let Some(old) = node.take() {
             engine::stop(&old, SHUTDOWN_GRACE).await;
         }
-        match web_restore::switch_seed(dir.path(), &cfg.store_root(), &new_seed) {
+        match web_restore::switch_seed(dir.path(), &cfg.store_root(), &request.seed) {
             Ok(()) => {
-                seed = new_seed;
+                seed = request.seed;
+                kit = request.kit;
                 restoring = true;
             }
             Err(e) => {

@@ -43,17 +43,26 @@ const LN_DIR: &str = "ln";
 /// How long the panel shows "Recovery complete" after the end.
 const DONE_ON_PANEL: Duration = Duration::from_secs(120);
 
+/// A restore the page asked for: the owner's words and, if given, the
+/// recovery kit's text.
+pub struct Request {
+    /// The lost box's seed.
+    pub seed: Seed,
+    /// The recovery kit (its text), opened once the engine runs under `seed`.
+    pub kit: Option<Vec<u8>>,
+}
+
 /// The restore control the admin page talks to.
 pub struct WebRestore {
     slot: Arc<EngineSlot>,
-    requests: mpsc::Sender<Seed>,
+    requests: mpsc::Sender<Request>,
     data_dir: PathBuf,
     state: Mutex<(RestoreState, Option<Instant>)>,
 }
 
 impl WebRestore {
     /// A control that hands accepted seeds to the run loop on `requests`.
-    pub fn new(slot: Arc<EngineSlot>, requests: mpsc::Sender<Seed>, data_dir: &Path) -> WebRestore {
+    pub fn new(slot: Arc<EngineSlot>, requests: mpsc::Sender<Request>, data_dir: &Path) -> WebRestore {
         WebRestore { slot, requests, data_dir: data_dir.to_owned(), state: Mutex::new((RestoreState::Idle, None)) }
     }
 
@@ -107,7 +116,7 @@ fn phase(p: &RestoreProgress) -> RecoveryPhase {
 }
 
 impl RestoreControl for WebRestore {
-    fn start(&self, seed: Seed) -> StartFuture<'_> {
+    fn start(&self, seed: Seed, kit: Option<Vec<u8>>) -> StartFuture<'_> {
         Box::pin(async move {
             if matches!(self.lock().0, RestoreState::Switching | RestoreState::Running(_)) {
                 return Err(RestoreRefusal::Running);
@@ -125,7 +134,7 @@ impl RestoreControl for WebRestore {
                 // restarts before the seed is swapped still offers the restore.
                 mark_pending(&self.data_dir)
                     .map_err(|e| RestoreRefusal::Unavailable(format!("cannot record the restore: {e:#}")))?;
-                self.requests.try_send(seed).map_err(|_| RestoreRefusal::Running)?;
+                self.requests.try_send(Request { seed, kit }).map_err(|_| RestoreRefusal::Running)?;
                 *state = (RestoreState::Switching, None);
             }
             Ok(())
@@ -215,8 +224,18 @@ fn empty_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs `Node::restore` on `node` (the engine under the restored seed),
-/// publishing its progress on `control`; clears the pending mark when done.
-pub async fn run_restore(node: Node, control: Arc<WebRestore>) {
+/// with the recovery kit `kit` if the owner gave one, publishing its
+/// progress on `control`; clears the pending mark when done.
+pub async fn run_restore(node: Node, control: Arc<WebRestore>, kit: Option<Vec<u8>>) {
+    let kit = match kit.map(|bytes| node.open_recovery_kit(&bytes)).transpose() {
+        Ok(kit) => kit,
+        Err(e) => {
+            control.set(RestoreState::Failed {
+                error: format!("the recovery kit does not open with these words ({e}): check that it is the lost box's kit, or leave it out"),
+            });
+            return;
+        }
+    };
     let (tx, mut rx) = watch::channel(RestoreProgress::default());
     control.set(RestoreState::Running(RestoreProgress::default()));
     let publish = {
@@ -231,7 +250,7 @@ pub async fn run_restore(node: Node, control: Arc<WebRestore>) {
         })
     };
     tracing::info!(peer_id = %node.peer_id(), "restoring this box's manifest from its holders");
-    let result = node.restore(None, tx).await;
+    let result = node.restore(kit, tx).await;
     let _ = publish.await;
     match result {
         Ok(report) => {

@@ -101,9 +101,10 @@ pub type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<(), RestoreRefusal
 
 /// The daemon's side of a restore from the admin page.
 pub trait RestoreControl: Send + Sync + 'static {
-    /// Checks that the box may be restored and hands `seed` over; returns
-    /// once the restore is accepted (it runs in the background).
-    fn start(&self, seed: Seed) -> StartFuture<'_>;
+    /// Checks that the box may be restored and hands `seed` (and the
+    /// recovery kit's text, if the owner gave it) over; returns once the
+    /// restore is accepted (it runs in the background).
+    fn start(&self, seed: Seed, kit: Option<Vec<u8>>) -> StartFuture<'_>;
     /// Where the restore stands.
     fn state(&self) -> RestoreState;
     /// Whether a restore was accepted and has not finished (a failed one may
@@ -124,11 +125,34 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Body of `POST /api/setup/restore`: the words as typed (spaces, line
-/// breaks and numbering such as `1.` allowed), or one word per entry.
+/// breaks and numbering such as `1.` allowed), or one word per entry; and,
+/// optionally, the recovery kit's text (`BUNKERKIT1:…`, the kit's QR or
+/// `kit.txt`), which names the manifest's holders when the DHT cannot.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RestoreRequest {
     words: WordsInput,
+    #[serde(default)]
+    kit: Option<String>,
+}
+
+/// Longest recovery kit text taken (a kit's text is well under 4 KiB).
+pub const MAX_KIT_TEXT: usize = 8 * 1024;
+/// How a recovery kit's text starts.
+const KIT_PREFIX: &str = "BUNKERKIT1:";
+
+/// The kit's text as the engine opens it, or why it is not one; blank is none.
+fn kit_text(kit: Option<&str>) -> Result<Option<Vec<u8>>, RestoreApiError> {
+    let Some(text) = kit.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+    if text.len() > MAX_KIT_TEXT {
+        return Err(RestoreApiError::BadInput(format!("that is not a recovery kit: a kit's text has at most {MAX_KIT_TEXT} characters")));
+    }
+    if !text.starts_with(KIT_PREFIX) {
+        return Err(RestoreApiError::BadInput(format!(
+            "that is not a recovery kit's text: it starts with {KIT_PREFIX} (the text under the kit's QR code, or kit.txt)"
+        )));
+    }
+    Ok(Some(text.as_bytes().to_vec()))
 }
 
 #[derive(Deserialize)]
@@ -145,15 +169,19 @@ impl Drop for RestoreRequest {
             WordsInput::Text(t) => t.zeroize(),
             WordsInput::List(l) => l.iter_mut().for_each(|w| w.zeroize()),
         }
+        if let Some(k) = &mut self.kit {
+            k.zeroize();
+        }
     }
 }
 
 /// A refusal of a restore call.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreApiError {
-    /// The words are not a seed (count, unknown word, checksum).
+    /// The words are not a seed (count, unknown word, checksum), or the kit
+    /// is not a kit.
     #[error("{0}")]
-    BadWords(String),
+    BadInput(String),
     /// First-run setup is over: a box in use is not restored over.
     #[error("setup is complete on this box: restoring from words is only offered during first-run setup")]
     NotInSetup,
@@ -168,7 +196,7 @@ pub enum RestoreApiError {
 impl IntoResponse for RestoreApiError {
     fn into_response(self) -> Response {
         let status = match &self {
-            RestoreApiError::BadWords(_) => StatusCode::BAD_REQUEST,
+            RestoreApiError::BadInput(_) => StatusCode::BAD_REQUEST,
             RestoreApiError::NotInSetup
             | RestoreApiError::Refused(RestoreRefusal::HasData(_) | RestoreRefusal::Running) => StatusCode::CONFLICT,
             RestoreApiError::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -192,13 +220,13 @@ pub fn parse_words(text: &str) -> Result<Seed, RestoreApiError> {
         .map(|t| Zeroizing::new(t.to_lowercase()))
         .collect();
     if words.len() != WORD_COUNT {
-        return Err(RestoreApiError::BadWords(format!(
+        return Err(RestoreApiError::BadInput(format!(
             "enter exactly {WORD_COUNT} words (the ones written down when the lost box was set up); got {}",
             words.len()
         )));
     }
     if let Some((i, w)) = words.iter().enumerate().find(|(_, w)| !w.chars().all(|c| c.is_ascii_lowercase())) {
-        return Err(RestoreApiError::BadWords(format!(
+        return Err(RestoreApiError::BadInput(format!(
             "word {} ({:?}) is not in the list of seed words: check its spelling",
             i + 1,
             w.chars().take(16).collect::<String>()
@@ -206,7 +234,7 @@ pub fn parse_words(text: &str) -> Result<Seed, RestoreApiError> {
     }
     let phrase = Zeroizing::new(words.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(" "));
     Seed::from_phrase(&phrase).map_err(|e| {
-        RestoreApiError::BadWords(match e {
+        RestoreApiError::BadInput(match e {
             SeedError::UnknownWord { position, word } => {
                 format!("word {position} ({:?}) is not in the list of seed words: check its spelling", word.chars().take(16).collect::<String>())
             }
@@ -287,8 +315,9 @@ async fn start(
         WordsInput::Text(t) => parse_words(t)?,
         WordsInput::List(l) => parse_words(&Zeroizing::new(l.join(" ")))?,
     };
+    let kit = kit_text(body.kit.as_deref())?;
     drop(body);
-    control.start(seed).await?;
+    control.start(seed, kit).await?;
     // The owner typed all 24 words: nothing is left to show or ask back.
     state.admin.mark_restored().map_err(|e| RestoreApiError::Internal(e.to_string()))?;
     tracing::info!("restore from the 24 words accepted from the admin page");
@@ -306,7 +335,7 @@ mod tests {
 
     fn err(text: &str) -> String {
         match parse_words(text) {
-            Err(RestoreApiError::BadWords(m)) => m,
+            Err(RestoreApiError::BadInput(m)) => m,
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("accepted {text:?}"),
         }
@@ -338,7 +367,7 @@ mod tests {
                 continue;
             }
             w.swap(0, 1);
-            if let Err(RestoreApiError::BadWords(m)) = parse_words(&w.join(" ")) {
+            if let Err(RestoreApiError::BadInput(m)) = parse_words(&w.join(" ")) {
                 assert!(m.contains("checksum"), "{m}");
                 return;
             }

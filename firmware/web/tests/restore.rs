@@ -49,14 +49,14 @@ impl StatusSource for Status {
 /// engine, then records the seed it was handed and says the restore runs.
 struct Recorder {
     node: Node,
-    handed: Mutex<Vec<Seed>>,
+    handed: Mutex<Vec<(Seed, Option<Vec<u8>>)>>,
 }
 
 impl RestoreControl for Recorder {
-    fn start(&self, seed: Seed) -> StartFuture<'_> {
+    fn start(&self, seed: Seed, kit: Option<Vec<u8>>) -> StartFuture<'_> {
         Box::pin(async move {
             bunker_web::restore::refuse_if_in_use(&self.node).await?;
-            self.handed.lock().unwrap().push(seed);
+            self.handed.lock().unwrap().push((seed, kit));
             Ok(())
         })
     }
@@ -220,12 +220,20 @@ async fn bad_words_are_refused_with_what_is_wrong_and_never_echoed_whole() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(b.control.handed.lock().unwrap().is_empty());
 
-    // Numbered, one per line, in capitals (copied from paper): accepted, as a list too.
+    // A kit that is not one.
+    let a = send(&b.router, Method::POST, "/api/setup/restore", Some(&cookie), Some(ORIGIN), Some(json!({ "words": phrase(&lost), "kit": "hello" }))).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.error().contains("not a recovery kit"), "{}", a.error());
+    assert!(b.control.handed.lock().unwrap().is_empty());
+
+    // Numbered, one per line, in capitals (copied from paper): accepted, with the kit's text.
     let numbered: String = words.iter().enumerate().map(|(i, w)| format!("{}. {}\n", i + 1, w.to_uppercase())).collect();
-    let a = restore(&b, Some(&cookie), json!(numbered)).await;
+    let a = send(&b.router, Method::POST, "/api/setup/restore", Some(&cookie), Some(ORIGIN), Some(json!({ "words": numbered, "kit": " BUNKERKIT1:abc\n" }))).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&a.body));
     assert_eq!(a.json()["state"], "switching");
-    assert!(b.control.handed.lock().unwrap()[0] == lost, "the daemon got the words typed");
+    let handed = b.control.handed.lock().unwrap()[0].clone();
+    assert!(handed.0 == lost, "the daemon got the words typed");
+    assert_eq!(handed.1.as_deref(), Some(&b"BUNKERKIT1:abc"[..]), "and the kit's text");
     // Setup is complete: the first seed's words are never shown.
     assert_eq!(b.admin.stage(), SetupStage::Complete);
     let a = send(&b.router, Method::POST, "/api/setup/words", Some(&cookie), Some(ORIGIN), None).await;
