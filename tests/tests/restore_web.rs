@@ -120,6 +120,49 @@ fn encode(path: &str) -> String {
         .collect()
 }
 
+/// Starts the real daemon on the empty `data_dir` (with `extra` args),
+/// claims it with its pairing code, posts `request` to
+/// `POST /api/setup/restore` as the setup page does, and follows
+/// `GET /api/restore` until done: the daemon, the final state, the session.
+fn claim_and_restore(data_dir: &Path, extra: &[&str], request: Value) -> (BoxProcess, Value, Http) {
+    let daemon = BoxProcess::start(data_dir, extra);
+    let first_seed = std::fs::read_to_string(data_dir.join("seed")).unwrap();
+    assert!(Seed::from_phrase(&first_seed).unwrap() != Seed::from_phrase(request["words"].as_str().unwrap()).unwrap(), "a seed of its own");
+    let code = run("bunker", &["--data-dir", data_dir.to_str().unwrap(), "pairing-code"], &[]);
+    assert!(code.status.success(), "{}", String::from_utf8_lossy(&code.stderr));
+    let code = String::from_utf8_lossy(&code.stdout).trim().to_string();
+    let mut http = Http { addr: daemon.web_addr, cookie: None };
+
+    // Claimed, logged in; then the words, through the API.
+    let claim = http.call("POST", "/api/setup/claim", Some(&json!({ "pairing_code": code, "password": PASSWORD })));
+    assert_eq!(claim.status, 200, "{}", String::from_utf8_lossy(&claim.body));
+    http.cookie = claim.set_cookie.clone();
+    let accepted = http.call("POST", "/api/setup/restore", Some(&request));
+    assert_eq!(accepted.status, 202, "{}", String::from_utf8_lossy(&accepted.body));
+
+    // Followed until done (a few 503s while the engine restarts are fine).
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut seen = Vec::new();
+    let done = loop {
+        let st = http.call("GET", "/api/restore", None);
+        assert_eq!(st.status, 200, "session kept across the engine's restart: {}", String::from_utf8_lossy(&st.body));
+        let st = st.json();
+        let state = st["state"].as_str().unwrap_or_default().to_string();
+        if seen.last() != Some(&state) {
+            seen.push(state.clone());
+        }
+        match state.as_str() {
+            "done" => break st,
+            "failed" => panic!("restore failed: {st}\n{}", daemon.log()),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "restore not done within 300 s ({st}):\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(seen.last().map(String::as_str), Some("done"), "states seen: {seen:?}");
+    (daemon, done, http)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_box_claimed_on_the_admin_page_becomes_the_lost_box_from_its_words() {
     let cluster = Cluster::start(ClusterSpec::new(3).without_lightning()).await;
@@ -160,42 +203,7 @@ async fn a_new_box_claimed_on_the_admin_page_becomes_the_lost_box_from_its_words
     let bootstrap = format!("net.bootstrap={}", serde_json::to_string(&bootstrap).unwrap());
     let words = seed.words().collect::<Vec<_>>().join(" ");
     let (daemon, done, http) = blocking(move || {
-        let daemon = BoxProcess::start(&data_dir, &["--set", &bootstrap]);
-        let first_seed = std::fs::read_to_string(data_dir.join("seed")).unwrap();
-        assert!(Seed::from_phrase(&first_seed).unwrap() != Seed::from_phrase(&words).unwrap(), "a seed of its own");
-        let code = run("bunker", &["--data-dir", data_dir.to_str().unwrap(), "pairing-code"], &[]);
-        assert!(code.status.success(), "{}", String::from_utf8_lossy(&code.stderr));
-        let code = String::from_utf8_lossy(&code.stdout).trim().to_string();
-        let mut http = Http { addr: daemon.web_addr, cookie: None };
-
-        // Claimed, logged in; then the words, through the API.
-        let claim = http.call("POST", "/api/setup/claim", Some(&json!({ "pairing_code": code, "password": PASSWORD })));
-        assert_eq!(claim.status, 200, "{}", String::from_utf8_lossy(&claim.body));
-        http.cookie = claim.set_cookie.clone();
-        let accepted = http.call("POST", "/api/setup/restore", Some(&json!({ "words": words })));
-        assert_eq!(accepted.status, 202, "{}", String::from_utf8_lossy(&accepted.body));
-
-        // Followed until done (a few 503s while the engine restarts are fine).
-        let deadline = Instant::now() + Duration::from_secs(300);
-        let mut seen = Vec::new();
-        let done = loop {
-            let st = http.call("GET", "/api/restore", None);
-            assert_eq!(st.status, 200, "session kept across the engine's restart: {}", String::from_utf8_lossy(&st.body));
-            let st = st.json();
-            let state = st["state"].as_str().unwrap_or_default().to_string();
-            if seen.last() != Some(&state) {
-                seen.push(state.clone());
-            }
-            match state.as_str() {
-                "done" => break st,
-                "failed" => panic!("restore failed: {st}\n{}", daemon.log()),
-                _ => {}
-            }
-            assert!(Instant::now() < deadline, "restore not done within 300 s ({st}):\n{}", daemon.log());
-            std::thread::sleep(Duration::from_millis(250));
-        };
-        assert_eq!(seen.last().map(String::as_str), Some("done"), "states seen: {seen:?}");
-        (daemon, done, http)
+        claim_and_restore(&data_dir, &["--set", &bootstrap], json!({ "words": words }))
     })
     .await;
 
@@ -243,5 +251,46 @@ async fn a_new_box_claimed_on_the_admin_page_becomes_the_lost_box_from_its_words
     .await;
     assert_eq!(again["peer_id"], done["peer_id"], "{again}");
     let _ = daemon.wait_exit(Duration::from_millis(10));
+    cluster.shutdown().await;
+}
+
+/// Same, with the network's DHT out of reach (the new box knows no peer at
+/// all): the recovery kit's text, given with the words on the setup page,
+/// names the holders and their addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_no_peer_known_the_recovery_kit_given_on_the_page_finds_the_manifest() {
+    let cluster = Cluster::start(ClusterSpec::new(3).without_lightning()).await;
+    let everyone: Vec<(PeerId, Vec<Multiaddr>)> = cluster.boxes.iter().map(|b| (b.peer_id, b.net_addrs.clone())).collect();
+    let seed = Seed::generate();
+    let lost = tempfile::tempdir().unwrap();
+    let a = start_box(&seed, lost.path(), &everyone).await;
+    let owner = a.peer_id().to_string();
+    let kept = random_bytes(150_000);
+    let body = std::io::Cursor::new(kept.clone());
+    a.put("/kept.bin", kept.len() as u64, Policy { copies: 2, keep_local: true }, body).await.expect("put");
+    a.replicate_manifest_now(Some(2)).await.expect("manifest replicated");
+    let kit = a.recovery_kit_text().await.expect("a recovery kit");
+    a.shutdown().await;
+    drop(a);
+    drop(lost);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let data_dir = fresh.path().to_owned();
+    let words = seed.words().collect::<Vec<_>>().join(" ");
+    let (daemon, done, http) = blocking(move || {
+        // No net.bootstrap: the box meets nobody unless the kit says where.
+        claim_and_restore(&data_dir, &[], json!({ "words": words, "kit": kit }))
+    })
+    .await;
+    assert_eq!(done["peer_id"], owner.as_str(), "{done}");
+    assert_eq!((done["files"].as_u64(), done["files_restored"].as_u64()), (Some(1), Some(1)), "{done}");
+    let got = blocking(move || {
+        let got = http.call("GET", "/api/files/content?path=%2Fkept.bin", None);
+        drop(daemon);
+        got
+    })
+    .await;
+    assert_eq!(got.status, 200);
+    assert!(got.body == kept, "byte-identical");
     cluster.shutdown().await;
 }
