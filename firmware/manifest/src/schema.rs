@@ -373,7 +373,7 @@ mod tests {
             )
             .unwrap();
         }
-        let mut m = crate::Manifest::open(&path).unwrap();
+        let m = crate::Manifest::open(&path).unwrap();
         assert_eq!(m.schema_version().unwrap(), 4);
         assert!(m.integrity_problems().unwrap().is_empty());
         let old = crate::ContractId([0; 32]);
