@@ -151,6 +151,7 @@ pub struct PanelRecovery {
 /// What the box knows, as the panel shows it: `engine` is the engine's
 /// status and Lightning balance (sat) when it answered; without it peers,
 /// stored and hosted bytes show as zero.
+#[allow(clippy::needless_update)]
 pub fn snapshot(
     pairing_code: Option<String>,
     web_addr: SocketAddr,
@@ -214,6 +215,7 @@ pub fn snapshot(
         setup: pairing_code.map(|code| SetupInfo { pairing_code: code }),
         recovery: recovery.progress,
         shutting_down: stopping,
+        // Fields the panel adds later start at their defaults.
         ..PanelStatus::default()
     }
 }
