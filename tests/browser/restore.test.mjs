@@ -88,9 +88,11 @@ describe("restore from the 24 words during setup", { timeout: 300_000 }, () => {
   });
 
   it("shows the box's refusal when it already holds a file", async () => {
-    const status = await page.evaluate(async () =>
-      (await fetch("/api/files/content?path=%2Fmine.txt&copies=0&keep_local=true", { method: "PUT", body: "mine" })).status);
-    assert.equal(status, 201);
+    const put = await page.evaluate(async () => {
+      const res = await fetch("/api/files/content?path=%2Fmine.txt&copies=0&keep_local=true", { method: "PUT", body: "mine" });
+      return { status: res.status, body: await res.text() };
+    });
+    assert.equal(put.status, 201, put.body);
     await submit(newWords(list).join(" "));
     assert.match(await errorText(), /already holds data \(1 files\)/);
     assert.equal(await page.locator("#restore-progress").isVisible(), false);
