@@ -225,9 +225,10 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     let mut all_ok = true;
     let tmp = tempfile::tempdir()?;
-    // Only the swarm's port differs from the default config: a fixed port
-    // could be taken by another box on this machine.
-    let listen = format!("net.listen=[\"/ip4/0.0.0.0/tcp/{}\"]", free_port());
+    // Only the swarm's port differs from the default config (TCP and QUIC
+    // on 4001): a fixed port could be taken by another box on this machine.
+    let port = free_port();
+    let listen = format!("net.listen=[\"/ip4/0.0.0.0/tcp/{port}\", \"/ip4/0.0.0.0/udp/{port}/quic-v1\"]");
     if a.plain {
         let dir = tmp.path().join("plain");
         std::fs::create_dir_all(&dir)?;
