@@ -73,6 +73,11 @@ export async function startBox({ bootstrap = [], set = [] } = {}) {
   const settings = [
     "net.mdns=false",
     "net.upnp=false",
+    // The appliance keeps 2 GiB (hosting) and ≥ 1 GiB per disk free: more
+    // than a nearly full test machine has.
+    'reserves.safety_margin="16 MiB"',
+    'reserves.disk="16 MiB"',
+    "reserves.disk_percent=0",
     `net.listen=${JSON.stringify([p2pAddr])}`,
     `net.bootstrap=${JSON.stringify(bootstrap)}`,
     ...set,

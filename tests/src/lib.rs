@@ -64,6 +64,19 @@ pub const LOOPBACK_NET: [&str; 6] = [
     "net.upnp=false",
 ];
 
+/// The `--set` flags that let a test box write on a nearly full test
+/// machine: the appliance's defaults keep 2 GiB (hosting) and at least
+/// 1 GiB per disk free, more than a CI runner may have. `extra` can
+/// override them.
+pub const SMALL_RESERVES: [&str; 6] = [
+    "--set",
+    "reserves.safety_margin=\"16 MiB\"",
+    "--set",
+    "reserves.disk=\"16 MiB\"",
+    "--set",
+    "reserves.disk_percent=0",
+];
+
 /// A running `bunkerd`.
 pub struct BoxProcess {
     child: Child,
@@ -111,6 +124,7 @@ impl BoxProcess {
             .arg("--web-addr")
             .arg(web_addr.to_string())
             .args(LOOPBACK_NET)
+            .args(SMALL_RESERVES)
             .args(extra)
             .env_remove("BUNKER_CONFIG")
             .env("RUST_LOG", "info")

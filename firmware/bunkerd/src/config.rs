@@ -409,6 +409,28 @@ pub struct Reserves {
     /// Free space kept on every data disk, beyond the owner's own files.
     #[serde(default = "default_safety_margin")]
     pub safety_margin: ByteSize,
+    /// Free space no data is ever written into, on each data disk (the
+    /// owner's files included), because a full ext4 disk turns slow and
+    /// fragile: this much, or `disk_percent` of the disk if that is more.
+    #[serde(default = "default_disk_reserve")]
+    pub disk: ByteSize,
+    /// See `disk`.
+    #[serde(default = "default_disk_reserve_percent")]
+    pub disk_percent: u8,
+}
+
+impl Reserves {
+    /// What bunker-disks keeps free on each disk.
+    pub fn disk_policy(&self) -> bunker_disks::ReservePolicy {
+        bunker_disks::ReservePolicy { min_bytes: self.disk.0, percent: self.disk_percent }
+    }
+}
+
+fn default_disk_reserve() -> ByteSize {
+    ByteSize(1 << 30)
+}
+fn default_disk_reserve_percent() -> u8 {
+    2
 }
 
 fn default_panel_backend() -> PanelBackend {
@@ -570,7 +592,11 @@ impl Default for Intervals {
 }
 impl Default for Reserves {
     fn default() -> Self {
-        Reserves { safety_margin: default_safety_margin() }
+        Reserves {
+            safety_margin: default_safety_margin(),
+            disk: default_disk_reserve(),
+            disk_percent: default_disk_reserve_percent(),
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bunker_disks::{DataDisk, DeviceProfile, DiskState, Disks, Roots, Throttled};
+use bunker_disks::{DataDisk, DeviceProfile, DiskState, Disks, ReservePolicy, Roots, Throttled};
 use bunker_node::{DiskHealth, DiskStatus};
 use bunker_web::{DataDiskStatus, StatusAlert};
 use tokio::sync::watch;
@@ -54,19 +54,21 @@ impl DiskWatch {
     /// Reads the board's profile, finds the adopted disks under `data_dir`
     /// plus `store_root`, and starts probing them; or returns the watcher
     /// already running for `data_dir`.
-    pub fn start(data_dir: &Path, store_root: &Path) -> anyhow::Result<Arc<DiskWatch>> {
+    /// `disk_reserve` (config `reserves.disk*`) is kept free on every disk.
+    pub fn start(data_dir: &Path, store_root: &Path, disk_reserve: ReservePolicy) -> anyhow::Result<Arc<DiskWatch>> {
         let mut running = running();
         if let Some(w) = running.get(data_dir) {
             return Ok(Arc::clone(w));
         }
-        let w = DiskWatch::start_new(data_dir, store_root)?;
+        let w = DiskWatch::start_new(data_dir, store_root, disk_reserve)?;
         running.insert(data_dir.to_path_buf(), Arc::clone(&w));
         Ok(w)
     }
 
-    fn start_new(data_dir: &Path, store_root: &Path) -> anyhow::Result<Arc<DiskWatch>> {
+    fn start_new(data_dir: &Path, store_root: &Path, disk_reserve: ReservePolicy) -> anyhow::Result<Arc<DiskWatch>> {
         let roots = Roots::system();
-        let profile = DeviceProfile::detect(&roots);
+        let mut profile = DeviceProfile::detect(&roots);
+        profile.disk_reserve = disk_reserve;
         tracing::info!(
             model = %profile.model,
             mem_mib = profile.mem_total_bytes >> 20,

@@ -35,7 +35,7 @@ pub async fn start(cfg: &Config, data_dir: &Path, seed: Seed, keys: &Keys) -> an
     let store_root = cfg.store_root();
     std::fs::create_dir_all(&store_root)
         .with_context(|| format!("cannot create storage.root {}", store_root.display()))?;
-    let disks = bunkerd::disk_watch::DiskWatch::start(data_dir, &store_root)?;
+    let disks = bunkerd::disk_watch::DiskWatch::start(data_dir, &store_root, cfg.reserves.disk_policy())?;
     let tuning = bunkerd::disk_watch::engine_tuning(disks.profile());
     let manifest_path = data_dir.join(MANIFEST_FILE);
     let manifest = {

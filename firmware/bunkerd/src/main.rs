@@ -222,7 +222,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = daemon_status.restore.set(restore.clone());
 
     let mut node = Some(start_engine(&cfg, &dir, &seed, &daemon_status).await?);
-    let disks = disk_watch::DiskWatch::start(dir.path(), &cfg.store_root())?;
+    let disks = disk_watch::DiskWatch::start(dir.path(), &cfg.store_root(), cfg.reserves.disk_policy())?;
     let _ = daemon_status.disks.set(disks.clone());
     slot.set(node.as_ref().map(|n| engine_api(&cfg, &dir, n)));
 
