@@ -198,17 +198,21 @@ pub(crate) async fn place_all_from(
             let pick = try_order(&pool, &round_subnets)
                 .into_iter()
                 .find(|&i| round.iter().all(|(_, c)| c.peer != pool[i].peer));
-            let Some(i) = pick else {
-                let mut why = reasons.remove(&s.index).unwrap_or_default();
-                if why.is_empty() {
-                    why.push("no peer offered room within the price caps".into());
-                }
-                return Err((placed, why.join("; ")));
-            };
+            // No host left for this one: the round's others still go (as
+            // one after the other did), and the next round reports it.
+            let Some(i) = pick else { break };
             if let Some(sn) = &pool[i].subnet {
                 round_subnets.insert(sn.clone());
             }
             round.push((*s, pool[i].clone()));
+        }
+        if round.is_empty() {
+            let first = waiting.first().map(|s| s.index).unwrap_or_default();
+            let mut why = reasons.remove(&first).unwrap_or_default();
+            if why.is_empty() {
+                why.push("no peer offered room within the price caps".into());
+            }
+            return Err((placed, why.join("; ")));
         }
         let uploads = round.iter().map(|(s, c)| async move {
             let mut only = vec![c.clone()];
