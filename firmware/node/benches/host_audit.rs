@@ -26,23 +26,6 @@ const OBJECT_PLAIN: usize = 16 * 1024;
 const SEGMENT: u32 = 256;
 const RATE_PER_SEC: u64 = 100;
 
-fn terms_message(t: &ContractTerms) -> Vec<u8> {
-    let mut m = b"bunker contract terms v3\0".to_vec();
-    m.extend_from_slice(&t.contract_id);
-    m.extend_from_slice(&t.object_root);
-    m.extend_from_slice(&t.object_bytes.to_le_bytes());
-    m.extend_from_slice(&t.plain_bytes.to_le_bytes());
-    m.extend_from_slice(&t.segment_size.to_le_bytes());
-    m.extend_from_slice(&t.price_msat_per_gib_day.to_le_bytes());
-    m.extend_from_slice(&t.retrieval_msat_per_gib.to_le_bytes());
-    m.extend_from_slice(&t.audit_interval_secs.0.to_le_bytes());
-    m.extend_from_slice(&t.audit_interval_secs.1.to_le_bytes());
-    m.extend_from_slice(&t.term_secs.to_le_bytes());
-    m.push(t.swap as u8);
-    m.extend_from_slice(&(t.owner_label.len() as u64).to_le_bytes());
-    m.extend_from_slice(&t.owner_label);
-    m
-}
 
 struct Owner {
     net: Net,
@@ -84,7 +67,7 @@ async fn try_place(owner: &Owner, host: PeerId, price: u64, retrieval: u64) -> R
         swap: false,
         owner_label: Vec::new(),
     };
-    let owner_signature = owner.keys.identity().sign(&terms_message(&terms)).unwrap();
+    let owner_signature = bunker_node::sign::sign_terms(&owner.keys, &terms);
     match owner.net.contract(host, ContractProposal { terms: terms.clone(), owner_signature }).await {
         Ok(ContractAnswer::Accepted { .. }) => {}
         Ok(ContractAnswer::Rejected { reason }) => panic!("contract refused: {reason}"),

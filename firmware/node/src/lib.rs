@@ -33,7 +33,9 @@ mod objects;
 mod owner;
 pub mod recovery;
 pub mod replication;
-mod sign;
+/// What each side of a contract signs: public so another implementation (and
+/// the tests, which play a foreign owner) signs exactly what a box checks.
+pub mod sign;
 pub mod views;
 mod workers;
 

@@ -20,7 +20,7 @@ const LN_NODE_ID_LABEL: &[u8] = b"bunker lightning node id v1\0";
 
 /// Why a signature was not accepted.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SignatureError {
+pub enum SignatureError {
     /// The PeerId does not embed an ed25519 key (not a bunker box).
     #[error("peer {0} has no inline public key")]
     NoKey(PeerId),
@@ -80,32 +80,32 @@ fn verify(peer: &PeerId, msg: &[u8], signature: &[u8]) -> Result<(), SignatureEr
 }
 
 /// Our signature over contract terms (owner when proposing, host when accepting).
-pub(crate) fn sign_terms(keys: &Keys, terms: &ContractTerms) -> Vec<u8> {
+pub fn sign_terms(keys: &Keys, terms: &ContractTerms) -> Vec<u8> {
     sign(keys, &terms_message(terms))
 }
 
 /// Checks `peer`'s signature over contract terms.
-pub(crate) fn verify_terms(peer: &PeerId, terms: &ContractTerms, signature: &[u8]) -> Result<(), SignatureError> {
+pub fn verify_terms(peer: &PeerId, terms: &ContractTerms, signature: &[u8]) -> Result<(), SignatureError> {
     verify(peer, &terms_message(terms), signature)
 }
 
 /// The host's receipt: it holds `root` under `contract_id`.
-pub(crate) fn sign_receipt(keys: &Keys, contract_id: &Id32, root: &Id32) -> Vec<u8> {
+pub fn sign_receipt(keys: &Keys, contract_id: &Id32, root: &Id32) -> Vec<u8> {
     sign(keys, &receipt_message(contract_id, root))
 }
 
 /// Checks a host's store receipt.
-pub(crate) fn verify_receipt(host: &PeerId, contract_id: &Id32, root: &Id32, signature: &[u8]) -> Result<(), SignatureError> {
+pub fn verify_receipt(host: &PeerId, contract_id: &Id32, root: &Id32, signature: &[u8]) -> Result<(), SignatureError> {
     verify(host, &receipt_message(contract_id, root), signature)
 }
 
 /// The owner's request to end a contract.
-pub(crate) fn sign_release(keys: &Keys, contract_id: &Id32) -> Vec<u8> {
+pub fn sign_release(keys: &Keys, contract_id: &Id32) -> Vec<u8> {
     sign(keys, &release_message(contract_id))
 }
 
 /// Checks a release request against the contract's owner.
-pub(crate) fn verify_release(owner: &PeerId, contract_id: &Id32, signature: &[u8]) -> Result<(), SignatureError> {
+pub fn verify_release(owner: &PeerId, contract_id: &Id32, signature: &[u8]) -> Result<(), SignatureError> {
     verify(owner, &release_message(contract_id), signature)
 }
 

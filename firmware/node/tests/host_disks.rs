@@ -26,7 +26,6 @@ use futures::AsyncReadExt;
 
 const SEGMENT: u32 = 4096;
 /// sign.rs's domain label for contract terms.
-const CONTRACT_LABEL: &[u8] = b"bunker contract terms v3\0";
 const IMG_BYTES: u64 = 48 << 20;
 
 // ---- the disks: ext4 on loop devices where possible, directories else ----
@@ -234,25 +233,8 @@ impl Drop for Kit {
     }
 }
 
-// ---- boxes (signatures exactly as bunker-node's sign.rs makes them) ----
+// ---- boxes ----
 
-fn terms_message(t: &ContractTerms) -> Vec<u8> {
-    let mut m = CONTRACT_LABEL.to_vec();
-    m.extend_from_slice(&t.contract_id);
-    m.extend_from_slice(&t.object_root);
-    m.extend_from_slice(&t.object_bytes.to_le_bytes());
-    m.extend_from_slice(&t.plain_bytes.to_le_bytes());
-    m.extend_from_slice(&t.segment_size.to_le_bytes());
-    m.extend_from_slice(&t.price_msat_per_gib_day.to_le_bytes());
-    m.extend_from_slice(&t.retrieval_msat_per_gib.to_le_bytes());
-    m.extend_from_slice(&t.audit_interval_secs.0.to_le_bytes());
-    m.extend_from_slice(&t.audit_interval_secs.1.to_le_bytes());
-    m.extend_from_slice(&t.term_secs.to_le_bytes());
-    m.push(t.swap as u8);
-    m.extend_from_slice(&(t.owner_label.len() as u64).to_le_bytes());
-    m.extend_from_slice(&t.owner_label);
-    m
-}
 
 struct Host {
     node: Node,
@@ -342,7 +324,7 @@ fn terms(d: &Descriptor, sealed_len: usize) -> ContractTerms {
 }
 
 async fn propose(owner: &Owner, host: &Host, t: &ContractTerms) -> ContractAnswer {
-    let proposal = ContractProposal { terms: t.clone(), owner_signature: owner.keys.identity().sign(&terms_message(t)).unwrap() };
+    let proposal = ContractProposal { terms: t.clone(), owner_signature: bunker_node::sign::sign_terms(&owner.keys, t) };
     owner.net.contract(host.node.peer_id(), proposal).await.unwrap()
 }
 

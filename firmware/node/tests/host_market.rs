@@ -7,42 +7,16 @@ use std::time::Duration;
 use bunker_core::{verify_segment, Descriptor, FileId, Keys, NoLeaves, ObjectId, Proof, Sealer, Seed};
 use bunker_manifest::{ContractDirection, ContractId, ContractState, HostedState, Manifest, ManifestKey};
 use bunker_net::*;
+use bunker_node::sign::{sign_release, sign_terms, verify_receipt, verify_terms};
 use bunker_node::{HostingTerms, Node, NodeConfig, NodeParts};
 use futures::AsyncReadExt;
 
 const SEGMENT: u32 = 4096;
 
-// ---- signatures exactly as bunker-node's sign.rs makes them ----
 
-fn terms_message(t: &ContractTerms) -> Vec<u8> {
-    let mut m = b"bunker contract terms v3\0".to_vec();
-    m.extend_from_slice(&t.contract_id);
-    m.extend_from_slice(&t.object_root);
-    m.extend_from_slice(&t.object_bytes.to_le_bytes());
-    m.extend_from_slice(&t.plain_bytes.to_le_bytes());
-    m.extend_from_slice(&t.segment_size.to_le_bytes());
-    m.extend_from_slice(&t.price_msat_per_gib_day.to_le_bytes());
-    m.extend_from_slice(&t.retrieval_msat_per_gib.to_le_bytes());
-    m.extend_from_slice(&t.audit_interval_secs.0.to_le_bytes());
-    m.extend_from_slice(&t.audit_interval_secs.1.to_le_bytes());
-    m.extend_from_slice(&t.term_secs.to_le_bytes());
-    m.push(t.swap as u8);
-    m.extend_from_slice(&(t.owner_label.len() as u64).to_le_bytes());
-    m.extend_from_slice(&t.owner_label);
-    m
-}
 
-fn sign_terms(keys: &Keys, t: &ContractTerms) -> Vec<u8> {
-    keys.identity().sign(&terms_message(t)).unwrap()
-}
 
-fn receipt_message(contract_id: &Id32, root: &Id32) -> Vec<u8> {
-    [b"bunker store receipt v1\0".as_slice(), contract_id, root].concat()
-}
 
-fn sign_release(keys: &Keys, contract_id: &Id32) -> Vec<u8> {
-    keys.identity().sign(&[b"bunker contract release v1\0".as_slice(), contract_id].concat()).unwrap()
-}
 
 // ---- boxes ----
 
@@ -189,7 +163,7 @@ async fn offer_contract_store_audit_fetch_release_end_to_end() {
     let (bytes, d) = sealed(&owner.keys, 300_000);
     let t = terms(&d, bytes.len(), 1000);
     let ContractAnswer::Accepted { host_signature } = propose(&owner, &host, &t).await else { panic!("refused") };
-    assert!(host.keys.identity().public().verify(&terms_message(&t), &host_signature));
+    verify_terms(&host.keys.peer_id(), &t, &host_signature).expect("host countersigned these terms");
     let c = host.manifest().contract(&ContractId(t.contract_id)).unwrap().expect("recorded");
     assert_eq!(c.contract.direction, ContractDirection::TheirsOnUs);
     assert_eq!((c.contract.peer, c.contract.size_bytes, c.state), (owner.keys.peer_id(), bytes.len() as u64, ContractState::Active));
@@ -201,7 +175,7 @@ async fn offer_contract_store_audit_fetch_release_end_to_end() {
     // Store: the receipt signs the root the host computed.
     let receipt = store(&owner, &host, &t, d.root, &bytes).await.unwrap();
     assert_eq!(receipt.root, d.root);
-    assert!(host.keys.identity().public().verify(&receipt_message(&t.contract_id, &d.root), &receipt.host_signature));
+    verify_receipt(&host.keys.peer_id(), &t.contract_id, &d.root, &receipt.host_signature).expect("host signed the root");
     let held = host.manifest().hosted_object(&owner.keys.peer_id(), &d.root).unwrap().expect("hosted");
     assert_eq!((held.object.state, held.object.bytes), (HostedState::Stored, bytes.len() as u64));
     // Storing the same object again is harmless and gives the same receipt root.

@@ -17,23 +17,6 @@ use bunker_node::{HostingTerms, Node, NodeConfig, NodeParts};
 
 const T: Duration = Duration::from_secs(120);
 
-fn terms_message(t: &ContractTerms) -> Vec<u8> {
-    let mut m = b"bunker contract terms v3\0".to_vec();
-    m.extend_from_slice(&t.contract_id);
-    m.extend_from_slice(&t.object_root);
-    m.extend_from_slice(&t.object_bytes.to_le_bytes());
-    m.extend_from_slice(&t.plain_bytes.to_le_bytes());
-    m.extend_from_slice(&t.segment_size.to_le_bytes());
-    m.extend_from_slice(&t.price_msat_per_gib_day.to_le_bytes());
-    m.extend_from_slice(&t.retrieval_msat_per_gib.to_le_bytes());
-    m.extend_from_slice(&t.audit_interval_secs.0.to_le_bytes());
-    m.extend_from_slice(&t.audit_interval_secs.1.to_le_bytes());
-    m.extend_from_slice(&t.term_secs.to_le_bytes());
-    m.push(t.swap as u8);
-    m.extend_from_slice(&(t.owner_label.len() as u64).to_le_bytes());
-    m.extend_from_slice(&t.owner_label);
-    m
-}
 
 fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
@@ -120,7 +103,7 @@ fn keysend_for_a_contract_lands_in_the_hosts_manifest_as_incoming_and_succeeded(
         owner_label: Vec::new(),
     };
     let proposal =
-        ContractProposal { terms: t.clone(), owner_signature: owner_keys.identity().sign(&terms_message(&t)).unwrap() };
+        ContractProposal { terms: t.clone(), owner_signature: bunker_node::sign::sign_terms(&owner_keys, &t) };
     let answer = rt.block_on(owner_net.contract(host.peer_id(), proposal)).unwrap();
     assert!(matches!(answer, ContractAnswer::Accepted { .. }), "{answer:?}");
 
