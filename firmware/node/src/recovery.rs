@@ -54,8 +54,8 @@ const FORWARD_FANOUT: usize = 8;
 /// protocol's own timeout.
 const HOP_BUDGET: Duration = Duration::from_secs(8);
 /// How long a forwarder waits, after the first answer that found a holder,
-/// for one with a shorter path.
-const FOUND_GRACE: Duration = Duration::from_millis(300);
+/// for one with a shorter path. A holder's own answer ends the wait at once.
+const FOUND_GRACE: Duration = Duration::from_secs(1);
 /// Search ids remembered to drop loops and repeats.
 const SEEN_SEARCHES: usize = 1024;
 /// How long a search id is remembered.
@@ -653,18 +653,22 @@ fn hop_deadline(hops_left: u8) -> Duration {
 
 /// Answers a `/bunker/recover/1` request from `from` (the HOST's inbound
 /// handler calls this). A box holding the owner's snapshot answers `Found`
-/// with itself; others forward to their connected peers with one hop less,
+/// with itself, to every copy of the search; others forward to their connected peers with one hop less,
 /// never back along the path or to the owner, and drop repeats by search id.
 /// The answer comes within the caller's deadline.
 pub(crate) async fn answer_recover(inner: &Inner, from: PeerId, req: RecoverRequest) -> RecoverResponse {
     let me = inner.peer_id();
-    if !first_sighting(me, req.search_id) {
-        return RecoverResponse::NotFound;
-    }
     let owner = req.owner;
+    // A holder answers every copy of the search, not only the first: the
+    // copies race along paths of different lengths, and the one that arrives
+    // first is often the longer one. Answering is one lookup; only
+    // forwarding, which fans out, is limited to the first sighting.
     let holds = inner.db.call(move |m| m.held_snapshot(&owner)).await;
     if let Ok(Some(_)) = holds {
         return RecoverResponse::Found { holders: vec![me], path: req.path };
+    }
+    if !first_sighting(me, req.search_id) {
+        return RecoverResponse::NotFound;
     }
     if req.hops_left == 0 || req.path.len() >= usize::from(u8::MAX) {
         return RecoverResponse::NotFound;
@@ -714,6 +718,10 @@ async fn forward(inner: &Inner, req: &RecoverRequest, exclude: &HashSet<PeerId>,
                     }
                     if best.as_ref().is_none_or(|(l, _)| len < *l) {
                         best = Some((len, found));
+                    }
+                    // A neighbour that holds the snapshot itself: no path is shorter.
+                    if len <= req.path.len() {
+                        return best.map(|(_, f)| f);
                     }
                 }
                 Some(_) => {}
