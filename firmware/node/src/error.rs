@@ -65,6 +65,27 @@ pub enum PutError {
         /// Why the rest failed, per host.
         reason: String,
     },
+    /// No data disk has room for the sealed copies: every copy is sealed on
+    /// this box before it is sent, so a put needs room for all of them at
+    /// once. Nothing was kept; free some space or add a data disk.
+    #[error(
+        "no room for {path}: storing it needs {needed} bytes on this box's data disks ({copies} sealed cop{}, \
+         each made here before it is sent), {free} bytes are free beyond the reserves ({disks}); \
+         remove files or add a data disk",
+        if *copies == 1 { "y" } else { "ies" }
+    )]
+    NoRoom {
+        /// The file.
+        path: String,
+        /// Copies sealed here (the peers' ones and the keep-local one).
+        copies: usize,
+        /// Bytes those copies need (sealed size times copies).
+        needed: u64,
+        /// Room beyond the reserves over the disks that take new data.
+        free: u64,
+        /// The data disks and their states, in words.
+        disks: String,
+    },
     /// Reading, sealing or writing the object failed.
     #[error("storing {path}: {reason}")]
     Io {

@@ -156,6 +156,12 @@ impl ObjectError {
     pub(crate) fn is_unavailable(&self) -> bool {
         matches!(self, ObjectError::Unavailable { .. })
     }
+
+    /// True when the object did not fit: no disk had room for it, or its
+    /// disk filled up while it was written (`ENOSPC`, `EDQUOT`).
+    pub(crate) fn is_no_room(&self) -> bool {
+        matches!(self, ObjectError::NoRoom { .. } | ObjectError::DiskFull { .. })
+    }
 }
 
 /// The sealed objects of one data disk (one store root).

@@ -7,8 +7,9 @@
 //! API socket that the `bunker` CLI uses (file permissions are the check).
 //! Bodies are `bunker_node::views` types; refusals are `{"error": "..."}`
 //! with 400 (bad input), 404 (no such file), 409 (exists, policy refused),
-//! 411 (upload without Content-Length), 413 (larger than the free space),
-//! 503 (an engine part is not running) or 500.
+//! 411 (upload without Content-Length), 413 (larger than any data disk),
+//! 507 (no room for the file's copies now), 503 (an engine part is not
+//! running) or 500.
 //!
 //! File contents stream both ways: an upload goes from the socket into the
 //! engine chunk by chunk and a download from the engine to the socket, so a
@@ -57,8 +58,8 @@ const SEALING_SLACK: u64 = 16 << 20;
 pub struct EngineApi {
     /// The engine.
     pub node: Node,
-    /// Where sealed objects are written: uploads are refused when they do
-    /// not fit in its free space.
+    /// The first place sealed objects are written: its size bounds an
+    /// upload while the engine knows no disk's size yet.
     pub store_root: PathBuf,
     /// A directory on a real disk (not a RAM /tmp) for the consistent copy
     /// of MANIFEST.db that a download of `/MANIFEST.db` streams.
@@ -156,6 +157,7 @@ impl From<PutError> for EngineError {
             PutError::Path(_) | PutError::SizeMismatch { .. } => StatusCode::BAD_REQUEST,
             PutError::Policy(_) | PutError::Exists(_) => StatusCode::CONFLICT,
             PutError::Placement { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            PutError::NoRoom { .. } => StatusCode::INSUFFICIENT_STORAGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         EngineError::new(status, e.to_string())
@@ -323,14 +325,24 @@ async fn upload(
     let defaults = Policy::default();
     let policy = policy(q.copies.unwrap_or(defaults.copies), q.keep_local.unwrap_or(defaults.keep_local))?;
     let size = content_length(&headers)?;
-    let free = crate::disk_space(&api.store_root)
-        .map_err(|e| EngineError::internal(format!("cannot read the free space of {}: {e}", api.store_root.display())))?
-        .free_bytes;
+    // Larger than any data disk of the box is in all: it can never be
+    // stored here (413). A file that could fit but finds no room now is the
+    // engine's refusal (507 Insufficient Storage, `PutError::NoRoom`).
+    let disks = api.node.disks();
+    let (largest, free) = match disks.iter().max_by_key(|d| d.total_bytes) {
+        Some(d) if d.total_bytes > 0 => (d.total_bytes, d.free_bytes),
+        _ => {
+            let space = crate::disk_space(&api.store_root).map_err(|e| {
+                EngineError::internal(format!("cannot read the free space of {}: {e}", api.store_root.display()))
+            })?;
+            (space.total_bytes, space.free_bytes)
+        }
+    };
     let needed = size.saturating_add(size / 256).saturating_add(SEALING_SLACK);
-    if needed > free {
+    if needed > largest {
         return Err(EngineError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{path} is {size} bytes; the box's data disk has {free} bytes free"),
+            format!("{path} is {size} bytes; the box's largest data disk holds {largest} bytes in all ({free} bytes free)"),
         ));
     }
     let reader = tokio_util::io::StreamReader::new(idle_limited(body.into_data_stream(), UPLOAD_IDLE));

@@ -43,9 +43,14 @@ where
         indices.push(LOCAL_REPLICA_INDEX);
     }
 
+    // Every copy is sealed here before it is sent: refuse at once, before a
+    // byte is read, when the disks cannot hold them all.
+    room_for(inner, path, layout, indices.len()).await?;
+
     let started = std::time::Instant::now();
     let mut reader = async_to_blocking(body);
     let sealing = Arc::clone(inner);
+    let indices_len = indices.len();
     let sealed = tokio::task::spawn_blocking(move || {
         seal_fanout(&sealing.objects, &sealing.keys, file_id, layout, &indices, |fan| {
             std::io::copy(&mut reader, fan).map(|_| ())
@@ -57,6 +62,11 @@ where
         Ok(s) => s,
         Err(SealFailure::Size { expected, got }) => {
             return Err(PutError::SizeMismatch { path: path.to_string(), expected, got })
+        }
+        // Another put filled the disks meanwhile, or the sidecars did not fit.
+        Err(e @ SealFailure::NoRoom { .. }) => {
+            tracing::info!(path, error = %e, "put refused: the data disks filled up while sealing");
+            return Err(no_room(inner, path, layout, indices_len).await);
         }
         Err(e) => return Err(io(e.to_string())),
     };
@@ -139,6 +149,41 @@ where
         "put stages"
     );
     views::file_view(inner, &file_path).await.map_err(PutError::Db)?.ok_or_else(|| io("recorded file vanished".into()))
+}
+
+/// Refuses a put of `copies` sealed copies of `layout` that the data disks
+/// cannot hold: each copy needs its sealed size on one disk, all of them
+/// together fit in the room beyond the reserves.
+async fn room_for(inner: &Arc<Inner>, path: &str, layout: Layout, copies: usize) -> Result<(), PutError> {
+    let objects = Arc::clone(inner);
+    let (largest, free) = tokio::task::spawn_blocking(move || {
+        (objects.objects.largest_free(), objects.objects.free_bytes().unwrap_or(0))
+    })
+    .await
+    .map_err(|e| PutError::Io { path: path.to_string(), reason: format!("reading the free space: {e}") })?;
+    let one = layout.sealed_size();
+    let needed = one.saturating_mul(copies as u64);
+    if largest < one || free < needed {
+        return Err(no_room(inner, path, layout, copies).await);
+    }
+    Ok(())
+}
+
+/// The refusal of a put that does not fit, with the room there is now.
+async fn no_room(inner: &Arc<Inner>, path: &str, layout: Layout, copies: usize) -> PutError {
+    let objects = Arc::clone(inner);
+    let (free, disks) = tokio::task::spawn_blocking(move || {
+        (objects.objects.free_bytes().unwrap_or(0), objects.objects.describe())
+    })
+    .await
+    .unwrap_or_else(|_| (0, "the data disks could not be read".into()));
+    PutError::NoRoom {
+        path: path.to_string(),
+        copies,
+        needed: layout.sealed_size().saturating_mul(copies as u64),
+        free,
+        disks,
+    }
 }
 
 /// The replica row for a placed copy, first audit scheduled.

@@ -8,9 +8,9 @@ use std::io::{self, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
-use bunker_core::{FileId, Hash, Keys, Layout, ObjectId, Sealer};
+use bunker_core::{FileId, Hash, Keys, Layout, ObjectId, SealError, Sealer};
 
-use crate::objects::{Area, ObjectStore};
+use crate::objects::{Area, ObjectError, ObjectStore};
 use crate::owner::bridge::CHUNK;
 
 /// Chunks queued per sealer: a slow replica holds the reader back instead
@@ -45,6 +45,15 @@ pub(crate) enum SealFailure {
     /// Reading the plaintext failed (the uploader went away, a source replica broke).
     #[error("reading the plaintext: {0}")]
     Source(String),
+    /// No data disk had room for a replica, or its disk filled up while it
+    /// was written.
+    #[error("sealing replica {index}: no room: {reason}")]
+    NoRoom {
+        /// Replica index.
+        index: u32,
+        /// What the store said.
+        reason: String,
+    },
     /// Sealing or writing a replica failed.
     #[error("sealing replica {index}: {reason}")]
     Seal {
@@ -204,7 +213,7 @@ where
             return Err(SealFailure::Size { expected: layout.size(), got: too_long.0 });
         }
         // A sealer that stopped explains itself better than the broken pipe.
-        if let Some(Err(failure)) = results.into_iter().find(|r| r.is_err()) {
+        if let Some(failure) = first_cause(results) {
             return Err(failure);
         }
         return Err(SealFailure::Source(e.to_string()));
@@ -213,12 +222,24 @@ where
         cleanup(&staged);
         return Err(SealFailure::Size { expected: layout.size(), got: fan.written });
     }
-    if let Some(Err(_)) = results.iter().find(|r| r.is_err()) {
+    if results.iter().any(|r| r.is_err()) {
         cleanup(&staged);
-        let failure = results.into_iter().find_map(|r| r.err());
-        return Err(failure.unwrap_or(SealFailure::Source("sealing failed".into())));
+        return Err(first_cause(results).unwrap_or(SealFailure::Source("sealing failed".into())));
     }
     Ok((staged, *fan.hasher.finalize().as_bytes()))
+}
+
+/// The failure that stopped the sealing: a full disk first (the other
+/// sealers then only saw their input cut short), else the first one.
+fn first_cause(results: Vec<Result<Staged, SealFailure>>) -> Option<SealFailure> {
+    let mut failures: Vec<SealFailure> = results.into_iter().filter_map(|r| r.err()).collect();
+    let pick = failures.iter().position(|f| matches!(f, SealFailure::NoRoom { .. })).unwrap_or(0);
+    (!failures.is_empty()).then(|| failures.swap_remove(pick))
+}
+
+/// Whether an I/O error means the disk is full (`ENOSPC`, `EDQUOT`).
+fn is_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28) | Some(122))
 }
 
 fn seal_one(
@@ -230,16 +251,28 @@ fn seal_one(
     reader: FanReader,
 ) -> Result<Staged, SealFailure> {
     let fail = |reason: String| SealFailure::Seal { index, reason };
+    let stored = |e: ObjectError| {
+        if e.is_no_room() {
+            SealFailure::NoRoom { index, reason: e.to_string() }
+        } else {
+            fail(e.to_string())
+        }
+    };
     let name = staging_name(&file_id, index);
     // A leftover from an interrupted attempt with this id cannot be ours to keep.
     if objects.exists(Area::Staging, &name) {
         let _ = objects.remove(Area::Staging, &name);
     }
-    let mut writer = objects.create_sealed(Area::Staging, &name, layout).map_err(|e| fail(e.to_string()))?;
+    let mut writer = objects.create_sealed(Area::Staging, &name, layout).map_err(stored)?;
     let sealer = Sealer::new(key, ObjectId { file_id, replica_index: index }, layout.size(), layout.segment_size())
         .map_err(|e| fail(e.to_string()))?;
     let (body, leaves) = writer.sealer_parts().ok_or_else(|| fail("staging writer does not take leaves".into()))?;
-    let descriptor = sealer.seal(reader, body, leaves).map_err(|e| fail(e.to_string()))?;
-    let root = writer.finish_expect(&descriptor.root).map_err(|e| fail(e.to_string()))?;
+    let descriptor = sealer.seal(reader, body, leaves).map_err(|e| match &e {
+        SealError::Write { source, .. } | SealError::Leaf { source, .. } if is_full(source) => {
+            SealFailure::NoRoom { index, reason: e.to_string() }
+        }
+        _ => fail(e.to_string()),
+    })?;
+    let root = writer.finish_expect(&descriptor.root).map_err(stored)?;
     Ok(Staged { index, name, root, sealed_len: layout.sealed_size() })
 }

@@ -1,0 +1,191 @@
+//! A full box answers an upload with 507 Insufficient Storage and a
+//! sentence the admin page and the CLI show, on both routers; a file larger
+//! than any disk is 413; nothing of the refused upload is kept.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, Method, Request, StatusCode};
+use bunker_node::DiskStatus;
+use bunker_web::password::PasswordCost;
+use bunker_web::rate_limit::{Bucket, RateLimits};
+use bunker_web::{
+    admin_router, local_api_router, with_engine, Admin, AdminOptions, EngineApi, NodeStatus, Router, SeedWords,
+    StatusSource,
+};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const HOST: &str = "127.0.0.1:8080";
+const ORIGIN: &str = "http://127.0.0.1:8080";
+
+struct NoWords;
+impl SeedWords for NoWords {
+    fn words(&self) -> Result<Vec<String>, String> {
+        Err("no words in this test".into())
+    }
+}
+
+struct Status;
+impl StatusSource for Status {
+    fn status(&self) -> NodeStatus {
+        NodeStatus { version: "0".into(), state: "running".into(), uptime_secs: 0, peer_id: None, data_dir_space: None, disks: vec![], alerts: vec![] }
+    }
+}
+
+struct TestBox {
+    _dir: tempfile::TempDir,
+    store: std::path::PathBuf,
+    admin: Arc<Admin>,
+    admin_router: Router,
+    local: Router,
+    node: bunker_node::Node,
+}
+
+async fn new_box() -> TestBox {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = bunker_core::Seed::generate();
+    let keys = bunker_core::Keys::from_seed(&seed);
+    let (net, inbound) = bunker_net::Net::start(bunker_net::NetConfig::loopback(keys.identity())).await.unwrap();
+    let manifest = bunker_manifest::Manifest::open(dir.path().join("MANIFEST.db")).unwrap();
+    let store = dir.path().join("store");
+    let node = bunker_node::Node::start(bunker_node::NodeParts {
+        seed,
+        config: bunker_node::NodeConfig::new(&store),
+        manifest,
+        net,
+        inbound,
+        ln: None,
+    })
+    .await
+    .unwrap();
+    let mut opts = AdminOptions::new(dir.path().join("admin"));
+    opts.password_cost = PasswordCost { memory_kib: 64, iterations: 1, parallelism: 1 };
+    opts.rate_limits = RateLimits {
+        per_ip: Bucket { burst: 1000, refill: Duration::from_millis(1) },
+        global: Bucket { burst: 1000, refill: Duration::from_millis(1) },
+    };
+    std::fs::create_dir_all(dir.path().join("admin")).unwrap();
+    let admin = Arc::new(Admin::open(opts, Arc::new(NoWords)).unwrap());
+    let api = EngineApi { node: node.clone(), store_root: store.clone(), scratch_dir: dir.path().to_owned() };
+    let admin_router = with_engine(admin_router(admin.clone(), Arc::new(Status)), api.clone());
+    let local = with_engine(local_api_router(admin.clone(), Arc::new(Status)), api);
+    TestBox { _dir: dir, store, admin, admin_router, local, node }
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Vec<u8>,
+    cookie: Option<String>,
+}
+
+impl Answer {
+    fn error(&self) -> String {
+        let v: Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)));
+        v["error"].as_str().unwrap_or_else(|| panic!("no error field: {v}")).to_string()
+    }
+}
+
+async fn send(router: &Router, mut req: Request<Body>) -> Answer {
+    req.extensions_mut().insert(ConnectInfo(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000)));
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let cookie = resp
+        .headers()
+        .get(header::SET_COOKIE)
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string());
+    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Answer { status, body, cookie }
+}
+
+fn req(method: Method, uri: &str) -> axum::http::request::Builder {
+    Request::builder().method(method).uri(uri).header(header::HOST, HOST).header(header::ORIGIN, ORIGIN)
+}
+
+async fn claim(b: &TestBox) -> String {
+    let code = b.admin.pairing_code().unwrap();
+    let a = send(
+        &b.admin_router,
+        req(Method::POST, "/api/setup/claim")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({ "pairing_code": code, "password": "correct horse battery" }).to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    a.cookie.unwrap()
+}
+
+fn upload(uri: &str, data: Vec<u8>) -> Request<Body> {
+    req(Method::PUT, uri).header(header::CONTENT_LENGTH, data.len().to_string()).body(Body::from(data)).unwrap()
+}
+
+fn free_bytes(p: &std::path::Path) -> u64 {
+    let st = nix::sys::statvfs::statvfs(p).unwrap();
+    st.blocks_available() as u64 * st.fragment_size() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_box_answers_an_upload_with_507_and_a_sentence_and_keeps_nothing() {
+    let b = new_box().await;
+    let cookie = claim(&b).await;
+    // What fits is stored (201) while there is room.
+    let a = send(&b.local, upload("/api/files/content?path=/first.bin&copies=0&keep_local=true", vec![1u8; 50_000])).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&a.body));
+
+    // The disk watcher keeps all but 64 KiB of the store's disk in reserve.
+    let mut full = DiskStatus::directory(&b.store);
+    full.reserved_bytes = free_bytes(&b.store).saturating_sub(64 << 10);
+    b.node.set_disks(vec![full]).await.unwrap();
+
+    let data = vec![7u8; 200_000];
+    // The CLI's router.
+    let a = send(&b.local, upload("/api/files/content?path=/big.bin&copies=0&keep_local=true", data.clone())).await;
+    assert_eq!(a.status, StatusCode::INSUFFICIENT_STORAGE, "{}", String::from_utf8_lossy(&a.body));
+    let e = a.error();
+    assert!(e.contains("no room for /big.bin") && e.contains("bytes are free") && e.contains("add a data disk"), "{e}");
+    // The admin page's router, with its session.
+    let page = req(Method::PUT, "/api/files/content?path=/big.bin&copies=0&keep_local=true")
+        .header(header::COOKIE, &cookie)
+        .header(header::CONTENT_LENGTH, data.len().to_string())
+        .body(Body::from(data.clone()))
+        .unwrap();
+    let a = send(&b.admin_router, page).await;
+    assert_eq!(a.status, StatusCode::INSUFFICIENT_STORAGE, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.error().contains("no room for /big.bin"), "{}", a.error());
+
+    // Nothing of it is listed or left in staging; the first file is whole.
+    let list = send(&b.local, req(Method::GET, "/api/files?folder=/").body(Body::empty()).unwrap()).await;
+    let names: Vec<String> =
+        serde_json::from_slice::<Value>(&list.body).unwrap()["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["/MANIFEST.db", "/first.bin"]);
+    let staging = std::fs::read_dir(b.store.join("staging")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(staging, 0);
+    let a = send(&b.local, req(Method::GET, "/api/files/content?path=/first.bin").body(Body::empty()).unwrap()).await;
+    assert_eq!((a.status, a.body.len()), (StatusCode::OK, 50_000));
+
+    // Room again (the reserve back to none): the same upload is stored.
+    b.node.set_disks(vec![DiskStatus::directory(&b.store)]).await.unwrap();
+    let a = send(&b.local, upload("/api/files/content?path=/big.bin&copies=0&keep_local=true", data)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&a.body));
+    b.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_larger_than_any_disk_is_413_before_the_engine_sees_it() {
+    let b = new_box().await;
+    let too_big = (free_bytes(&b.store) + (1 << 40)).to_string();
+    let a = send(
+        &b.local,
+        req(Method::PUT, "/api/files/content?path=/huge.bin").header(header::CONTENT_LENGTH, too_big).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.error().contains("largest data disk holds"), "{}", a.error());
+    b.node.shutdown().await;
+}
