@@ -1,9 +1,9 @@
 //! The front panel as the daemon drives it on a machine without one: the
 //! simulator, reached through the local API and the `bunker panel` command.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bunker_tests::{run, BoxProcess};
+use bunker_tests::{run, BoxProcess, LOOPBACK_NET, SMALL_RESERVES};
 
 /// Width and height from a PNG's IHDR chunk.
 fn png_size(bytes: &[u8]) -> (u32, u32) {
@@ -37,11 +37,20 @@ fn without_hardware_the_box_runs_the_simulator_and_says_so_once() {
     assert_eq!(png_size(&first), (512, 256));
     assert!(data_dir.join("panel.png").exists(), "the simulator keeps its picture in the data dir");
 
-    // A short press walks to the next screen: the picture changes.
+    // A short press walks to the next screen: the picture changes. The
+    // panel loop draws on its own thread, after the simulated release; on a
+    // loaded machine that can be seconds later, so the picture is polled
+    // (a fixed 300 ms sleep was a race).
     assert!(press(data, &[]).status.success());
-    std::thread::sleep(Duration::from_millis(300));
-    let second = screenshot(data, tmp.path(), "2.png");
-    assert_ne!(first, second, "a press must change the screen");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let second = screenshot(data, tmp.path(), "2.png");
+        if second != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a press must change the screen (same picture 15 s after the press)");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // A button the panel does not have is refused with a clear message.
     let out = press(data, &["--button", "7"]);
@@ -105,11 +114,15 @@ fn with_the_panel_off_there_is_no_panel_api() {
 fn hardware_required_but_absent_is_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("box");
-    let out = run(
-        "bunkerd",
-        &["--data-dir", data.to_str().unwrap(), "--web-addr", "127.0.0.1:0", "--set", "panel.backend=\"hardware\""],
-        &[],
-    );
+    // The daemon starts its engine (and swarm) before the panel: on the
+    // default net.listen (0.0.0.0:4001, fixed) it failed with "address in
+    // use" instead whenever anything else held port 4001 (seen with two
+    // test runs at once). Loopback on a random port, as every test box.
+    let mut args = vec!["--data-dir", data.to_str().unwrap(), "--web-addr", "127.0.0.1:0"];
+    args.extend_from_slice(&LOOPBACK_NET);
+    args.extend_from_slice(&SMALL_RESERVES);
+    args.extend_from_slice(&["--set", "panel.backend=\"hardware\""]);
+    let out = run("bunkerd", &args, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("bunkerd: ")).collect();
