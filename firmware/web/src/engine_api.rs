@@ -398,9 +398,43 @@ async fn download(
     let path = file_path(&requested)?;
     let name = path.rsplit('/').next().unwrap_or("file").to_string();
     let node = api.node.clone();
+    let shown = path.clone();
     let file = run(async move { node.get(&path).await }).await?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.body));
+    let body = Body::from_stream(whole_or_error(tokio_util::io::ReaderStream::new(file.body), file.len, shown));
     Ok(attachment(body, file.len, &name))
+}
+
+/// The file's chunks, ending in an error instead of a clean end when they
+/// stop short of `len`: the engine ends its stream early when no copy could
+/// be read to the end (every byte it gave was verified, but not the rest),
+/// and a download must then break off (the connection is cut, the client
+/// sees an incomplete body) rather than end like a whole, shorter file.
+fn whole_or_error<S>(chunks: S, len: u64, path: String) -> impl Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static
+where
+    S: Stream<Item = std::io::Result<axum::body::Bytes>> + Send + Unpin + 'static,
+{
+    futures::stream::unfold(Some((chunks, 0u64)), move |state| {
+        let path = path.clone();
+        async move {
+            let (mut chunks, sent) = state?;
+            match chunks.next().await {
+                Some(Ok(bytes)) => {
+                    let sent = sent + bytes.len() as u64;
+                    Some((Ok(bytes), Some((chunks, sent))))
+                }
+                Some(Err(e)) => Some((Err(e), None)),
+                None if sent == len => None,
+                None => {
+                    tracing::warn!(path = %path, sent, len, "download broken off: no copy of the file could be read to the end");
+                    let e = std::io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!("{path}: no copy could be read to the end; {sent} of {len} bytes were sent"),
+                    );
+                    Some((Err(e), None))
+                }
+            }
+        }
+    })
 }
 
 /// A consistent copy of MANIFEST.db (SQLite's backup API) into a scratch
