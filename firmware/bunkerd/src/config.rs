@@ -83,6 +83,7 @@ impl Config {
         node.hosting.price_floor_msat_per_gib_day = self.hosting.price_floor_msat_per_gib_day;
         node.hosting.safety_margin_bytes = self.reserves.safety_margin.0;
         node.hosting.max_hosted_bytes = self.hosting.max_hosted.0.map(|s| s.0);
+        node.hosting.swap_grace = self.hosting.swap_grace;
         node.replication.debounce = self.intervals.manifest_debounce;
         node.placement.max_price_msat_per_gib_day = self.placement.max_price_msat_per_gib_day;
         node.placement.max_retrieval_msat_per_gib = self.placement.max_retrieval_msat_per_gib;
@@ -131,6 +132,10 @@ pub struct HostingConfig {
     /// space beyond the reserves.
     #[serde(default)]
     pub max_hosted: OptionalSize,
+    /// How long a swap partner that lost one of our copies keeps its own
+    /// copies here before as many bytes of them are dropped.
+    #[serde(default = "default_swap_grace", with = "duration")]
+    pub swap_grace: Duration,
 }
 
 /// Lightning.
@@ -484,6 +489,9 @@ fn default_settle() -> Duration {
 fn default_repair_after_failures() -> u32 {
     3
 }
+fn default_swap_grace() -> Duration {
+    bunker_node::HostingTerms::default().swap_grace
+}
 fn default_price() -> u64 {
     10_000
 }
@@ -543,6 +551,7 @@ impl Default for HostingConfig {
             retrieval_msat_per_gib: default_retrieval_price(),
             price_floor_msat_per_gib_day: default_price_floor(),
             max_hosted: OptionalSize(None),
+            swap_grace: default_swap_grace(),
         }
     }
 }
@@ -1157,7 +1166,7 @@ mod tests {
     fn engine_keys_reach_the_node_and_lightning_configs() {
         let cfg = load_text(
             "data_dir = \"/srv/b\"\n[intervals]\nsettle = \"30s\"\nrepair_after_failures = 5\naudit = \"2s\"\n\
-             [hosting]\nprice_msat_per_gib_day = 7\nmax_hosted = \"50 GiB\"\n\
+             [hosting]\nprice_msat_per_gib_day = 7\nmax_hosted = \"50 GiB\"\nswap_grace = \"2d\"\n\
              [ln]\nnetwork = \"regtest\"\nchain = \"bitcoind:u:p@127.0.0.1:18443\"\nlisten = [\"127.0.0.1:9735\"]\n",
         )
         .unwrap();
@@ -1169,6 +1178,7 @@ mod tests {
         assert_eq!(node.repair_after_failures, 5);
         assert_eq!(node.hosting.price_msat_per_gib_day, 7);
         assert_eq!(node.hosting.max_hosted_bytes, Some(50 << 30));
+        assert_eq!(node.hosting.swap_grace, Duration::from_secs(2 * 86_400));
         assert_eq!(node.hosting.safety_margin_bytes, 2 << 30);
         let ln = cfg.ln_config().expect("a chain source turns Lightning on");
         assert_eq!(ln.data_dir, PathBuf::from("/srv/b/ln"));

@@ -37,6 +37,16 @@ pub struct HostingTerms {
     pub max_hosted_bytes: Option<u64>,
     /// Whether swap contracts (storage for storage, no payment) are accepted.
     pub accept_swaps: bool,
+    /// How long after a swap partner lost one of our copies its own copies
+    /// here are kept before as many bytes of them are dropped (DESIGN §5):
+    /// time for a partner that was only away to see its audits fail here
+    /// and for its owner to notice.
+    #[serde(default = "default_swap_grace")]
+    pub swap_grace: Duration,
+}
+
+fn default_swap_grace() -> Duration {
+    Duration::from_secs(7 * 86_400)
 }
 
 impl Default for HostingTerms {
@@ -48,6 +58,7 @@ impl Default for HostingTerms {
             safety_margin_bytes: 2 << 30,
             max_hosted_bytes: None,
             accept_swaps: true,
+            swap_grace: default_swap_grace(),
         }
     }
 }

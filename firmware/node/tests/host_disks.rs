@@ -266,6 +266,7 @@ async fn start_host_with(top: &Path, seed: Seed) -> Host {
         safety_margin_bytes: 1 << 20,
         max_hosted_bytes: Some(64 << 20),
         accept_swaps: true,
+        ..HostingTerms::default()
     };
     let seed_again = seed.clone();
     let node = Node::start(NodeParts { seed, config, manifest, net, inbound, ln: None }).await.unwrap();

@@ -50,6 +50,7 @@ fn terms_for_test() -> HostingTerms {
         safety_margin_bytes: 1 << 20,
         max_hosted_bytes: Some(64 << 20),
         accept_swaps: true,
+        ..HostingTerms::default()
     }
 }
 

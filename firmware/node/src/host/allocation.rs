@@ -198,6 +198,7 @@ mod tests {
             safety_margin_bytes: 1000,
             max_hosted_bytes: None,
             accept_swaps: true,
+            ..HostingTerms::default()
         }
     }
 

@@ -260,26 +260,10 @@ pub(crate) async fn release(inner: &Arc<Inner>, peer: PeerId, request: ReleaseRe
         tracing::warn!(%peer, contract = %hex::encode(id.0), error = %e, "release with a bad signature ignored");
         return ReleaseResponse::UnknownContract;
     }
-    let i = Arc::clone(inner);
-    let owner = record.contract.peer;
-    let removed = inner
-        .db
-        .call(move |m| {
-            for h in m.hosted_objects_for_contract(&id)? {
-                let name = hosted_name(&owner, &h.object.root);
-                match i.objects.remove(Area::Hosted, &name) {
-                    Ok(()) => {}
-                    Err(e) if e.is_missing() => {}
-                    Err(e) => tracing::error!(error = %e, "released object could not be deleted"),
-                }
-                m.remove_hosted_object(h.id)?;
-            }
-            if matches!(record.state, ContractState::Active | ContractState::Ending) {
-                m.set_contract_state(&id, ContractState::Ended, now())?;
-            }
-            Ok(())
-        })
-        .await;
+    // A contract already ended here (a swap dropped for its owner's
+    // default) keeps its state; only bytes may remain.
+    let end = matches!(record.state, ContractState::Active | ContractState::Ending).then_some(ContractState::Ended);
+    let removed = discard(inner, record.contract.peer, id, end).await;
     match removed {
         Ok(()) => {
             inner.host.forget_capacity();
@@ -292,6 +276,37 @@ pub(crate) async fn release(inner: &Arc<Inner>, peer: PeerId, request: ReleaseRe
             ReleaseResponse::UnknownContract
         }
     }
+}
+
+/// Deletes what we keep under contract `id` for `owner` and moves the
+/// contract to `state` if given (ended on a release, broken when we drop a
+/// swap partner's copies for its default). A file already gone is not an
+/// error.
+pub(crate) async fn discard(
+    inner: &Arc<Inner>,
+    owner: PeerId,
+    id: ContractId,
+    state: Option<ContractState>,
+) -> Result<(), crate::error::DbError> {
+    let i = Arc::clone(inner);
+    inner
+        .db
+        .call(move |m| {
+            for h in m.hosted_objects_for_contract(&id)? {
+                let name = hosted_name(&owner, &h.object.root);
+                match i.objects.remove(Area::Hosted, &name) {
+                    Ok(()) => {}
+                    Err(e) if e.is_missing() => {}
+                    Err(e) => tracing::error!(error = %e, "hosted object could not be deleted"),
+                }
+                m.remove_hosted_object(h.id)?;
+            }
+            match state {
+                Some(state) => m.set_contract_state(&id, state, now()),
+                None => Ok(()),
+            }
+        })
+        .await
 }
 
 #[cfg(test)]

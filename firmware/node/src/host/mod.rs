@@ -8,6 +8,8 @@
 //! - `audit`: a segment and its proof from the sidecar, owner only.
 //! - `snapshots`: owners' manifest snapshots (newest per owner) and recovery
 //!   searches.
+//! - `swap_default`: a swap partner that lost our copy loses its copy here
+//!   after a grace period.
 //!
 //! Every request runs on its own task (a panic there ends that request, not
 //! the box), every answer is bounded in time (a request not answered in
@@ -19,6 +21,7 @@ mod allocation;
 mod audit;
 mod contracts;
 mod snapshots;
+pub(crate) mod swap_default;
 mod transfer;
 
 use std::future::Future;

@@ -1,5 +1,5 @@
 //! Background work, one shape for all of it (DESIGN §8): audits, full
-//! checks, repair, settlement, manifest replication.
+//! checks, repair, settlement, swap enforcement, manifest replication.
 //!
 //! Each loop holds a [`Worker`]: its name, a line of state text, when it is
 //! next due and its last error, kept in the engine's [`Workers`] registry
@@ -24,6 +24,7 @@ pub(crate) mod audit;
 pub(crate) mod full_check;
 pub(crate) mod repair;
 pub(crate) mod settle;
+pub(crate) mod swaps;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,7 @@ pub(crate) fn spawn_all(inner: Arc<Inner>) -> Vec<JoinHandle<()>> {
         full_check::spawn(Arc::clone(&inner)),
         repair::spawn(Arc::clone(&inner)),
         settle::spawn(Arc::clone(&inner)),
+        swaps::spawn(Arc::clone(&inner)),
         crate::replication::spawn(inner),
     ]
 }

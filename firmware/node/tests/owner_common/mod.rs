@@ -63,6 +63,7 @@ pub fn test_config(store: PathBuf) -> NodeConfig {
         safety_margin_bytes: 1 << 20,
         max_hosted_bytes: Some(256 << 20),
         accept_swaps: true,
+        ..HostingTerms::default()
     };
     c
 }
