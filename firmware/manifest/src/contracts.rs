@@ -177,6 +177,13 @@ impl Manifest {
     }
 
     /// Moves a contract to `state`; `at` is recorded as the end time for ended or broken.
+    ///
+    /// Ended and broken are final: moving such a contract back to active or
+    /// ending changes nothing (and is not an error), and its first end time
+    /// is kept. Two releases of one contract can overlap — the repair
+    /// worker retries every `ending` contract while a removal or policy
+    /// change is ending the same one — and the late one must not reopen a
+    /// contract the other already ended.
     pub fn set_contract_state(
         &mut self,
         id: &ContractId,
@@ -188,13 +195,20 @@ impl Manifest {
         let n = self
             .conn
             .execute(
-                "UPDATE contracts SET state = ?2, ended_at = CASE WHEN ?3 THEN ?4 ELSE ended_at END \
-                 WHERE contract_id = ?1",
+                "UPDATE contracts SET state = ?2, \
+                 ended_at = CASE WHEN ?3 AND state NOT IN ('ended', 'broken') THEN ?4 ELSE ended_at END \
+                 WHERE contract_id = ?1 AND (?3 OR state NOT IN ('ended', 'broken'))",
                 params![&id.0[..], state.as_str(), ends, at],
             )
             .map_err(sqlf(|| format!("set state of {what}")))?;
         if n == 0 {
-            return Err(QueryError::NotFound { what });
+            let exists: bool = self
+                .conn
+                .query_row("SELECT EXISTS(SELECT 1 FROM contracts WHERE contract_id = ?1)", params![&id.0[..]], |r| r.get(0))
+                .map_err(sqlf(|| format!("look up {what}")))?;
+            if !exists {
+                return Err(QueryError::NotFound { what });
+            }
         }
         Ok(())
     }

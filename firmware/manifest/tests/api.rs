@@ -327,6 +327,12 @@ fn contracts_in_both_directions_with_owed_amounts() {
         .unwrap();
     let got = m.contract(&ours.id).unwrap().unwrap();
     assert_eq!((got.state, got.ended_at), (ContractState::Broken, Some(99)));
+    // Final: a late retry cannot reopen it, and the first end time stays.
+    m.set_contract_state(&ours.id, ContractState::Ending, 100).unwrap();
+    m.set_contract_state(&ours.id, ContractState::Active, 101).unwrap();
+    m.set_contract_state(&ours.id, ContractState::Broken, 102).unwrap();
+    let got = m.contract(&ours.id).unwrap().unwrap();
+    assert_eq!((got.state, got.ended_at), (ContractState::Broken, Some(99)));
     assert!(matches!(
         m.set_contract_state(&ContractId([0xee; 32]), ContractState::Ended, 1),
         Err(QueryError::NotFound { .. })
