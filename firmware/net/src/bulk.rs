@@ -390,12 +390,29 @@ async fn open(
     name: &'static str,
     t: Duration,
 ) -> Result<Stream, StreamError> {
-    match tokio::time::timeout(t, control.open_stream(peer, protocol)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(StreamError::Open { protocol: name, peer, reason: e.to_string() }),
-        Err(_) => Err(StreamError::Stalled { protocol: name, peer, secs: t.as_secs_f64() }),
+    let deadline = tokio::time::Instant::now() + t;
+    let mut retried = false;
+    loop {
+        match tokio::time::timeout_at(deadline, control.open_stream(peer, protocol.clone())).await {
+            Ok(Ok(s)) => return Ok(s),
+            // Two boxes that dialled each other hold two connections until the swarm
+            // closes one for idleness; a stream asked for on the closing one fails
+            // ("connection is closed") although the peer is there. Nothing was sent
+            // yet, so one more try goes out on the connection that stays (or a new one).
+            Ok(Err(libp2p_stream::OpenStreamError::Io(e))) if !retried => {
+                tracing::debug!(%peer, protocol = name, error = %e, "stream open failed; trying once more");
+                retried = true;
+                tokio::time::sleep(OPEN_RETRY_PAUSE).await;
+            }
+            Ok(Err(e)) => return Err(StreamError::Open { protocol: name, peer, reason: e.to_string() }),
+            Err(_) => return Err(StreamError::Stalled { protocol: name, peer, secs: t.as_secs_f64() }),
+        }
     }
 }
+
+/// Pause before the one retry of a failed stream open: long enough for the
+/// swarm to finish closing the connection that failed.
+const OPEN_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Owner side of `/bunker/store/1`.
 pub(crate) async fn store<R: AsyncRead + Unpin>(

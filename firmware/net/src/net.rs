@@ -214,10 +214,32 @@ impl Net {
         }
     }
 
+    /// A request that changes nothing on the peer (a quote, an audit, a
+    /// listing), tried once more when the connection it went out on closed
+    /// before the answer: two boxes that dialled each other hold two
+    /// connections until the swarm closes one, and a request caught on the
+    /// closing one says nothing about the peer. An audit failed that way
+    /// would count towards losing a good replica.
+    async fn read_request<T>(
+        &self,
+        protocol: &'static str,
+        peer: PeerId,
+        timeout: Duration,
+        make: impl Fn(oneshot::Sender<Result<T, RequestError>>) -> OutboundRequest,
+    ) -> Result<T, RequestError> {
+        match self.request(protocol, peer, timeout, &make).await {
+            Err(RequestError::Closed { .. }) => {
+                tracing::debug!(%peer, protocol, "connection closed under a request; trying once more");
+                self.request(protocol, peer, timeout, make).await
+            }
+            r => r,
+        }
+    }
+
     /// `/bunker/offer/1`: asks a host for a quote.
     pub async fn offer(&self, peer: PeerId, request: OfferRequest) -> Result<Offer, RequestError> {
         let t = self.inner.limits.offer.timeout;
-        self.request("/bunker/offer/1", peer, t, |tx| OutboundRequest::Offer(peer, request, tx)).await
+        self.read_request("/bunker/offer/1", peer, t, |tx| OutboundRequest::Offer(peer, request.clone(), tx)).await
     }
 
     /// `/bunker/contract/2`: proposes a contract.
@@ -237,7 +259,7 @@ impl Net {
         challenge: AuditChallenge,
     ) -> Result<AuditResponse, RequestError> {
         let t = self.inner.limits.audit.timeout;
-        self.request("/bunker/audit/1", peer, t, |tx| OutboundRequest::Audit(peer, challenge, tx)).await
+        self.read_request("/bunker/audit/1", peer, t, |tx| OutboundRequest::Audit(peer, challenge.clone(), tx)).await
     }
 
     /// `/bunker/manifest/1`: stores or fetches our manifest snapshot.
@@ -277,7 +299,8 @@ impl Net {
         request: HoldingsRequest,
     ) -> Result<HoldingsResponse, RequestError> {
         let t = self.inner.limits.holdings.timeout;
-        self.request("/bunker/holdings/1", peer, t, |tx| OutboundRequest::Holdings(peer, request, tx)).await
+        self.read_request("/bunker/holdings/1", peer, t, |tx| OutboundRequest::Holdings(peer, request.clone(), tx))
+            .await
     }
 
     /// `/bunker/store/1`: uploads exactly `header.total_len` bytes of `body` and waits for the
