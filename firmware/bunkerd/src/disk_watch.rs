@@ -38,9 +38,17 @@ pub struct DiskSnapshot {
 /// The watcher's handle; dropping it does not stop the thread, [`DiskWatch::stop`] does.
 pub struct DiskWatch {
     last: Arc<Mutex<DiskSnapshot>>,
-    stop: Mutex<Option<mpsc::Sender<()>>>,
+    /// To the watcher thread: dropping it stops the thread.
+    stop: Mutex<Option<mpsc::Sender<Note>>>,
     profile: DeviceProfile,
     engine: watch::Receiver<Vec<DiskStatus>>,
+}
+
+/// News for the watcher thread between probes.
+enum Note {
+    /// A write under `path` failed with this errno (the engine's writes: a
+    /// disk that fails them is marked at once, not at the next probe).
+    WriteFailed { path: PathBuf, errno: i32 },
 }
 
 /// The running watchers by data directory (the directory is locked, so
@@ -85,7 +93,7 @@ impl DiskWatch {
             .map_err(|e| anyhow::anyhow!("storage.root {}: {e}", store_root.display()))?;
         let last = Arc::new(Mutex::new(snapshot(&disks, &roots)));
         let (engine_tx, engine) = watch::channel(engine_disks(&disks));
-        let (tx, rx) = mpsc::channel::<()>();
+        let (tx, rx) = mpsc::channel::<Note>();
         let shared = Arc::clone(&last);
         std::thread::Builder::new()
             .name("bunker disks".into())
@@ -115,6 +123,21 @@ impl DiskWatch {
     pub fn stop(&self) {
         self.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
         running().retain(|_, w| !std::ptr::eq(Arc::as_ptr(w), self));
+    }
+
+    /// A disk the engine found failing, read-only or gone while writing to
+    /// it (`Node::disk_faults`): its state changes now, for the panel,
+    /// `/api/status` and the engine, instead of at the next probe.
+    pub fn note_engine_fault(&self, disk: &DiskStatus) {
+        let errno = match disk.health {
+            DiskHealth::Failing => nix::errno::Errno::EIO,
+            DiskHealth::ReadOnly => nix::errno::Errno::EROFS,
+            DiskHealth::Missing => nix::errno::Errno::ENODEV,
+            DiskHealth::Active | DiskHealth::Full => return,
+        };
+        if let Some(tx) = self.stop.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(Note::WriteFailed { path: disk.root.clone(), errno: errno as i32 });
+        }
     }
 
     /// The disks as `/api/status` shows them.
@@ -211,22 +234,27 @@ fn watch_disks(
     roots: Roots,
     last: Arc<Mutex<DiskSnapshot>>,
     engine: watch::Sender<Vec<DiskStatus>>,
-    stop: mpsc::Receiver<()>,
+    stop: mpsc::Receiver<Note>,
 ) {
     loop {
         match stop.recv_timeout(PROBE_EVERY) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            // Stopped: the sender was dropped.
-            _ => return,
-        }
-        match disks.probe() {
-            Ok(changes) => {
-                for c in changes {
-                    let text = disks.get(&c.disk).map(|d| d.label.clone()).unwrap_or_else(|| c.disk.clone());
-                    tracing::warn!(disk = %text, from = c.from.as_str(), to = c.to.as_str(), "data disk changed state");
+            Err(mpsc::RecvTimeoutError::Timeout) => match disks.probe() {
+                Ok(changes) => {
+                    for c in changes {
+                        let text = disks.get(&c.disk).map(|d| d.label.clone()).unwrap_or_else(|| c.disk.clone());
+                        tracing::warn!(disk = %text, from = c.from.as_str(), to = c.to.as_str(), "data disk changed state");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "probing the data disks failed"),
+            },
+            Ok(Note::WriteFailed { path, errno }) => {
+                let e = std::io::Error::from_raw_os_error(errno);
+                if let Some(c) = disks.note_io_error(&path, &e) {
+                    tracing::warn!(disk = %c.disk, from = c.from.as_str(), to = c.to.as_str(), "data disk failed a write of the engine");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "probing the data disks failed"),
+            // Stopped: the sender was dropped.
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
         *last.lock().unwrap_or_else(|p| p.into_inner()) = snapshot(&disks, &roots);
         let now = engine_disks(&disks);
@@ -257,6 +285,30 @@ mod tests {
         assert!(streams as u64 + (u64::from(t.sqlite_cache_kib) << 10) < 16 << 20, "{streams}");
         let pi4 = engine_tuning(&DeviceProfile::tuned("Raspberry Pi 4".into(), true, 4 << 30, 4));
         assert!(pi4.upload_concurrency > t.upload_concurrency && pi4.sqlite_cache_kib > t.sqlite_cache_kib);
+    }
+
+    #[test]
+    fn a_disk_the_engine_found_failing_shows_failing_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        std::fs::create_dir_all(&store).unwrap();
+        let w = DiskWatch::start_new(dir.path(), &store, ReservePolicy { min_bytes: 0, percent: 0 }).unwrap();
+        let engine = w.engine_disks();
+        let disk = engine.borrow().iter().find(|d| d.root == store).cloned().unwrap();
+        assert_eq!(disk.health, DiskHealth::Active);
+        // What `Node::disk_faults` hands the daemon after a write failed with EIO.
+        w.note_engine_fault(&DiskStatus { health: DiskHealth::Failing, ..disk });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while w.status_disks().iter().all(|d| d.state != "failing") {
+            assert!(std::time::Instant::now() < deadline, "{:?}", w.status_disks());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The panel and /api/status: state and alert; the engine: failing.
+        let shown = w.status_disks().into_iter().find(|d| d.mount_path == store.display().to_string()).unwrap();
+        assert!(shown.last_error.as_deref().unwrap_or("").contains("Input/output error"), "{shown:?}");
+        assert!(w.status_alerts().iter().any(|a| a.short == "Disk failing"), "{:?}", w.status_alerts());
+        assert!(engine.borrow().iter().any(|d| d.root == store && d.health == DiskHealth::Failing));
+        w.stop();
     }
 
     #[test]

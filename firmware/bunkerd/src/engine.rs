@@ -78,6 +78,18 @@ pub async fn start(cfg: &Config, data_dir: &Path, seed: Seed, keys: &Keys) -> an
     };
     // Ends with the engine (it watches the engine's stop).
     let _follow = node.follow_disks(disks.engine_disks());
+    // And back: a disk the engine finds failing while writing is marked in
+    // the watcher at once (panel, /api/status), not at the next probe.
+    let mut faults = node.disk_faults();
+    let watch = std::sync::Arc::clone(&disks);
+    tokio::spawn(async move {
+        while faults.changed().await.is_ok() {
+            let now = faults.borrow_and_update().clone();
+            for d in &now {
+                watch.note_engine_fault(d);
+            }
+        }
+    });
     Ok(node)
 }
 

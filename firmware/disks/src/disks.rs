@@ -187,7 +187,19 @@ impl Disks {
                 d.capacity = c;
             }
             d.on_system_device = r.on_system_device;
-            d.last_error = r.error;
+            d.last_error = r.error.clone();
+            let mut r = r;
+            // A disk that failed a real write stays failing while it is
+            // attached, whatever one small probe write says; once it was
+            // away it is judged anew.
+            if r.state == DiskState::Missing {
+                d.failed_write = None;
+            } else if let Some(why) = &d.failed_write {
+                if r.state != DiskState::Failing {
+                    r.state = DiskState::Failing;
+                    d.last_error = Some(why.clone());
+                }
+            }
             if d.state != r.state {
                 tracing::info!(disk = %d.id, from = %d.state, to = %r.state, error = ?d.last_error, "data disk state");
                 changes.push(StateChange {
@@ -257,6 +269,9 @@ impl Disks {
             .filter(|d| path.starts_with(&d.mount_path))
             .max_by_key(|d| d.mount_path.as_os_str().len())?;
         d.last_error = Some(format!("{}: {e}", path.display()));
+        if state == DiskState::Failing {
+            d.failed_write = d.last_error.clone();
+        }
         if d.state == state {
             return None;
         }
@@ -455,5 +470,37 @@ mod tests {
         );
         assert_eq!(s.note_io_error(Path::new("/elsewhere"), &enospc), None);
         assert_eq!(s.get("a").unwrap().state, DiskState::Active);
+    }
+
+    #[test]
+    fn a_disk_that_failed_a_write_stays_failing_until_it_was_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = set(Vec::new());
+        s.disks.push(DataDisk::new(
+            "d".into(),
+            "SanDisk".into(),
+            dir.path().to_path_buf(),
+            false,
+        ));
+        assert!(s.probe_with(&[]).iter().any(|c| c.to == DiskState::Active));
+        let eio = io::Error::from_raw_os_error(nix::errno::Errno::EIO as i32);
+        let c = s
+            .note_io_error(&dir.path().join("tmp/x/object"), &eio)
+            .unwrap();
+        assert_eq!((c.from, c.to), (DiskState::Active, DiskState::Failing));
+        // The probe's own small write passes: the disk stays failing, and
+        // the alert names the write that failed.
+        assert!(s.probe_with(&[]).is_empty());
+        assert_eq!(s.get("d").unwrap().state, DiskState::Failing);
+        let alert = s.alerts().into_iter().find(|a| a.short == "Disk failing").unwrap();
+        assert!(alert.text.contains("Input/output error"), "{}", alert.text);
+        // Away (unplugged), then back: judged anew.
+        let back = dir.path().with_extension("away");
+        std::fs::rename(dir.path(), &back).unwrap();
+        s.probe_with(&[]);
+        assert_eq!(s.get("d").unwrap().state, DiskState::Missing);
+        std::fs::rename(&back, dir.path()).unwrap();
+        s.probe_with(&[]);
+        assert_eq!(s.get("d").unwrap().state, DiskState::Active);
     }
 }

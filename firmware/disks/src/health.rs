@@ -149,6 +149,11 @@ pub struct DataDisk {
     pub on_system_device: bool,
     /// What the last failure was, in words.
     pub last_error: Option<String>,
+    /// An I/O error someone writing to the disk hit ([`crate::Disks::note_io_error`]):
+    /// the disk stays failing even when the next probe's small write gets
+    /// through, until it has been away (reseated or replaced).
+    #[serde(skip)]
+    pub(crate) failed_write: Option<String>,
     #[serde(skip)]
     pub(crate) hook: FaultHook,
 }
@@ -165,6 +170,7 @@ impl DataDisk {
             state: DiskState::Missing,
             on_system_device: false,
             last_error: None,
+            failed_write: None,
             hook: FaultHook::new(),
         }
     }

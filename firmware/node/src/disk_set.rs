@@ -60,13 +60,21 @@ impl Disk {
         self.now.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Its last known status.
+    /// Its last known status: the watcher's, made worse by what a write
+    /// found since the disk was opened (an I/O error, a read-only remount).
     pub(crate) fn status(&self) -> DiskStatus {
-        self.now().status.clone()
+        let n = self.now();
+        let mut status = n.status.clone();
+        if let Some(fault) = n.objects.as_ref().and_then(|o| o.fault()) {
+            if severity(fault.health) > severity(status.health) {
+                status.health = fault.health;
+            }
+        }
+        status
     }
 
     pub(crate) fn health(&self) -> DiskHealth {
-        self.now().status.health
+        self.status().health
     }
 
     pub(crate) fn row(&self) -> Option<DiskId> {
@@ -84,9 +92,10 @@ impl Disk {
     /// Room for new data now: free space (statvfs, fresh) beyond the reserve,
     /// or `None` when the disk takes no new data.
     fn room(&self) -> Option<(u64, u64)> {
-        let (health, reserved, objects) = {
+        let health = self.health();
+        let (reserved, objects) = {
             let n = self.now();
-            (n.status.health, n.status.reserved_bytes, n.objects.clone())
+            (n.status.reserved_bytes, n.objects.clone())
         };
         if !health.takes_new_data() {
             return None;
@@ -102,14 +111,21 @@ impl Disk {
     }
 
     /// Opens (again) the disk's objects after it was away, then deletes
-    /// what was released meanwhile.
-    fn reopen(&self) {
-        let (health, doomed) = {
+    /// what was released meanwhile. A fault a write found before is
+    /// forgotten: the disk came back (or was replaced) and is judged anew.
+    fn reopen(&self, faults: &Faults) {
+        let (health, doomed, status) = {
             let mut n = self.now();
-            (n.status.health, std::mem::take(&mut n.doomed))
+            (n.status.health, std::mem::take(&mut n.doomed), n.status.clone())
         };
         match DiskObjects::open_at(&self.root, health != DiskHealth::ReadOnly) {
             Ok(objects) => {
+                objects.report_faults((status, Arc::clone(faults)));
+                faults.send_if_modified(|v| {
+                    let before = v.len();
+                    v.retain(|d| d.id != self.id);
+                    v.len() != before
+                });
                 let objects = Arc::new(objects);
                 let mut kept = Vec::new();
                 for (area, name) in doomed {
@@ -136,6 +152,21 @@ impl Disk {
     }
 }
 
+/// How bad a state is, for "a write found it worse than the watcher said".
+fn severity(h: DiskHealth) -> u8 {
+    match h {
+        DiskHealth::Active => 0,
+        DiskHealth::Full => 1,
+        DiskHealth::ReadOnly => 2,
+        DiskHealth::Failing => 3,
+        DiskHealth::Missing => 4,
+    }
+}
+
+/// The disks a write found failing, read-only or gone since they were
+/// opened (see [`crate::Node::disk_faults`]).
+type Faults = Arc<tokio::sync::watch::Sender<Vec<DiskStatus>>>;
+
 /// The device a path is on, so two directories on one file system are
 /// counted once.
 // `dev_t` is u64 on the targets built today; the cast keeps 32-bit ones building.
@@ -148,20 +179,23 @@ fn device_of(path: &Path) -> u64 {
 pub(crate) struct ObjectStore {
     primary: PathBuf,
     disks: RwLock<Vec<Arc<Disk>>>,
+    faults: Faults,
 }
 
 impl ObjectStore {
     /// Opens the store with its first disk at `root` (created if needed).
     pub(crate) fn new(root: &Path) -> io::Result<ObjectStore> {
-        let objects = Arc::new(DiskObjects::new(root)?);
+        let objects = DiskObjects::new(root)?;
         let (total, free) = objects.fs_bytes().unwrap_or((0, 0));
         let status = DiskStatus { total_bytes: total, free_bytes: free, ..DiskStatus::directory(root) };
+        let faults: Faults = Arc::new(tokio::sync::watch::channel(Vec::new()).0);
+        objects.report_faults((status.clone(), Arc::clone(&faults)));
         let disk = Disk {
             id: status.id.clone(),
             root: root.to_path_buf(),
-            now: Mutex::new(DiskNow { status, objects: Some(objects), row: None, doomed: Vec::new() }),
+            now: Mutex::new(DiskNow { status, objects: Some(Arc::new(objects)), row: None, doomed: Vec::new() }),
         };
-        Ok(ObjectStore { primary: root.to_path_buf(), disks: RwLock::new(vec![Arc::new(disk)]) })
+        Ok(ObjectStore { primary: root.to_path_buf(), disks: RwLock::new(vec![Arc::new(disk)]), faults })
     }
 
     /// The first disk's root: where manifest snapshots kept for peers live.
@@ -213,7 +247,7 @@ impl ObjectStore {
             }
             let back = !was.readable() || !had_objects || (was == DiskHealth::ReadOnly && s.health.writable());
             if s.health.readable() && back {
-                disk.reopen();
+                disk.reopen(&self.faults);
             }
         }
     }
@@ -302,14 +336,50 @@ impl ObjectStore {
     /// Starts writing object `name` in `area` on the disk chosen for it;
     /// the writer hashes the bytes as they arrive (received objects).
     pub(crate) fn create(&self, area: Area, name: &str, layout: Layout) -> Result<ObjectWriter<'_>, ObjectError> {
-        let (_, objects) = self.choose(area, name, layout.sealed_size())?;
-        objects.create(area, name, layout)
+        self.start(area, name, layout, |o| o.create(area, name, layout))
     }
 
     /// Like [`ObjectStore::create`], for a sealer that hands over its leaves.
     pub(crate) fn create_sealed(&self, area: Area, name: &str, layout: Layout) -> Result<ObjectWriter<'_>, ObjectError> {
-        let (_, objects) = self.choose(area, name, layout.sealed_size())?;
-        objects.create_sealed(area, name, layout)
+        self.start(area, name, layout, |o| o.create_sealed(area, name, layout))
+    }
+
+    /// Starts a writer on the chosen disk; when that disk fails the very
+    /// first write (read-only remount, I/O error, gone), it is marked so and
+    /// the next disk with room is tried, until none is left (`NoRoom`,
+    /// naming every disk's state).
+    fn start(
+        &self,
+        area: Area,
+        name: &str,
+        layout: Layout,
+        open: impl Fn(&Arc<DiskObjects>) -> Result<ObjectWriter<'static>, ObjectError>,
+    ) -> Result<ObjectWriter<'_>, ObjectError> {
+        for _ in 0..=self.disks().len() {
+            let (disk, objects) = self.choose(area, name, layout.sealed_size())?;
+            match open(&objects) {
+                Ok(w) => return Ok(w),
+                Err(e) if objects.fault().is_some() => {
+                    tracing::warn!(disk = %disk.id, error = %e, "data disk failed a write; the object goes to another disk");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ObjectError::NoRoom { area, name: name.to_string(), bytes: layout.sealed_size(), disks: self.describe() })
+    }
+
+    /// The disks a write found failing, read-only or gone since they were
+    /// last opened, each with that state.
+    pub(crate) fn faults(&self) -> tokio::sync::watch::Receiver<Vec<DiskStatus>> {
+        self.faults.subscribe()
+    }
+
+    /// The fault a write found on the disk whose objects live at `root`,
+    /// with the disk's name as the admin page shows it.
+    pub(crate) fn fault_at(&self, root: &Path) -> Option<(String, crate::objects::DiskFault)> {
+        let d = self.disks().into_iter().find(|d| d.root == root)?;
+        let fault = d.objects()?.fault()?;
+        Some((d.status().label, fault))
     }
 
     /// Opens a finished object on its disk; `Unavailable` when that disk is away.
@@ -402,6 +472,17 @@ impl ObjectStore {
         }
         all.sort();
         Ok(all)
+    }
+}
+
+impl crate::node::Node {
+    /// The data disks a write of the engine found failing (I/O error),
+    /// read-only or gone since they were last opened, each with that state.
+    /// The daemon's disk watcher follows it, so the panel and the admin page
+    /// show the disk's state at once instead of at the next probe. A disk
+    /// leaves the list when it is opened again (it came back or was replaced).
+    pub fn disk_faults(&self) -> tokio::sync::watch::Receiver<Vec<DiskStatus>> {
+        self.inner.objects.faults()
     }
 }
 

@@ -86,6 +86,19 @@ pub enum PutError {
         /// The data disks and their states, in words.
         disks: String,
     },
+    /// A data disk failed while the copies were written to it (I/O error,
+    /// remounted read-only, gone): that disk is marked and takes no new
+    /// data; nothing of this put was kept and the files already stored are
+    /// as they were. Sending the file again uses the other disks.
+    #[error("storing {path}: data disk {disk} failed while it was written ({reason}); it takes no new data now: send the file again")]
+    DiskFailed {
+        /// The file.
+        path: String,
+        /// The disk, as the admin page names it.
+        disk: String,
+        /// What the disk answered.
+        reason: String,
+    },
     /// Reading, sealing or writing the object failed.
     #[error("storing {path}: {reason}")]
     Io {

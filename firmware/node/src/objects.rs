@@ -164,8 +164,81 @@ impl ObjectError {
     }
 }
 
+/// What a write to a disk said about the disk itself (not about one file):
+/// it failed with an I/O error, went read-only, or went away. Kept by the
+/// disk's [`DiskObjects`] until the disk is opened again (it came back or
+/// was replaced), so no new data goes to it meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DiskFault {
+    /// What the disk can do now, as far as the engine saw.
+    pub(crate) health: DiskHealth,
+    /// The failed operation and the system's words.
+    pub(crate) reason: String,
+}
+
+impl DiskFault {
+    /// The fault an I/O error means, if it says something about the disk:
+    /// `EIO`, `EUCLEAN`, `EBADMSG` (failing), `EROFS` (read-only), `ENODEV`,
+    /// `ENXIO`, `ENOTCONN`, `ESHUTDOWN` (gone) — bunker-disks' reading of
+    /// the same errors.
+    pub(crate) fn from_io(e: &io::Error, what: &str) -> Option<DiskFault> {
+        let health = match e.raw_os_error()? {
+            5 | 117 | 74 => DiskHealth::Failing,
+            30 => DiskHealth::ReadOnly,
+            19 | 6 | 107 | 108 => DiskHealth::Missing,
+            _ => return None,
+        };
+        Some(DiskFault { health, reason: format!("{what}: {e}") })
+    }
+}
+
+/// Where a disk's fault is reported: the disk as last told, and the
+/// channel the daemon's disk watcher follows (`Node::disk_faults`).
+pub(crate) type FaultReport = (crate::data_disks::DiskStatus, Arc<tokio::sync::watch::Sender<Vec<crate::data_disks::DiskStatus>>>);
+
+#[derive(Default)]
+struct SlotState {
+    fault: Option<DiskFault>,
+    report: Option<FaultReport>,
+}
+
+/// The fault slot of one disk, shared by its writers.
+#[derive(Default, Clone)]
+pub(crate) struct FaultSlot(Arc<Mutex<SlotState>>);
+
+impl FaultSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records what `e` says about the disk (the first fault stays) and
+    /// reports it.
+    fn note(&self, e: &io::Error, what: &str) {
+        let Some(f) = DiskFault::from_io(e, what) else { return };
+        let mut slot = self.lock();
+        if slot.fault.is_some() {
+            return;
+        }
+        tracing::warn!(health = %f.health, reason = %f.reason, "data disk failed a write: it takes no new data");
+        if let Some((status, tx)) = &slot.report {
+            let faulted = crate::data_disks::DiskStatus { health: f.health, ..status.clone() };
+            tx.send_modify(|v| {
+                v.retain(|d| d.id != faulted.id);
+                v.push(faulted);
+            });
+        }
+        slot.fault = Some(f);
+    }
+
+    fn get(&self) -> Option<DiskFault> {
+        self.lock().fault.clone()
+    }
+}
+
 /// The sealed objects of one data disk (one store root).
 pub(crate) struct DiskObjects {
+    /// What writes said about the disk since it was opened.
+    fault: FaultSlot,
     root: PathBuf,
     /// Bytes on disk per area (object + sidecar), kept current by this
     /// store's own writes so the allocation policy never walks 10 000 dirs.
@@ -196,7 +269,12 @@ impl DiskObjects {
         } else if !root.is_dir() {
             return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} is not a directory", root.display())));
         }
-        let store = DiskObjects { root: root.to_path_buf(), used: Default::default(), names: Default::default() };
+        let store = DiskObjects {
+            fault: FaultSlot::default(),
+            root: root.to_path_buf(),
+            used: Default::default(),
+            names: Default::default(),
+        };
         for area in Area::ALL {
             let dir = store.area_dir(area);
             if writable {
@@ -217,6 +295,23 @@ impl DiskObjects {
             *store.names(area) = names;
         }
         Ok(store)
+    }
+
+    /// What a write said about this disk since it was opened, if anything.
+    pub(crate) fn fault(&self) -> Option<DiskFault> {
+        self.fault.get()
+    }
+
+    /// Where a fault of this disk is reported (see [`FaultReport`]).
+    pub(crate) fn report_faults(&self, report: FaultReport) {
+        self.fault.lock().report = Some(report);
+    }
+
+    /// An I/O error of this disk as an [`ObjectError`], noting what it says
+    /// about the disk.
+    fn io_error(&self, area: Area, name: &str, what: &'static str, source: io::Error) -> ObjectError {
+        self.fault.note(&source, what);
+        ObjectError::io(area, name, what, source)
     }
 
     fn names(&self, area: Area) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -254,7 +349,7 @@ impl DiskObjects {
     fn start_writer(self: &Arc<Self>, area: Area, name: &str, layout: Layout, hashing: bool) -> Result<ObjectWriter<'static>, ObjectError> {
         self.object_dir(area, name)?;
         let tmp = self.root.join(TMP_DIR).join(format!("{}-{}", hex::encode(rand::random::<[u8; 8]>()), name));
-        let e = |what| move |source| ObjectError::io(area, name, what, source);
+        let e = |what| move |source| self.io_error(area, name, what, source);
         fs::create_dir(&tmp).map_err(e("creating its temporary directory"))?;
         let guard = TmpDir(Some(tmp.clone()));
         let object = File::create(tmp.join(OBJECT_FILE)).map_err(e("creating the object file"))?;
@@ -264,7 +359,12 @@ impl DiskObjects {
             .create_new(true)
             .open(tmp.join(SIDECAR_FILE))
             .map_err(e("creating the sidecar"))?;
-        let sidecar = SidecarWriter::new(sidecar_file).map_err(|err| sidecar_io(area, name, "starting the sidecar", err))?;
+        let sidecar = SidecarWriter::new(sidecar_file).map_err(|err| {
+            if let bunker_core::SidecarError::Io(source) = &err {
+                self.fault.note(source, "starting the sidecar");
+            }
+            sidecar_io(area, name, "starting the sidecar", err)
+        })?;
         let segment = if hashing { Vec::with_capacity(layout.sealed_len(0)) } else { Vec::new() };
         Ok(ObjectWriter {
             store: Arc::clone(self),
@@ -276,8 +376,9 @@ impl DiskObjects {
                 file: BufWriter::with_capacity(WRITE_BUFFER, object),
                 written: 0,
                 limit: layout.sealed_size(),
+                fault: self.fault.clone(),
             },
-            leaves: ObjectLeaves { sidecar },
+            leaves: ObjectLeaves { sidecar, fault: self.fault.clone() },
             hashing,
             segment,
             tmp: guard,
@@ -476,6 +577,7 @@ pub(crate) struct ObjectBody {
     file: BufWriter<File>,
     written: u64,
     limit: u64,
+    fault: FaultSlot,
 }
 
 impl Write for ObjectBody {
@@ -486,24 +588,25 @@ impl Write for ObjectBody {
                 format!("more than the {} sealed bytes the layout holds", self.limit),
             ));
         }
-        let n = self.file.write(buf)?;
+        let n = self.file.write(buf).inspect_err(|e| self.fault.note(e, "writing the object"))?;
         self.written += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.file.flush().inspect_err(|e| self.fault.note(e, "writing the object"))
     }
 }
 
 /// The leaves half of a writer: where a Sealer sends its leaf hashes.
 pub(crate) struct ObjectLeaves {
     sidecar: SidecarWriter<File>,
+    fault: FaultSlot,
 }
 
 impl LeafSink for ObjectLeaves {
     fn push_leaf(&mut self, index: u64, leaf: &Hash) -> io::Result<()> {
-        self.sidecar.push_leaf(index, leaf)
+        self.sidecar.push_leaf(index, leaf).inspect_err(|e| self.fault.note(e, "writing the proof sidecar"))
     }
 }
 
@@ -536,6 +639,11 @@ impl std::fmt::Debug for ObjectWriter<'_> {
 }
 
 impl ObjectWriter<'_> {
+    /// The root of the disk it writes to.
+    pub(crate) fn disk_root(&self) -> PathBuf {
+        self.store.root.clone()
+    }
+
     /// The two halves a `Sealer::seal(input, body, leaves)` needs. Only for
     /// writers from [`DiskObjects::create_sealed`]; on a hashing writer the
     /// leaves come from the bytes and this returns `None`.
@@ -582,7 +690,8 @@ impl ObjectWriter<'_> {
         }
         let e = |what: &'static str| {
             let name = self.name.clone();
-            move |source| ObjectError::io(area, &name, what, source)
+            let store = Arc::clone(&self.store);
+            move |source| store.io_error(area, &name, what, source)
         };
         let Some(tmp) = self.tmp.0.clone() else {
             return Err(length("writer already finished".into()));
@@ -591,7 +700,7 @@ impl ObjectWriter<'_> {
             .body
             .file
             .into_inner()
-            .map_err(|err| ObjectError::io(area, &self.name, "flushing the object", err.into_error()))?;
+            .map_err(|err| self.store.io_error(area, &self.name, "flushing the object", err.into_error()))?;
         // Staging is scratch for the upload that follows (read back from the
         // page cache, deleted after): no fsync there; `rename` out of it syncs.
         let durable = area != Area::Staging;
@@ -603,7 +712,12 @@ impl ObjectWriter<'_> {
             .leaves
             .sidecar
             .finish()
-            .map_err(|err| sidecar_io(area, &self.name, "finishing the sidecar", err))?;
+            .map_err(|err| {
+                if let bunker_core::SidecarError::Io(source) = &err {
+                    self.store.fault.note(source, "finishing the sidecar");
+                }
+                sidecar_io(area, &self.name, "finishing the sidecar", err)
+            })?;
         if let Some(expected) = expected {
             if &root != expected {
                 return Err(ObjectError::RootMismatch {

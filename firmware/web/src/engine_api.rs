@@ -158,6 +158,8 @@ impl From<PutError> for EngineError {
             PutError::Policy(_) | PutError::Exists(_) => StatusCode::CONFLICT,
             PutError::Placement { .. } => StatusCode::SERVICE_UNAVAILABLE,
             PutError::NoRoom { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            // The disk is marked; sending the file again uses another one.
+            PutError::DiskFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         EngineError::new(status, e.to_string())

@@ -68,6 +68,9 @@ where
             tracing::info!(path, error = %e, "put refused: the data disks filled up while sealing");
             return Err(no_room(inner, path, layout, indices_len).await);
         }
+        Err(SealFailure::DiskFailed { disk, reason, .. }) => {
+            return Err(PutError::DiskFailed { path: path.to_string(), disk, reason })
+        }
         Err(e) => return Err(io(e.to_string())),
     };
     let (local, remote): (Vec<Staged>, Vec<Staged>) = staged.into_iter().partition(|s| s.index == LOCAL_REPLICA_INDEX);

@@ -54,6 +54,17 @@ pub(crate) enum SealFailure {
         /// What the store said.
         reason: String,
     },
+    /// The data disk failed while the replica was written to it (I/O
+    /// error, read-only remount): the disk is marked and takes no new data.
+    #[error("sealing replica {index}: data disk {disk} failed: {reason}")]
+    DiskFailed {
+        /// Replica index.
+        index: u32,
+        /// The disk, as the admin page names it.
+        disk: String,
+        /// What it answered.
+        reason: String,
+    },
     /// Sealing or writing a replica failed.
     #[error("sealing replica {index}: {reason}")]
     Seal {
@@ -233,7 +244,11 @@ where
 /// sealers then only saw their input cut short), else the first one.
 fn first_cause(results: Vec<Result<Staged, SealFailure>>) -> Option<SealFailure> {
     let mut failures: Vec<SealFailure> = results.into_iter().filter_map(|r| r.err()).collect();
-    let pick = failures.iter().position(|f| matches!(f, SealFailure::NoRoom { .. })).unwrap_or(0);
+    let pick = failures
+        .iter()
+        .position(|f| matches!(f, SealFailure::DiskFailed { .. }))
+        .or_else(|| failures.iter().position(|f| matches!(f, SealFailure::NoRoom { .. })))
+        .unwrap_or(0);
     (!failures.is_empty()).then(|| failures.swap_remove(pick))
 }
 
@@ -266,13 +281,24 @@ fn seal_one(
     let mut writer = objects.create_sealed(Area::Staging, &name, layout).map_err(stored)?;
     let sealer = Sealer::new(key, ObjectId { file_id, replica_index: index }, layout.size(), layout.segment_size())
         .map_err(|e| fail(e.to_string()))?;
+    // A disk that fails while the copy is written is marked by the writer;
+    // the put says which disk it was (its bytes cannot be read again to
+    // move on: the plaintext streamed past).
+    let disk_root = writer.disk_root();
+    let disk_failed = |other: SealFailure| match objects.fault_at(&disk_root) {
+        Some((disk, fault)) => SealFailure::DiskFailed { index, disk, reason: fault.reason },
+        None => other,
+    };
     let (body, leaves) = writer.sealer_parts().ok_or_else(|| fail("staging writer does not take leaves".into()))?;
-    let descriptor = sealer.seal(reader, body, leaves).map_err(|e| match &e {
-        SealError::Write { source, .. } | SealError::Leaf { source, .. } if is_full(source) => {
-            SealFailure::NoRoom { index, reason: e.to_string() }
-        }
-        _ => fail(e.to_string()),
-    })?;
-    let root = writer.finish_expect(&descriptor.root).map_err(stored)?;
+    let descriptor = sealer
+        .seal(reader, body, leaves)
+        .map_err(|e| match &e {
+            SealError::Write { source, .. } | SealError::Leaf { source, .. } if is_full(source) => {
+                SealFailure::NoRoom { index, reason: e.to_string() }
+            }
+            _ => fail(e.to_string()),
+        })
+        .map_err(disk_failed)?;
+    let root = writer.finish_expect(&descriptor.root).map_err(stored).map_err(disk_failed)?;
     Ok(Staged { index, name, root, sealed_len: layout.sealed_size() })
 }
