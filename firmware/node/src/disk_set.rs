@@ -85,7 +85,7 @@ impl Disk {
         self.now().row = Some(id);
     }
 
-    fn objects(&self) -> Option<Arc<DiskObjects>> {
+    pub(crate) fn objects(&self) -> Option<Arc<DiskObjects>> {
         self.now().objects.clone()
     }
 

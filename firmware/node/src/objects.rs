@@ -239,6 +239,10 @@ impl FaultSlot {
 pub(crate) struct DiskObjects {
     /// What writes said about the disk since it was opened.
     fault: FaultSlot,
+    /// Tests: object writes fail with this errno once they pass this many
+    /// bytes, as a disk that dies under a write does.
+    #[cfg(test)]
+    fail_after: Mutex<Option<(u64, i32)>>,
     root: PathBuf,
     /// Bytes on disk per area (object + sidecar), kept current by this
     /// store's own writes so the allocation policy never walks 10 000 dirs.
@@ -271,6 +275,8 @@ impl DiskObjects {
         }
         let store = DiskObjects {
             fault: FaultSlot::default(),
+            #[cfg(test)]
+            fail_after: Mutex::new(None),
             root: root.to_path_buf(),
             used: Default::default(),
             names: Default::default(),
@@ -300,6 +306,13 @@ impl DiskObjects {
     /// What a write said about this disk since it was opened, if anything.
     pub(crate) fn fault(&self) -> Option<DiskFault> {
         self.fault.get()
+    }
+
+    /// Tests: from now on, each object write fails with `errno` once it
+    /// passes `bytes`.
+    #[cfg(test)]
+    pub(crate) fn fail_writes_after(&self, bytes: u64, errno: i32) {
+        *self.fail_after.lock().unwrap() = Some((bytes, errno));
     }
 
     /// Where a fault of this disk is reported (see [`FaultReport`]).
@@ -377,6 +390,8 @@ impl DiskObjects {
                 written: 0,
                 limit: layout.sealed_size(),
                 fault: self.fault.clone(),
+                #[cfg(test)]
+                fail_after: *self.fail_after.lock().unwrap(),
             },
             leaves: ObjectLeaves { sidecar, fault: self.fault.clone() },
             hashing,
@@ -578,6 +593,8 @@ pub(crate) struct ObjectBody {
     written: u64,
     limit: u64,
     fault: FaultSlot,
+    #[cfg(test)]
+    fail_after: Option<(u64, i32)>,
 }
 
 impl Write for ObjectBody {
@@ -587,6 +604,14 @@ impl Write for ObjectBody {
                 io::ErrorKind::InvalidInput,
                 format!("more than the {} sealed bytes the layout holds", self.limit),
             ));
+        }
+        #[cfg(test)]
+        if let Some((after, errno)) = self.fail_after {
+            if self.written + buf.len() as u64 > after {
+                let e = io::Error::from_raw_os_error(errno);
+                self.fault.note(&e, "writing the object");
+                return Err(e);
+            }
         }
         let n = self.file.write(buf).inspect_err(|e| self.fault.note(e, "writing the object"))?;
         self.written += n as u64;

@@ -302,3 +302,54 @@ fn seal_one(
     let root = writer.finish_expect(&descriptor.root).map_err(stored).map_err(disk_failed)?;
     Ok(Staged { index, name, root, sealed_len: layout.sealed_size() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data_disks::{DiskHealth, DiskStatus};
+    use bunker_core::Seed;
+
+    fn layout(size: u64) -> Layout {
+        Layout::new(size, 4096).unwrap()
+    }
+
+    fn plain(size: usize) -> Vec<u8> {
+        (0..size).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_disk_failing_under_a_seal_is_named_marked_and_skipped_by_the_next_one() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let store = ObjectStore::new(a.path()).unwrap();
+        // a has the most room (b keeps all but 64 MiB in reserve): new objects go to a.
+        let mut sb = DiskStatus::directory(b.path());
+        sb.label = "disk-b".into();
+        sb.reserved_bytes = store.free_bytes().unwrap().saturating_sub(64 << 20);
+        store.set_disks(&[sb]);
+        let keys = Keys::from_seed(&Seed::generate());
+        let data = plain(300_000);
+        // The disk dies (EIO) 100 kB into the write of the copy.
+        let disk_a = store.disks().into_iter().find(|d| d.status().root == a.path()).unwrap();
+        disk_a.objects().unwrap().fail_writes_after(100_000, 5);
+        let file_id = FileId::random();
+        let failed = seal_fanout(&store, &keys, file_id, layout(300_000), &[0, 1], |fan| fan.write_all(&data));
+        match failed {
+            Err(SealFailure::DiskFailed { disk, reason, .. }) => {
+                assert_eq!(disk, a.path().display().to_string());
+                assert!(reason.contains("Input/output error"), "{reason}");
+            }
+            other => panic!("expected DiskFailed, got {other:?}"),
+        }
+        // Marked failing (what the panel and page are told), nothing staged or half-written.
+        assert_eq!(disk_a.status().health, DiskHealth::Failing);
+        assert_eq!(store.faults().borrow().len(), 1);
+        assert!(store.list(Area::Staging).unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(a.path().join("tmp")).unwrap().count(), 0);
+        // The next seal goes to the other disk, and reads back whole.
+        let (staged, _) = seal_fanout(&store, &keys, FileId::random(), layout(300_000), &[0], |fan| fan.write_all(&data)).unwrap();
+        let held = store.disk_of(Area::Staging, &staged[0].name).unwrap();
+        assert_eq!(held.status().root, b.path());
+        assert_eq!(store.open(Area::Staging, &staged[0].name).unwrap().len(), layout(300_000).sealed_size());
+    }
+}
