@@ -205,8 +205,12 @@ where
     }
 }
 
+/// A Lightning listen address: ldk-node binds it only once Lightning starts,
+/// seconds later, and an engine whose Lightning cannot bind retries on the
+/// same address for ever. A port from `bind(:0)` could meanwhile be taken
+/// by any of the cluster's outgoing connections; this one cannot.
 fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port")
+    bunker_ln::regtest::free_listen_addr().expect("a free loopback port")
 }
 
 impl Cluster {

@@ -9,7 +9,7 @@
 pub mod cluster;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, Once};
@@ -47,10 +47,11 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A free TCP port on loopback (bound and released; good enough for tests
-/// that start their daemon right away).
+/// A free TCP port on loopback for a daemon to listen on, from below the
+/// kernel's ephemeral range so that no outgoing connection takes it before
+/// the daemon binds it ([`bunker_ln::regtest::free_listen_port`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    bunker_ln::regtest::free_listen_port().expect("free port")
 }
 
 /// The `--set` flags that keep a test box's swarm on loopback: a random

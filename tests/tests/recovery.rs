@@ -331,7 +331,7 @@ async fn a_forwarder_that_led_to_the_manifest_is_paid_its_cut() {
     let keys = Keys::from_seed(&seed);
     let (net, inbound) = Net::start(NetConfig::loopback(keys.identity())).await.unwrap();
     let manifest = Manifest::open(fresh.path().join("MANIFEST.db")).unwrap();
-    let ln_addr: std::net::SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ln_addr = bunker_ln::regtest::free_listen_addr().expect("a free Lightning port");
     let mut ln_cfg = LnConfig::new(fresh.path().join("ln"), Network::Regtest, chain.chain_source());
     ln_cfg.listen = vec![ln_addr];
     let b = Node::start(NodeParts {

@@ -94,13 +94,48 @@ pub fn bundle_dir() -> Result<PathBuf, RegtestError> {
 }
 
 fn free_port() -> Result<u16, RegtestError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|source| RegtestError::Spawn {
-            exe: "bind 127.0.0.1:0".into(),
-            source,
-        })
+    free_listen_port()
+}
+
+/// A loopback TCP port that is free now and that the kernel does not hand
+/// out on its own, for a process or node that will listen on it: chosen at
+/// random below the ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`,
+/// 32768–60999 by default), each port once per test process.
+///
+/// Why not `bind(127.0.0.1:0)`: that port is in the ephemeral range, and once
+/// released any outgoing connection (a swarm's dial, an RPC call) can take
+/// it before the listener binds it; an ldk-node that cannot bind its listen
+/// address does not start, and its engine retries on the same port for
+/// ever. A port below the range is only taken by an explicit bind.
+pub fn free_listen_port() -> Result<u16, RegtestError> {
+    use rand::Rng;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let low_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let bind = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).and_then(|l| l.local_addr()).map(|a| a.port());
+    if low_ephemeral > 12_000 {
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        let handed = handed.get_or_insert_with(HashSet::new);
+        let mut rng = rand::thread_rng();
+        for _ in 0..200 {
+            let port = rng.gen_range(10_000..low_ephemeral);
+            if !handed.contains(&port) && bind(port).is_ok() {
+                handed.insert(port);
+                return Ok(port);
+            }
+        }
+    }
+    // An unusual ephemeral range (or no free port below it): the kernel's pick.
+    bind(0).map_err(|source| RegtestError::Spawn { exe: "bind 127.0.0.1:0".into(), source })
+}
+
+/// [`free_listen_port`] on 127.0.0.1.
+pub fn free_listen_addr() -> Result<std::net::SocketAddr, RegtestError> {
+    Ok(std::net::SocketAddr::from(([127, 0, 0, 1], free_listen_port()?)))
 }
 
 /// Stops bitcoind if this process dies without dropping its [`Bitcoind`]

@@ -18,8 +18,9 @@ use bunker_node::{HostingTerms, Node, NodeConfig, NodeParts};
 const T: Duration = Duration::from_secs(120);
 
 
+/// A listen address no outgoing connection can take before the node binds it.
 fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    bunker_ln::regtest::free_listen_addr().unwrap()
 }
 
 fn ln_config(dir: &std::path::Path, chain: &Bitcoind, addr: SocketAddr) -> LnConfig {

@@ -64,11 +64,9 @@ pub struct TestNode {
     pub seed: Seed,
 }
 
+/// A listen address no outgoing connection can take before the node binds it.
 pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    bunker_ln::regtest::free_listen_addr().unwrap()
 }
 
 pub fn config(dir: &Path, chain: ChainSource, addr: SocketAddr) -> LnConfig {
