@@ -33,7 +33,37 @@ function binary(name) {
   return p;
 }
 
-async function freePort() {
+const handedOut = new Set();
+
+/// Whether `port` can be listened on at 127.0.0.1 right now.
+function canListen(port) {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+/// A free loopback port for a daemon to listen on, from below the kernel's
+/// ephemeral range (as the Rust harness's `free_port`): a port the kernel
+/// picked for `listen(0)` and that was released can be taken by any
+/// outgoing connection (Chromium's, a swarm's dial) before the daemon binds
+/// it; one below the range only by an explicit bind.
+export async function freePort() {
+  let low = 32768;
+  try {
+    low = Number((await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8")).trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the default range
+  }
+  for (let i = 0; low > 12_000 && i < 200; i++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (!handedOut.has(port) && (await canListen(port))) {
+      handedOut.add(port);
+      return port;
+    }
+  }
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -64,7 +94,24 @@ function cleanEnv() {
 /// Its libp2p side listens on a free loopback port, without mDNS or UPnP,
 /// so it meets only the boxes a test names (`bootstrap`: multiaddrs with
 /// /p2p/ ids; `set`: more `KEY=VALUE` config settings).
-export async function startBox({ bootstrap = [], set = [] } = {}) {
+export async function startBox(options = {}) {
+  // Ports picked here are free when picked but can be taken by any outbound
+  // connection (Chromium's, a swarm's dial) before the daemon binds them: a
+  // daemon that exits with "address in use" is started again on new ports,
+  // as the Rust harness does (3 tries).
+  for (let tries = 1; ; tries++) {
+    try {
+      return await startBoxOnce(options);
+    } catch (e) {
+      if (tries >= 3 || !(e instanceof PortTaken)) throw e;
+      console.log(`bunkerd lost a port to another process; starting it again (${e.message.split("\n")[0]})`);
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startBoxOnce({ bootstrap = [], set = [] } = {}) {
   const dataDir = await mkdtemp(path.join(tmpdir(), "bunker-browser-"));
   const port = await freePort();
   const p2pPort = await freePort();
@@ -90,9 +137,16 @@ export async function startBox({ bootstrap = [], set = [] } = {}) {
   let log = "";
   child.stderr.on("data", (chunk) => (log += chunk));
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  // "close": exited and its stderr drained.
+  const closed = new Promise((resolve) => child.on("close", resolve));
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`bunkerd exited with ${child.exitCode} before it was ready:\n${log}`);
+    if (child.exitCode !== null) {
+      await closed; // the last of its stderr
+      const message = `bunkerd exited with ${child.exitCode} before it was ready:\n${log}`;
+      await rm(dataDir, { recursive: true, force: true });
+      throw /address (already )?in use/i.test(log) ? new PortTaken(message) : new Error(message);
+    }
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (res.ok) break;

@@ -4,21 +4,9 @@
 // invoice, shows the payment, and closes the channel after confirmation.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startBox, startBrowser, startChain, screenshot, setUpBox, watchErrors, PHONE } from "./harness.mjs";
-import { createServer } from "node:net";
+import { freePort, startBox, startBrowser, startChain, screenshot, setUpBox, watchErrors, PHONE } from "./harness.mjs";
 
 const PASSWORD = "correct horse battery";
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function lnBox(chain) {
   const lnPort = await freePort();
