@@ -1,6 +1,7 @@
 //! A full box answers an upload with 507 Insufficient Storage and a
 //! sentence the admin page and the CLI show, on both routers; a file larger
-//! than any disk is 413; nothing of the refused upload is kept.
+//! than any disk is 413; nothing of the refused upload is kept; a client
+//! still sending the body over TCP (as a browser does) reads the 507.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -187,5 +188,63 @@ async fn a_file_larger_than_any_disk_is_413_before_the_engine_sees_it() {
     .await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", String::from_utf8_lossy(&a.body));
     assert!(a.error().contains("largest data disk holds"), "{}", a.error());
+    b.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tcp_a_client_still_sending_the_body_reads_the_507() {
+    let b = new_box().await;
+    let mut full = DiskStatus::directory(&b.store);
+    full.reserved_bytes = free_bytes(&b.store).saturating_sub(64 << 10);
+    b.node.set_disks(vec![full]).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = b.local.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    let len = 32usize << 20;
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!("PUT /api/files/content?path=/big.bin&copies=0&keep_local=true HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        let mut w = s.try_clone().unwrap();
+        // The body goes on while the answer is read, as a browser sends it.
+        let sender = std::thread::spawn(move || {
+            let chunk = vec![7u8; 64 << 10];
+            let mut sent = 0;
+            while sent < len {
+                if w.write_all(&chunk).is_err() {
+                    break;
+                }
+                sent += chunk.len();
+            }
+            sent
+        });
+        let mut buf = vec![0u8; 4096];
+        let mut got = Vec::new();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(4).any(|w| w == b"\r\n\r\n") && String::from_utf8_lossy(&got).contains("\"}") {
+                        break;
+                    }
+                }
+                Err(e) => panic!("reading the answer: {e} (got {:?})", String::from_utf8_lossy(&got)),
+            }
+        }
+        let sent = sender.join().unwrap();
+        (String::from_utf8_lossy(&got).to_string(), sent)
+    })
+    .await
+    .unwrap();
+    assert!(answer.0.starts_with("HTTP/1.1 507"), "{answer:?}");
+    assert!(answer.0.contains("no room for /big.bin"), "{answer:?}");
+    eprintln!("body bytes written before the box stopped reading: {}", answer.1);
+    server.abort();
     b.node.shutdown().await;
 }
