@@ -252,11 +252,17 @@ async fn slow_reader_slows_the_writer() {
     let header = StoreHeader { contract_id: SLOW_READER_CONTRACT, object_root: [0x5D; 32], total_len: len };
     let (net, bid) = (a.net.clone(), b.id);
     let upload = tokio::spawn(async move { net.store(bid, header, body).await });
-    // While the host pauses after its first MiB, the sender may be at most a few flow-control
-    // windows ahead: nowhere near the 64 MiB it has to send.
+    // The host pauses once it has its first MiB, so not before the sender has read that MiB
+    // from its source: waited for (a fixed 1 s for it was a race on a loaded machine), then
+    // half the pause later the sender may be at most a few flow-control windows ahead:
+    // nowhere near the 64 MiB it has to send.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while read.load(std::sync::atomic::Ordering::SeqCst) < 1 << 20 {
+        assert!(tokio::time::Instant::now() < deadline, "sender did not start within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     tokio::time::sleep(SLOW_READER_PAUSE / 2).await;
     let ahead = read.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(ahead >= 1 << 20, "sender did not start: {ahead}");
     assert!(ahead <= (1 << 20) + (16 << 20), "sender ran {ahead} bytes ahead of a paused reader");
     upload.await.unwrap().unwrap();
     assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), len);
