@@ -108,7 +108,7 @@ impl BoxProcess {
             tries += 1;
             match Self::try_start(data_dir, extra, env) {
                 Ok(proc) => return proc,
-                Err(log) if tries < 3 && log.to_lowercase().contains("address in use") => {
+                Err(log) if tries < 3 && lost_its_port(&log) => {
                     eprintln!("bunkerd lost its port to another process; starting it again");
                 }
                 Err(log) => panic!("bunkerd exited before it was ready:\n{log}"),
@@ -207,6 +207,14 @@ impl Drop for BoxProcess {
     }
 }
 
+/// Whether a daemon's log says it could not bind a port. Linux says
+/// "Address already in use" (an earlier check for "address in use" never
+/// matched it, so the retry above never ran).
+fn lost_its_port(log: &str) -> bool {
+    let log = log.to_lowercase();
+    log.contains("address already in use") || log.contains("address in use")
+}
+
 /// Runs a workspace binary to completion (with a 30 s limit).
 pub fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(bin(name))
@@ -266,4 +274,20 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head:?}")))?;
     Ok((code, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_its_port;
+
+    #[test]
+    fn a_port_taken_before_the_daemon_bound_it_is_recognised() {
+        // bunkerd's own lines for its web and swarm ports.
+        assert!(lost_its_port("bunkerd: cannot listen on web.addr 127.0.0.1:38147: Address already in use (os error 98)"));
+        assert!(lost_its_port(
+            "bunkerd: cannot start the peer-to-peer network on net.listen [/ip4/127.0.0.1/tcp/38147]: \
+             cannot listen on /ip4/127.0.0.1/tcp/38147: Address already in use (os error 98)"
+        ));
+        assert!(!lost_its_port("bunkerd: the data directory /tmp/x is in use by another bunkerd"));
+    }
 }
