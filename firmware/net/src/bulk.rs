@@ -383,36 +383,63 @@ async fn send_body<R: AsyncRead + Unpin>(
     }
 }
 
-async fn open(
+/// Opens a stream to `peer` and exchanges the opening frames (our request,
+/// the peer's first answer) within `t`, trying again — [`GREET_TRIES`] in
+/// all — when the stream breaks before that answer. The host's libp2p-stream
+/// hands an inbound stream to its acceptor only if the acceptor is ready that
+/// very instant and drops it otherwise (two streams arriving together: the
+/// second is dropped), and a connection the swarm is closing fails new
+/// streams; either way the opener sees "connection is closed" under its
+/// first write or read although the peer is there and did nothing with the
+/// request. Nothing of the body was sent yet, so trying again is safe.
+async fn greet<Q, A>(
     control: &mut libp2p_stream::Control,
     peer: PeerId,
-    protocol: StreamProtocol,
-    name: &'static str,
+    (protocol, name): (StreamProtocol, &'static str),
+    request: (&'static str, &Q),
+    answer: &'static str,
+    cap: usize,
     t: Duration,
-) -> Result<Stream, StreamError> {
-    let deadline = tokio::time::Instant::now() + t;
-    let mut retried = false;
+) -> Result<(Stream, A), StreamError>
+where
+    Q: serde::Serialize,
+    A: serde::de::DeserializeOwned,
+{
+    let fe = |source: FrameError| StreamError::Frame { protocol: name, peer, source };
+    let mut tries = 0;
     loop {
-        match tokio::time::timeout_at(deadline, control.open_stream(peer, protocol.clone())).await {
-            Ok(Ok(s)) => return Ok(s),
-            // Two boxes that dialled each other hold two connections until the swarm
-            // closes one for idleness; a stream asked for on the closing one fails
-            // ("connection is closed") although the peer is there. Nothing was sent
-            // yet, so one more try goes out on the connection that stays (or a new one).
-            Ok(Err(libp2p_stream::OpenStreamError::Io(e))) if !retried => {
-                tracing::debug!(%peer, protocol = name, error = %e, "stream open failed; trying once more");
-                retried = true;
-                tokio::time::sleep(OPEN_RETRY_PAUSE).await;
+        tries += 1;
+        let mut broken = false;
+        let attempt = with_timeout(t, name, peer, async {
+            let mut stream = match control.open_stream(peer, protocol.clone()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    broken = matches!(e, libp2p_stream::OpenStreamError::Io(_));
+                    return Err(StreamError::Open { protocol: name, peer, reason: e.to_string() });
+                }
+            };
+            frame::write_frame(&mut stream, request.0, request.1, cap).await.map_err(fe)?;
+            let a: A = frame::read_frame(&mut stream, answer, cap).await.map_err(fe)?;
+            Ok((stream, a))
+        })
+        .await;
+        broken |= matches!(&attempt, Err(StreamError::Frame { source: FrameError::Io { .. }, .. }));
+        match attempt {
+            Err(e) if broken && tries < GREET_TRIES => {
+                tracing::debug!(%peer, protocol = name, error = %e, tries, "stream broke before the answer; trying again");
+                tokio::time::sleep(GREET_PAUSE * tries).await;
             }
-            Ok(Err(e)) => return Err(StreamError::Open { protocol: name, peer, reason: e.to_string() }),
-            Err(_) => return Err(StreamError::Stalled { protocol: name, peer, secs: t.as_secs_f64() }),
+            other => return other,
         }
     }
 }
 
-/// Pause before the one retry of a failed stream open: long enough for the
-/// swarm to finish closing the connection that failed.
-const OPEN_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Attempts at opening a stream and getting the peer's first answer.
+const GREET_TRIES: u32 = 3;
+/// Pause before the n-th new attempt is n times this: time for the peer's
+/// acceptor to take what it is handling, or for the swarm to finish closing
+/// the connection that failed.
+const GREET_PAUSE: Duration = Duration::from_millis(50);
 
 /// Owner side of `/bunker/store/1`.
 pub(crate) async fn store<R: AsyncRead + Unpin>(
@@ -424,12 +451,8 @@ pub(crate) async fn store<R: AsyncRead + Unpin>(
 ) -> Result<StoreReceipt, StreamError> {
     let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
     let fe = |source: FrameError| StreamError::Frame { protocol: STORE, peer, source };
-    let mut stream = open(&mut control, peer, protocols::STORE, STORE, t).await?;
-    let ready: StoreReady = with_timeout(t, STORE, peer, async {
-        frame::write_frame(&mut stream, "store header", &header, cap).await.map_err(fe)?;
-        frame::read_frame(&mut stream, "store ready", cap).await.map_err(fe)
-    })
-    .await?;
+    let (mut stream, ready): (Stream, StoreReady) =
+        greet(&mut control, peer, (protocols::STORE, STORE), ("store header", &header), "store ready", cap, t).await?;
     if let StoreReady::Reject { reason } = ready {
         return Err(StreamError::Refused { protocol: STORE, peer, reason });
     }
@@ -455,13 +478,8 @@ pub(crate) async fn fetch(
     max_len: u64,
 ) -> Result<IncomingObject, StreamError> {
     let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
-    let fe = |source: FrameError| StreamError::Frame { protocol: FETCH, peer, source };
-    let mut stream = open(&mut control, peer, protocols::FETCH, FETCH, t).await?;
-    let header: FetchHeader = with_timeout(t, FETCH, peer, async {
-        frame::write_frame(&mut stream, "fetch request", &request, cap).await.map_err(fe)?;
-        frame::read_frame(&mut stream, "fetch header", cap).await.map_err(fe)
-    })
-    .await?;
+    let (stream, header): (Stream, FetchHeader) =
+        greet(&mut control, peer, (protocols::FETCH, FETCH), ("fetch request", &request), "fetch header", cap, t).await?;
     match header {
         FetchHeader::Object { total_len } => {
             let limit = max_len.min(limits.max_object_bytes);
