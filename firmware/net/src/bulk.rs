@@ -434,6 +434,21 @@ where
     }
 }
 
+/// Our slot for one more transfer with `peer`: at most half of what the peer
+/// allows us (its limit is [`Limits::max_inbound_streams_per_peer`] and one
+/// more cuts us off; the margin covers its side of a transfer that has just
+/// ended here but not yet there), waiting up to [`OUTBOUND_WAIT`].
+async fn outbound_slot(outbound: &PeerGuard, limits: &Limits, peer: PeerId, name: &'static str) -> Result<Slot, StreamError> {
+    let max = (limits.max_inbound_streams_per_peer / 2).max(1);
+    match outbound.acquire(peer, max, OUTBOUND_WAIT).await {
+        Some(slot) => Ok(slot),
+        None => Err(StreamError::Busy { protocol: name, peer, running: max, secs: OUTBOUND_WAIT.as_secs_f64() }),
+    }
+}
+
+/// Longest a transfer waits for one of ours with the same peer to end.
+const OUTBOUND_WAIT: Duration = Duration::from_secs(600);
+
 /// Attempts at opening a stream and getting the peer's first answer.
 const GREET_TRIES: u32 = 3;
 /// Pause before the n-th new attempt is n times this: time for the peer's
@@ -444,11 +459,13 @@ const GREET_PAUSE: Duration = Duration::from_millis(50);
 /// Owner side of `/bunker/store/1`.
 pub(crate) async fn store<R: AsyncRead + Unpin>(
     mut control: libp2p_stream::Control,
+    outbound: &PeerGuard,
     limits: &Limits,
     peer: PeerId,
     header: StoreHeader,
     body: R,
 ) -> Result<StoreReceipt, StreamError> {
+    let _slot = outbound_slot(outbound, limits, peer, STORE).await?;
     let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
     let fe = |source: FrameError| StreamError::Frame { protocol: STORE, peer, source };
     let (mut stream, ready): (Stream, StoreReady) =
@@ -472,11 +489,13 @@ pub(crate) async fn store<R: AsyncRead + Unpin>(
 /// Requester side of `/bunker/fetch/1`.
 pub(crate) async fn fetch(
     mut control: libp2p_stream::Control,
+    outbound: &PeerGuard,
     limits: &Limits,
     peer: PeerId,
     request: FetchRequest,
     max_len: u64,
 ) -> Result<IncomingObject, StreamError> {
+    let slot = outbound_slot(outbound, limits, peer, FETCH).await?;
     let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
     let (stream, header): (Stream, FetchHeader) =
         greet(&mut control, peer, (protocols::FETCH, FETCH), ("fetch request", &request), "fetch header", cap, t).await?;
@@ -486,7 +505,7 @@ pub(crate) async fn fetch(
             if total_len > limit {
                 return Err(StreamError::TooLarge { protocol: FETCH, peer, len: total_len, cap: limit });
             }
-            Ok(IncomingObject::new(peer, FETCH, stream, total_len, limits, None, false))
+            Ok(IncomingObject::new(peer, FETCH, stream, total_len, limits, Some(slot), false))
         }
         FetchHeader::NotFound => Err(StreamError::NotFound { protocol: FETCH, peer }),
         FetchHeader::Refused { reason } => Err(StreamError::Refused { protocol: FETCH, peer, reason }),

@@ -163,6 +163,18 @@ pub enum StreamError {
         /// How long nothing moved.
         secs: f64,
     },
+    /// Our own transfers with this peer kept every slot busy for the whole wait.
+    #[error("{protocol} with {peer}: {running} transfers with this peer still running after {secs:.0} s")]
+    Busy {
+        /// Protocol.
+        protocol: &'static str,
+        /// Peer.
+        peer: PeerId,
+        /// Transfers already running.
+        running: usize,
+        /// How long we waited.
+        secs: f64,
+    },
     /// Reading the local body source or writing the stream failed.
     #[error("{protocol} with {peer}: {source}")]
     Io {

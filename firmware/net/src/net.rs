@@ -37,6 +37,8 @@ pub struct Net {
 struct Inner {
     commands: mpsc::Sender<Command>,
     control: libp2p_stream::Control,
+    /// Our own bulk streams per peer, kept under what the peer allows.
+    outbound: PeerGuard,
     local_peer_id: PeerId,
     limits: Arc<Limits>,
 }
@@ -151,7 +153,7 @@ impl Net {
         let event_loop = EventLoop::new(swarm, cmd_rx, cmd_tx.clone(), in_tx, limits.clone(), listen_addrs);
         tokio::spawn(event_loop.run());
         tracing::info!(peer = %local_peer_id, "network node started");
-        let inner = Inner { commands: cmd_tx, control, local_peer_id, limits };
+        let inner = Inner { commands: cmd_tx, control, outbound: PeerGuard::default(), local_peer_id, limits };
         Ok((Net { inner: Arc::new(inner) }, in_rx))
     }
 
@@ -312,7 +314,7 @@ impl Net {
         header: StoreHeader,
         body: R,
     ) -> Result<StoreReceipt, StreamError> {
-        bulk::store(self.inner.control.clone(), &self.inner.limits, peer, header, body).await
+        bulk::store(self.inner.control.clone(), &self.inner.outbound, &self.inner.limits, peer, header, body).await
     }
 
     /// `/bunker/fetch/1`: asks for a whole object; the body is read from the returned
@@ -324,7 +326,7 @@ impl Net {
         request: FetchRequest,
         max_len: u64,
     ) -> Result<IncomingObject, StreamError> {
-        bulk::fetch(self.inner.control.clone(), &self.inner.limits, peer, request, max_len).await
+        bulk::fetch(self.inner.control.clone(), &self.inner.outbound, &self.inner.limits, peer, request, max_len).await
     }
 
     /// Announces in the DHT that we hold the record named by `key` (e.g. a manifest snapshot).
