@@ -203,6 +203,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let admin = Arc::new(admin);
 
+    // The panel's shutdown (confirmed by a long press) stops the daemon like a signal.
+    // Started before any listener or the engine: a box configured for a panel it
+    // does not have stops with that one error, before it binds ports or dials peers.
+    let (panel_shutdown_tx, mut panel_shutdown) = tokio::sync::mpsc::channel::<()>(1);
+    let panel = FrontPanel::start(&cfg.panel, dir.path(), move || {
+        let _ = panel_shutdown_tx.try_send(());
+    })?
+    .map(Arc::new);
+
     let web = tokio::net::TcpListener::bind(cfg.web.addr)
         .await
         .with_context(|| format!("cannot listen on web.addr {}", cfg.web.addr))?;
@@ -226,12 +235,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = daemon_status.disks.set(disks.clone());
     slot.set(node.as_ref().map(|n| engine_api(&cfg, &dir, n)));
 
-    // The panel's shutdown (confirmed by a long press) stops the daemon like a signal.
-    let (panel_shutdown_tx, mut panel_shutdown) = tokio::sync::mpsc::channel::<()>(1);
-    let panel = FrontPanel::start(&cfg.panel, dir.path(), move || {
-        let _ = panel_shutdown_tx.try_send(());
-    })?
-    .map(Arc::new);
     let mut local_router = bunker_web::local_api_router(admin.clone(), status.clone());
     let panel_feed = panel.as_ref().map(|panel| {
         local_router = local_router.clone().merge(bunker_web::panel_router(panel.clone() as Arc<dyn PanelControl>));
