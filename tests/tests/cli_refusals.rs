@@ -40,7 +40,7 @@ fn bunker_put_on_a_full_box_says_no_room_and_keeps_nothing() {
     let out = bunker(&node, &["put", local.to_str().unwrap(), "/photo.jpg", "--copies", "0"]);
     let said = text(&out);
     assert!(!out.status.success(), "put on a full box succeeded: {said}");
-    assert!(said.contains("507") && said.contains("no room for /photo.jpg"), "{said}\n{}", node.log());
+    assert!(said.contains("507") && said.contains("no room for /photo.jpg"), "{:?}: {said}\n{}", out.status, node.log());
     assert!(said.contains("add a data disk"), "{said}");
     let ls = bunker(&node, &["ls", "/"]);
     assert!(!text(&ls).contains("photo.jpg"), "{}", text(&ls));

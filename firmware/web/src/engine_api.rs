@@ -347,10 +347,62 @@ async fn upload(
             format!("{path} is {size} bytes; the box's largest data disk holds {largest} bytes in all ({free} bytes free)"),
         ));
     }
-    let reader = tokio_util::io::StreamReader::new(idle_limited(body.into_data_stream(), UPLOAD_IDLE));
+    let reader = SharedBody::new(tokio_util::io::StreamReader::new(idle_limited(body.into_data_stream(), UPLOAD_IDLE)));
     let node = api.node.clone();
-    let file = run(async move { node.put(&path, size, policy, reader).await }).await?;
-    Ok((StatusCode::CREATED, Json(file)).into_response())
+    let for_put = reader.clone();
+    let result = run(async move { node.put(&path, size, policy, for_put).await.map_err(EngineError::from) }).await;
+    match result {
+        Ok(file) => Ok((StatusCode::CREATED, Json(file)).into_response()),
+        Err(e) => {
+            if e.status == StatusCode::INSUFFICIENT_STORAGE && size <= DRAIN_LIMIT {
+                reader.drain(DRAIN_LIMIT, DRAIN_TIME).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A refused upload's body up to this size is read and dropped before the
+/// refusal is sent; a larger one gets the refusal and a closed connection.
+const DRAIN_LIMIT: u64 = 64 << 20;
+/// Longest that reading takes.
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+
+/// The upload body, shared between the engine's put and the handler. A full
+/// box refuses a put before reading a byte; if the handler answered then, a
+/// client still sending its file would hit a closed connection and never
+/// read the 507 (the `bunker` CLI printed only "broken pipe"). Sharing the
+/// body lets the handler read the rest (bounded) before it answers.
+struct SharedBody<R>(Arc<std::sync::Mutex<R>>);
+
+impl<R> Clone for SharedBody<R> {
+    fn clone(&self) -> Self {
+        SharedBody(Arc::clone(&self.0))
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> SharedBody<R> {
+    fn new(r: R) -> Self {
+        SharedBody(Arc::new(std::sync::Mutex::new(r)))
+    }
+
+    /// Reads and drops up to `limit` bytes within `time`.
+    async fn drain(mut self, limit: u64, time: Duration) {
+        let mut rest = tokio::io::AsyncReadExt::take(&mut self, limit);
+        let _ = tokio::time::timeout(time, tokio::io::copy(&mut rest, &mut tokio::io::sink())).await;
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for SharedBody<R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        // Never contended: the put reads it, and the handler only after the put ended.
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        std::pin::Pin::new(&mut *r).poll_read(cx, buf)
+    }
 }
 
 /// The announced body length; uploads without one are refused (411): the

@@ -182,14 +182,30 @@ struct PairingCode {
     pairing_code: String,
 }
 
+/// `bunker audits | head`: a reader that goes away ends the CLI quietly, as
+/// with any Unix tool, instead of a panic message on the next print. SIGPIPE
+/// itself stays ignored (Rust's default): with its default action, a daemon
+/// closing the socket under an upload killed the CLI without a word.
+fn quiet_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            // What a shell reports for a reader that went away (128 + SIGPIPE).
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    // `bunker audits | head`: a reader that goes away ends the CLI quietly,
-    // as with any Unix tool, instead of a panic on the next print.
-    // SAFETY: no other thread has started; SIG_DFL has no handler to race with.
-    unsafe {
-        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
-    }
+    quiet_when_stdout_closes();
     let cli = Cli::parse();
     let socket = cli.socket.clone().unwrap_or_else(|| cli.data_dir.join(SOCKET_FILE));
     match run(&cli, &socket).await {
