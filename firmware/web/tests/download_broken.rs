@@ -8,58 +8,34 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use bunker_node::Policy;
-use bunker_web::{local_api_router, with_engine, Admin, AdminOptions, EngineApi, NodeStatus, Router, SeedWords, StatusSource};
+use bunker_web::Router;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-struct NoWords;
-impl SeedWords for NoWords {
-    fn words(&self) -> Result<Vec<String>, String> {
-        Err("no words in this test".into())
-    }
-}
+mod common;
 
-struct Status;
-impl StatusSource for Status {
-    fn status(&self) -> NodeStatus {
-        NodeStatus { version: "0".into(), state: "running".into(), uptime_secs: 0, peer_id: None, data_dir_space: None, disks: vec![], alerts: vec![] }
-    }
-}
+use common::new_box_with;
 
 /// An engine holding `data` at `/f.bin` as its keep-local copy only, that
 /// copy damaged at three quarters, behind the local API router.
 async fn box_with_damaged_file(data: &[u8]) -> (tempfile::TempDir, bunker_node::Node, Router) {
-    let dir = tempfile::tempdir().unwrap();
-    let seed = bunker_core::Seed::generate();
-    let keys = bunker_core::Keys::from_seed(&seed);
-    let (net, inbound) = bunker_net::Net::start(bunker_net::NetConfig::loopback(keys.identity())).await.unwrap();
-    let manifest = bunker_manifest::Manifest::open(dir.path().join("MANIFEST.db")).unwrap();
-    let store = dir.path().join("store");
-    let mut config = bunker_node::NodeConfig::new(&store);
-    config.segment_size = 4096;
-    let node = bunker_node::Node::start(bunker_node::NodeParts { seed, config, manifest, net, inbound, ln: None })
+    let b = new_box_with(|c| c.segment_size = 4096).await;
+    b.node
+        .put("/f.bin", data.len() as u64, Policy { copies: 0, keep_local: true }, std::io::Cursor::new(data.to_vec()))
         .await
         .unwrap();
-    node.put("/f.bin", data.len() as u64, Policy { copies: 0, keep_local: true }, std::io::Cursor::new(data.to_vec()))
-        .await
-        .unwrap();
-    let local = std::fs::read_dir(store.join("local")).unwrap().next().unwrap().unwrap().path().join("object");
+    let local = std::fs::read_dir(b.store.join("local")).unwrap().next().unwrap().unwrap().path().join("object");
     let mut sealed = std::fs::read(&local).unwrap();
     let at = sealed.len() * 3 / 4;
     sealed[at] ^= 0x5a;
     std::fs::write(&local, &sealed).unwrap();
-    std::fs::create_dir_all(dir.path().join("admin")).unwrap();
-    let admin = Arc::new(Admin::open(AdminOptions::new(dir.path().join("admin")), Arc::new(NoWords)).unwrap());
-    let api = EngineApi { node: node.clone(), store_root: store, scratch_dir: dir.path().to_owned() };
-    let router = with_engine(local_api_router(admin, Arc::new(Status)), api);
-    (dir, node, router)
+    (b.dir, b.node, b.local)
 }
 
 fn data() -> Vec<u8> {

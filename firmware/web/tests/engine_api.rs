@@ -1,121 +1,16 @@
 //! The engine's HTTP API over a real engine (loopback swarm, real
 //! MANIFEST.db): who may call it, what bad input gets, and what it serves.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
-use bunker_web::password::PasswordCost;
-use bunker_web::rate_limit::{Bucket, RateLimits};
-use bunker_web::{
-    admin_router, local_api_router, with_engine, Admin, AdminOptions, EngineApi, NodeStatus, Router, SeedWords,
-    StatusSource,
-};
-use http_body_util::BodyExt;
+use bunker_web::local_api_router;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-const HOST: &str = "127.0.0.1:8080";
-const ORIGIN: &str = "http://127.0.0.1:8080";
+mod common;
 
-struct NoWords;
-impl SeedWords for NoWords {
-    fn words(&self) -> Result<Vec<String>, String> {
-        Err("no words in this test".into())
-    }
-}
-
-struct Status;
-impl StatusSource for Status {
-    fn status(&self) -> NodeStatus {
-        NodeStatus { version: "0".into(), state: "running".into(), uptime_secs: 0, peer_id: None, data_dir_space: None, disks: vec![], alerts: vec![] }
-    }
-}
-
-/// One box: a real engine behind both routers.
-struct TestBox {
-    dir: tempfile::TempDir,
-    admin: Arc<Admin>,
-    admin_router: Router,
-    local: Router,
-    node: bunker_node::Node,
-}
-
-async fn new_box() -> TestBox {
-    let dir = tempfile::tempdir().unwrap();
-    let seed = bunker_core::Seed::generate();
-    let keys = bunker_core::Keys::from_seed(&seed);
-    let (net, inbound) = bunker_net::Net::start(bunker_net::NetConfig::loopback(keys.identity())).await.unwrap();
-    let manifest = bunker_manifest::Manifest::open(dir.path().join("MANIFEST.db")).unwrap();
-    let store = dir.path().join("store");
-    let node = bunker_node::Node::start(bunker_node::NodeParts {
-        seed,
-        config: bunker_node::NodeConfig::new(&store),
-        manifest,
-        net,
-        inbound,
-        ln: None,
-    })
-    .await
-    .unwrap();
-    let mut opts = AdminOptions::new(dir.path().join("admin"));
-    opts.password_cost = PasswordCost { memory_kib: 64, iterations: 1, parallelism: 1 };
-    opts.rate_limits = RateLimits {
-        per_ip: Bucket { burst: 1000, refill: Duration::from_millis(1) },
-        global: Bucket { burst: 1000, refill: Duration::from_millis(1) },
-    };
-    std::fs::create_dir_all(dir.path().join("admin")).unwrap();
-    let admin = Arc::new(Admin::open(opts, Arc::new(NoWords)).unwrap());
-    let api = EngineApi { node: node.clone(), store_root: store, scratch_dir: dir.path().to_owned() };
-    let admin_router = with_engine(admin_router(admin.clone(), Arc::new(Status)), api.clone());
-    let local = with_engine(local_api_router(admin.clone(), Arc::new(Status)), api);
-    TestBox { dir, admin, admin_router, local, node }
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn error(&self) -> String {
-        let v: Value = serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)));
-        v["error"].as_str().unwrap_or_else(|| panic!("no error field: {v}")).to_string()
-    }
-}
-
-async fn send(router: &Router, req: Request<Body>) -> Answer {
-    let mut req = req;
-    req.extensions_mut().insert(ConnectInfo(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000)));
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Answer { status, headers, body }
-}
-
-fn req(method: Method, uri: &str) -> axum::http::request::Builder {
-    Request::builder().method(method).uri(uri).header(header::HOST, HOST).header(header::ORIGIN, ORIGIN)
-}
-
-async fn claim(b: &TestBox) -> String {
-    let code = b.admin.pairing_code().unwrap();
-    let a = send(
-        &b.admin_router,
-        req(Method::POST, "/api/setup/claim")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(json!({ "pairing_code": code, "password": "correct horse battery" }).to_string()))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK);
-    a.headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string()
-}
+use common::*;
 
 const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
 
