@@ -3,152 +3,55 @@
 //! that the figures are the ones a real replication round and a real holder
 //! audit produced — nothing before there is something to show.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use bunker_core::FileId;
-use bunker_manifest::{FilePath, Manifest, NewFile};
-use bunker_web::password::PasswordCost;
-use bunker_web::rate_limit::{Bucket, RateLimits};
-use bunker_web::{
-    admin_router, local_api_router, with_engine, Admin, AdminOptions, EngineApi, NodeStatus, Router, SeedWords,
-    StatusSource,
-};
-use http_body_util::BodyExt;
+use bunker_manifest::{FilePath, NewFile};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-const HOST: &str = "127.0.0.1:8080";
-const ORIGIN: &str = "http://127.0.0.1:8080";
+mod common;
 
-struct NoWords;
-impl SeedWords for NoWords {
-    fn words(&self) -> Result<Vec<String>, String> {
-        Err("no words in this test".into())
-    }
-}
-
-struct Status;
-impl StatusSource for Status {
-    fn status(&self) -> NodeStatus {
-        NodeStatus {
-            version: "0".into(),
-            state: "running".into(),
-            uptime_secs: 0,
-            peer_id: None,
-            data_dir_space: None,
-            disks: vec![],
-            alerts: vec![],
-        }
-    }
-}
+use common::{claim, new_box_from, send, TestBox, HOST};
 
 /// One box: a real engine (with `files` already in its manifest) behind
 /// the admin and local routers.
-struct TestBox {
-    _dir: tempfile::TempDir,
-    admin: Arc<Admin>,
-    admin_router: Router,
-    local: Router,
-    node: bunker_node::Node,
-}
-
 async fn new_box(files: &[&str], holders_wanted: usize) -> TestBox {
-    let dir = tempfile::tempdir().unwrap();
-    let seed = bunker_core::Seed::generate();
-    let keys = bunker_core::Keys::from_seed(&seed);
-    let (net, inbound) = bunker_net::Net::start(bunker_net::NetConfig::loopback(keys.identity())).await.unwrap();
-    let mut manifest = Manifest::open(dir.path().join("MANIFEST.db")).unwrap();
-    for path in files {
-        let file = NewFile {
-            path: FilePath::parse(path).unwrap(),
-            object_id: FileId::random(),
-            size: 1234,
-            plaintext_blake3: [7; 32],
-            segment_size: 65536,
-            keep_local: false,
-            redundancy: 2,
-            local: None,
-            created_at: 1_700_000_000,
-            modified_at: 1_700_000_000,
-        };
-        manifest.put_file(&file, &[]).unwrap();
-    }
-    let store = dir.path().join("store");
-    let mut config = bunker_node::NodeConfig::new(&store);
-    config.replication.holders = holders_wanted;
-    // The test's temp disk need not keep 2 GiB free to hold a snapshot.
-    config.hosting.safety_margin_bytes = 0;
-    let node = bunker_node::Node::start(bunker_node::NodeParts { seed, config, manifest, net, inbound, ln: None })
-        .await
-        .unwrap();
-    let mut opts = AdminOptions::new(dir.path().join("admin"));
-    opts.password_cost = PasswordCost { memory_kib: 64, iterations: 1, parallelism: 1 };
-    opts.rate_limits = RateLimits {
-        per_ip: Bucket { burst: 1000, refill: Duration::from_millis(1) },
-        global: Bucket { burst: 1000, refill: Duration::from_millis(1) },
-    };
-    std::fs::create_dir_all(dir.path().join("admin")).unwrap();
-    let admin = Arc::new(Admin::open(opts, Arc::new(NoWords)).unwrap());
-    let api = EngineApi { node: node.clone(), store_root: store, scratch_dir: dir.path().to_owned() };
-    let admin_router = with_engine(admin_router(admin.clone(), Arc::new(Status)), api.clone());
-    let local = with_engine(local_api_router(admin.clone(), Arc::new(Status)), api);
-    TestBox { _dir: dir, admin, admin_router, local, node }
+    new_box_from(
+        |manifest| {
+            for path in files {
+                let file = NewFile {
+                    path: FilePath::parse(path).unwrap(),
+                    object_id: FileId::random(),
+                    size: 1234,
+                    plaintext_blake3: [7; 32],
+                    segment_size: 65536,
+                    keep_local: false,
+                    redundancy: 2,
+                    local: None,
+                    created_at: 1_700_000_000,
+                    modified_at: 1_700_000_000,
+                };
+                manifest.put_file(&file, &[]).unwrap();
+            }
+        },
+        |config| {
+            config.replication.holders = holders_wanted;
+            // The test's temp disk need not keep 2 GiB free to hold a snapshot.
+            config.hosting.safety_margin_bytes = 0;
+        },
+    )
+    .await
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-    fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error field: {}", self.json())).to_string()
-    }
-}
-
-async fn send(router: &Router, mut req: Request<Body>) -> Answer {
-    req.extensions_mut().insert(ConnectInfo(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000)));
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Answer { status, headers, body }
-}
-
+/// A request from the page's origin with an empty body, with `cookie` if given.
 fn req(method: Method, uri: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut b = Request::builder().method(method).uri(uri).header(header::HOST, HOST).header(header::ORIGIN, ORIGIN);
+    let mut b = common::req(method, uri);
     if let Some(c) = cookie {
         b = b.header(header::COOKIE, c);
     }
     b.header(header::CONTENT_LENGTH, "0").body(Body::empty()).unwrap()
-}
-
-async fn claim(b: &TestBox) -> String {
-    let code = b.admin.pairing_code().unwrap();
-    let a = send(
-        &b.admin_router,
-        Request::builder()
-            .method(Method::POST)
-            .uri("/api/setup/claim")
-            .header(header::HOST, HOST)
-            .header(header::ORIGIN, ORIGIN)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(json!({ "pairing_code": code, "password": "correct horse battery" }).to_string()))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK);
-    a.headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string()
 }
 
 async fn connect(from: &bunker_node::Node, to: &bunker_node::Node) {

@@ -54,11 +54,21 @@ pub async fn new_box() -> TestBox {
 
 /// A box whose engine settings `tweak` changes first.
 pub async fn new_box_with(tweak: impl FnOnce(&mut bunker_node::NodeConfig)) -> TestBox {
+    new_box_from(|_| {}, tweak).await
+}
+
+/// A box whose MANIFEST.db `prepare` fills and whose engine settings
+/// `tweak` changes before the engine starts.
+pub async fn new_box_from(
+    prepare: impl FnOnce(&mut bunker_manifest::Manifest),
+    tweak: impl FnOnce(&mut bunker_node::NodeConfig),
+) -> TestBox {
     let dir = tempfile::tempdir().unwrap();
     let seed = bunker_core::Seed::generate();
     let keys = bunker_core::Keys::from_seed(&seed);
     let (net, inbound) = bunker_net::Net::start(bunker_net::NetConfig::loopback(keys.identity())).await.unwrap();
-    let manifest = bunker_manifest::Manifest::open(dir.path().join("MANIFEST.db")).unwrap();
+    let mut manifest = bunker_manifest::Manifest::open(dir.path().join("MANIFEST.db")).unwrap();
+    prepare(&mut manifest);
     let store = dir.path().join("store");
     let mut config = bunker_node::NodeConfig::new(&store);
     tweak(&mut config);
@@ -86,9 +96,13 @@ pub struct Answer {
 }
 
 impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
     pub fn error(&self) -> String {
-        let v: Value = serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)));
+        let v = self.json();
         v["error"].as_str().unwrap_or_else(|| panic!("no error field: {v}")).to_string()
     }
 
