@@ -8,23 +8,22 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use bunker_core::Seed;
 use bunker_node::{Node, Policy};
-use bunker_web::password::PasswordCost;
-use bunker_web::rate_limit::{Bucket, RateLimits};
 use bunker_web::restore::StartFuture;
 use bunker_web::{
-    admin_router, with_engine, with_restore, Admin, AdminOptions, EngineApi, NodeStatus, RestoreControl,
+    admin_router, with_engine, with_restore, Admin, EngineApi, NodeStatus, RestoreControl,
     RestoreState, Router, SeedWords, SetupStage, StatusSource,
 };
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+
+mod common;
 
 const HOST: &str = "127.0.0.1:8080";
 const ORIGIN: &str = "http://127.0.0.1:8080";
@@ -98,14 +97,7 @@ async fn new_box() -> TestBox {
     })
     .await
     .unwrap();
-    let mut opts = AdminOptions::new(dir.path().join("admin"));
-    opts.password_cost = PasswordCost { memory_kib: 64, iterations: 1, parallelism: 1 };
-    opts.rate_limits = RateLimits {
-        per_ip: Bucket { burst: 1000, refill: Duration::from_millis(1) },
-        global: Bucket { burst: 1000, refill: Duration::from_millis(1) },
-    };
-    std::fs::create_dir_all(dir.path().join("admin")).unwrap();
-    let admin = Arc::new(Admin::open(opts, Arc::new(FirstWords(words))).unwrap());
+    let admin = Arc::new(Admin::open(common::fast_admin_options(dir.path()), Arc::new(FirstWords(words))).unwrap());
     let api = EngineApi { node: node.clone(), store_root: store, scratch_dir: dir.path().to_owned() };
     let control = Arc::new(Recorder { node: node.clone(), handed: Mutex::new(Vec::new()) });
     let router = with_restore(with_engine(admin_router(admin.clone(), Arc::new(Status)), api), control.clone());

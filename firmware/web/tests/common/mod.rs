@@ -75,18 +75,24 @@ pub async fn new_box_from(
     let node = bunker_node::Node::start(bunker_node::NodeParts { seed, config, manifest, net, inbound, ln: None })
         .await
         .unwrap();
-    let mut opts = AdminOptions::new(dir.path().join("admin"));
+    let admin = Arc::new(Admin::open(fast_admin_options(dir.path()), Arc::new(NoWords)).unwrap());
+    let api = EngineApi { node: node.clone(), store_root: store.clone(), scratch_dir: dir.path().to_owned() };
+    let admin_router = with_engine(admin_router(admin.clone(), Arc::new(Status)), api.clone());
+    let local = with_engine(local_api_router(admin.clone(), Arc::new(Status)), api);
+    TestBox { dir, store, admin, admin_router, local, node }
+}
+
+/// The admin page's state under `data_dir/admin`, with a password hash
+/// cheap enough for tests and rate limits no test reaches.
+pub fn fast_admin_options(data_dir: &std::path::Path) -> AdminOptions {
+    let mut opts = AdminOptions::new(data_dir.join("admin"));
     opts.password_cost = PasswordCost { memory_kib: 64, iterations: 1, parallelism: 1 };
     opts.rate_limits = RateLimits {
         per_ip: Bucket { burst: 1000, refill: Duration::from_millis(1) },
         global: Bucket { burst: 1000, refill: Duration::from_millis(1) },
     };
-    std::fs::create_dir_all(dir.path().join("admin")).unwrap();
-    let admin = Arc::new(Admin::open(opts, Arc::new(NoWords)).unwrap());
-    let api = EngineApi { node: node.clone(), store_root: store.clone(), scratch_dir: dir.path().to_owned() };
-    let admin_router = with_engine(admin_router(admin.clone(), Arc::new(Status)), api.clone());
-    let local = with_engine(local_api_router(admin.clone(), Arc::new(Status)), api);
-    TestBox { dir, store, admin, admin_router, local, node }
+    std::fs::create_dir_all(data_dir.join("admin")).unwrap();
+    opts
 }
 
 pub struct Answer {
