@@ -381,6 +381,17 @@ pub struct NetConfig {
     /// Ask the home router for a port mapping by UPnP.
     #[serde(default = "default_true")]
     pub upnp: bool,
+    /// TCP port of the lane, where peers send and fetch the (already
+    /// sealed) bodies of objects without a second layer of encryption; on
+    /// the IP of the first TCP listen address. 0: any free port (it is told
+    /// to peers per transfer). Forward a fixed one by hand to let peers
+    /// outside the LAN use it; peers that cannot reach it use the encrypted
+    /// stream instead.
+    #[serde(default)]
+    pub lane_port: u16,
+    /// Offer the lane at all.
+    #[serde(default = "default_true")]
+    pub lane: bool,
 }
 
 /// How often background work runs. Each interval is randomised per object
@@ -585,7 +596,7 @@ impl Default for WebConfig {
 }
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig { listen: default_listen(), bootstrap: Vec::new(), mdns: true, upnp: true }
+        NetConfig { listen: default_listen(), bootstrap: Vec::new(), mdns: true, upnp: true, lane_port: 0, lane: true }
     }
 }
 impl Default for Intervals {

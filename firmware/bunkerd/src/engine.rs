@@ -56,6 +56,7 @@ pub async fn start(cfg: &Config, data_dir: &Path, seed: Seed, keys: &Keys) -> an
     net_config.bootstrap = bootstrap.clone();
     net_config.mdns = cfg.net.mdns;
     net_config.upnp = cfg.net.upnp;
+    net_config.lane_port = cfg.net.lane.then_some(cfg.net.lane_port);
     let listen = cfg.net.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     let (net, inbound) = bunker_net::Net::start(net_config)
         .await

@@ -1,4 +1,4 @@
-//! Throughput of `/bunker/store/1` between two swarms on 127.0.0.1 against a bare libp2p
+//! Throughput of `/bunker/store/2` between two swarms on 127.0.0.1 against a bare libp2p
 //! stream over the same transport (TCP + noise + yamux, same settings) in the same run, plus
 //! the peak RSS growth during each transfer.
 //!
@@ -152,7 +152,7 @@ async fn bare_run(size: u64) -> (f64, u64, f64) {
     (size as f64 / secs / 1e6, status_kib("VmHWM:").saturating_sub(base), size as f64 / cpu.max(0.01) / 1e6)
 }
 
-/// `/bunker/store/1` between two bunker nodes: header, acceptance, body, verdict.
+/// `/bunker/store/2` between two bunker nodes: header, acceptance, body, verdict.
 async fn store_run(size: u64) -> (f64, u64, f64) {
     let (a, _a_in) = Net::start(NetConfig::loopback(Keypair::generate_ed25519())).await.unwrap();
     let (b, mut b_in) = Net::start(NetConfig::loopback(Keypair::generate_ed25519())).await.unwrap();

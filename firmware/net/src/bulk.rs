@@ -1,8 +1,10 @@
-//! `/bunker/store/1` and `/bunker/fetch/1`: whole objects over libp2p streams.
+//! `/bunker/store/2` and `/bunker/fetch/2`: whole objects over libp2p streams.
 //!
 //! Shape of both: a capped header frame, an answer frame, then exactly `total_len` raw body
 //! bytes (the length was announced up front, capped by the receiver and checked at the end),
-//! and for store a final frame saying whether the host kept it. Bodies are copied through one
+//! and for store a final frame saying whether the host kept it. When the host has a lane
+//! ([`crate::lane`]) the answer frame offers it, and the body bytes move on that plain TCP
+//! connection instead of the stream; every frame stays on the stream. Bodies are copied through one
 //! fixed buffer, and yamux's per-stream window means a writer can be at most one window ahead
 //! of a reader: a slow disk on the host slows the sender, memory stays bounded. A stream on
 //! which nothing moves for [`Limits::stream_idle_timeout`] fails with [`StreamError::Stalled`].
@@ -16,9 +18,14 @@ use std::{
     time::Duration,
 };
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    net::TcpStream,
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::{
     error::StreamError,
@@ -26,16 +33,17 @@ use crate::{
     frame::{self, FrameError},
     guard::{PeerGuard, Slot},
     inbound::InboundRequest,
+    lane::{LaneClient, LaneHost, Ticket},
     limits::Limits,
-    messages::{FetchHeader, FetchRequest, StoreDone, StoreHeader, StoreReady, StoreReceipt},
+    messages::{FetchHeader, FetchRequest, Id32, LaneChoice, StoreDone, StoreHeader, StoreReady, StoreReceipt},
     protocols,
 };
 
 /// Size of the one copy buffer per transfer.
 const CHUNK: usize = 256 * 1024;
 
-const STORE: &str = "/bunker/store/1";
-const FETCH: &str = "/bunker/fetch/1";
+const STORE: &str = "/bunker/store/2";
+const FETCH: &str = "/bunker/fetch/2";
 
 /// What the acceptor tasks share.
 pub(crate) struct BulkCtx {
@@ -43,6 +51,26 @@ pub(crate) struct BulkCtx {
     pub(crate) guard: PeerGuard,
     pub(crate) inbound: mpsc::Sender<InboundRequest>,
     pub(crate) commands: mpsc::Sender<Command>,
+    /// Our lane, when we have one: offered for the body of every store and fetch.
+    pub(crate) lane: Option<Arc<LaneHost>>,
+}
+
+/// What an owner needs to use hosts' lanes: the client, and the event loop to learn which IP
+/// our connection to a host goes to.
+pub(crate) struct OwnerLanes {
+    pub(crate) client: LaneClient,
+    pub(crate) commands: mpsc::Sender<Command>,
+}
+
+impl OwnerLanes {
+    /// Opens `peer`'s lane on `port` and shows `ticket`; `None` when the peer has no direct
+    /// connection with an IP (relayed) or the lane cannot be reached.
+    async fn open(&self, peer: PeerId, port: u16, ticket: &Id32) -> Option<TcpStream> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::PeerIp { peer, tx }).await.ok()?;
+        let ip = rx.await.ok()??;
+        self.client.open(std::net::SocketAddr::new(ip, port), ticket).await
+    }
 }
 
 impl BulkCtx {
@@ -58,6 +86,8 @@ pub struct IncomingObject {
     peer: PeerId,
     protocol: &'static str,
     stream: Stream,
+    /// Where the body comes from when it is not the stream.
+    lane: Option<Compat<TcpStream>>,
     total: u64,
     remaining: u64,
     idle: Duration,
@@ -75,6 +105,7 @@ impl std::fmt::Debug for IncomingObject {
             .field("protocol", &self.protocol)
             .field("total", &self.total)
             .field("remaining", &self.remaining)
+            .field("lane", &self.lane.is_some())
             .finish()
     }
 }
@@ -83,7 +114,7 @@ impl IncomingObject {
     fn new(
         peer: PeerId,
         protocol: &'static str,
-        stream: Stream,
+        (stream, lane): (Stream, Option<TcpStream>),
         total: u64,
         limits: &Limits,
         slot: Option<Slot>,
@@ -94,6 +125,7 @@ impl IncomingObject {
             peer,
             protocol,
             stream,
+            lane: lane.map(TokioAsyncReadCompatExt::compat),
             total,
             remaining: total,
             idle,
@@ -122,6 +154,11 @@ impl IncomingObject {
     /// Body bytes not yet read.
     pub fn remaining(&self) -> u64 {
         self.remaining
+    }
+
+    /// True when the body comes on the sender's lane (plain TCP) rather than the stream.
+    pub fn via_lane(&self) -> bool {
+        self.lane.is_some()
     }
 
     /// Ends an inbound store: tells the owner the object was kept, with the signed receipt
@@ -182,7 +219,34 @@ impl AsyncRead for IncomingObject {
             return Poll::Ready(Ok(0));
         }
         let max = buf.len().min(usize::try_from(this.remaining).unwrap_or(usize::MAX));
-        match Pin::new(&mut this.stream).poll_read(cx, &mut buf[..max]) {
+        if this.lane.is_some() && this.send_verdict {
+            // A store body on the lane: the owner sends nothing more on the stream until our
+            // verdict, so anything there (its end, a reset because its node went away) means
+            // the transfer is over; do not keep taking bytes nobody waits a verdict for.
+            let mut probe = [0u8; 1];
+            if let Poll::Ready(r) = Pin::new(&mut this.stream).poll_read(cx, &mut probe) {
+                let why = match r {
+                    Ok(0) => "closed".to_string(),
+                    Ok(_) => "sent bytes out of turn".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    format!(
+                        "{} from {}: object ended after {} of {} bytes: the stream {why} while the body was on the lane",
+                        this.protocol,
+                        this.peer,
+                        this.total - this.remaining,
+                        this.total
+                    ),
+                )));
+            }
+        }
+        let read = match this.lane.as_mut() {
+            Some(lane) => Pin::new(lane).poll_read(cx, &mut buf[..max]),
+            None => Pin::new(&mut this.stream).poll_read(cx, &mut buf[..max]),
+        };
+        match read {
             Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
@@ -229,6 +293,7 @@ pub struct InboundStore {
     stream: Stream,
     limits: Arc<Limits>,
     slot: Slot,
+    lane: Option<Arc<LaneHost>>,
 }
 
 impl std::fmt::Debug for InboundStore {
@@ -242,16 +307,25 @@ impl InboundStore {
     /// it is on disk (or failed verification).
     pub async fn accept(mut self) -> Result<IncomingObject, StreamError> {
         let (peer, cap, t) = (self.peer, self.limits.max_stream_header, self.limits.stream_header_timeout);
+        let ticket = self.lane.as_ref().map(|lane| (lane.port(), lane.issue()));
+        let ready = match &ticket {
+            Some((port, (id, _))) => StoreReady::AcceptLane { port: *port, ticket: *id },
+            None => StoreReady::Accept,
+        };
         with_timeout(t, STORE, peer, async {
-            frame::write_frame(&mut self.stream, "store ready", &StoreReady::Accept, cap)
+            frame::write_frame(&mut self.stream, "store ready", &ready, cap)
                 .await
                 .map_err(|source| StreamError::Frame { protocol: STORE, peer, source })
         })
         .await?;
+        let lane = match ticket {
+            Some((_, (_, ticket))) => take_lane(&mut self.stream, ticket, &self.limits, STORE, peer).await?,
+            None => None,
+        };
         Ok(IncomingObject::new(
             peer,
             STORE,
-            self.stream,
+            (self.stream, lane),
             self.header.total_len,
             &self.limits,
             Some(self.slot),
@@ -283,6 +357,7 @@ pub struct InboundFetch {
     stream: Stream,
     limits: Arc<Limits>,
     _slot: Slot,
+    lane: Option<Arc<LaneHost>>,
 }
 
 impl std::fmt::Debug for InboundFetch {
@@ -295,14 +370,50 @@ impl InboundFetch {
     /// Streams exactly `len` bytes of `body` to the requester, as fast as it reads them.
     pub async fn send<R: AsyncRead + Unpin>(mut self, len: u64, body: R) -> Result<(), StreamError> {
         let (peer, cap, t) = (self.peer, self.limits.max_stream_header, self.limits.stream_header_timeout);
+        let idle = self.limits.stream_idle_timeout;
+        let ticket = self.lane.as_ref().map(|lane| (lane.port(), lane.issue()));
+        let header = match &ticket {
+            Some((port, (id, _))) => FetchHeader::ObjectLane { total_len: len, port: *port, ticket: *id },
+            None => FetchHeader::Object { total_len: len },
+        };
         with_timeout(t, FETCH, peer, async {
-            frame::write_frame(&mut self.stream, "fetch header", &FetchHeader::Object { total_len: len }, cap)
+            frame::write_frame(&mut self.stream, "fetch header", &header, cap)
                 .await
                 .map_err(|source| StreamError::Frame { protocol: FETCH, peer, source })
         })
         .await?;
-        send_body(&mut self.stream, body, len, self.limits.stream_idle_timeout, FETCH, peer).await?;
-        let _ = tokio::time::timeout(self.limits.stream_idle_timeout, self.stream.close()).await;
+        let lane = match ticket {
+            Some((_, (_, ticket))) => take_lane(&mut self.stream, ticket, &self.limits, FETCH, peer).await?,
+            None => None,
+        };
+        match lane {
+            Some(sock) => {
+                let mut sock = sock.compat();
+                // The requester says nothing more on the stream until it has the whole body;
+                // the stream ending or breaking first (it gave up, or either node is going
+                // away) stops the lane too, as it stops a body sent on the stream.
+                let mut probe = [0u8; 1];
+                let sent = {
+                    let send = std::pin::pin!(send_body(&mut sock, body, len, idle, FETCH, peer));
+                    let watch = std::pin::pin!(self.stream.read(&mut probe));
+                    match futures::future::select(send, watch).await {
+                        futures::future::Either::Left((sent, _)) => sent,
+                        futures::future::Either::Right(_) => Err(StreamError::Io {
+                            protocol: FETCH,
+                            peer,
+                            source: io::Error::new(
+                                io::ErrorKind::ConnectionAborted,
+                                "the stream ended while the body was on the lane",
+                            ),
+                        }),
+                    }
+                };
+                sent?;
+                let _ = tokio::time::timeout(idle, sock.close()).await;
+            }
+            None => send_body(&mut self.stream, body, len, idle, FETCH, peer).await?,
+        }
+        let _ = tokio::time::timeout(idle, self.stream.close()).await;
         Ok(())
     }
 
@@ -329,6 +440,52 @@ impl InboundFetch {
     }
 }
 
+/// Host side, after offering the lane: reads the requester's [`LaneChoice`] and, when it chose
+/// the lane, the connection that showed the ticket. A requester that says "lane" and never
+/// shows up fails the transfer; one that says "stream" gets the body on the stream.
+async fn take_lane(
+    stream: &mut Stream,
+    ticket: Ticket,
+    limits: &Limits,
+    protocol: &'static str,
+    peer: PeerId,
+) -> Result<Option<TcpStream>, StreamError> {
+    let t = limits.stream_header_timeout;
+    let choice: LaneChoice = with_timeout(t, protocol, peer, async {
+        frame::read_frame(stream, "lane choice", limits.max_stream_header)
+            .await
+            .map_err(|source| StreamError::Frame { protocol, peer, source })
+    })
+    .await?;
+    match choice {
+        LaneChoice::Stream => Ok(None),
+        LaneChoice::Lane => match ticket.wait(t).await {
+            Some(sock) => Ok(Some(sock)),
+            None => Err(StreamError::Stalled { protocol, peer, secs: t.as_secs_f64() }),
+        },
+    }
+}
+
+/// Requester side of a lane offer: opens the lane and tells the host which way the body goes.
+async fn choose_lane(
+    stream: &mut Stream,
+    lanes: &OwnerLanes,
+    (port, ticket): (u16, Id32),
+    limits: &Limits,
+    protocol: &'static str,
+    peer: PeerId,
+) -> Result<Option<TcpStream>, StreamError> {
+    let sock = lanes.open(peer, port, &ticket).await;
+    let choice = if sock.is_some() { LaneChoice::Lane } else { LaneChoice::Stream };
+    with_timeout(limits.stream_header_timeout, protocol, peer, async {
+        frame::write_frame(stream, "lane choice", &choice, limits.max_stream_header)
+            .await
+            .map_err(|source| StreamError::Frame { protocol, peer, source })
+    })
+    .await?;
+    Ok(sock)
+}
+
 async fn with_timeout<T>(
     t: Duration,
     protocol: &'static str,
@@ -344,8 +501,8 @@ async fn with_timeout<T>(
 /// Copies exactly `len` bytes from `body` to `stream` through one buffer. Each write must make
 /// progress within `idle`; a body that ends early is an error (and the stream is dropped, so
 /// the receiver sees a short object, never a silently truncated one).
-async fn send_body<R: AsyncRead + Unpin>(
-    stream: &mut Stream,
+async fn send_body<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    stream: &mut W,
     mut body: R,
     len: u64,
     idle: Duration,
@@ -456,10 +613,11 @@ const GREET_TRIES: u32 = 3;
 /// the connection that failed.
 const GREET_PAUSE: Duration = Duration::from_millis(50);
 
-/// Owner side of `/bunker/store/1`.
+/// Owner side of `/bunker/store/2`.
 pub(crate) async fn store<R: AsyncRead + Unpin>(
     mut control: libp2p_stream::Control,
     outbound: &PeerGuard,
+    lanes: &OwnerLanes,
     limits: &Limits,
     peer: PeerId,
     header: StoreHeader,
@@ -470,10 +628,22 @@ pub(crate) async fn store<R: AsyncRead + Unpin>(
     let fe = |source: FrameError| StreamError::Frame { protocol: STORE, peer, source };
     let (mut stream, ready): (Stream, StoreReady) =
         greet(&mut control, peer, (protocols::STORE, STORE), ("store header", &header), "store ready", cap, t).await?;
-    if let StoreReady::Reject { reason } = ready {
-        return Err(StreamError::Refused { protocol: STORE, peer, reason });
+    let idle = limits.stream_idle_timeout;
+    let lane = match ready {
+        StoreReady::Reject { reason } => return Err(StreamError::Refused { protocol: STORE, peer, reason }),
+        StoreReady::Accept => None,
+        StoreReady::AcceptLane { port, ticket } => {
+            choose_lane(&mut stream, lanes, (port, ticket), limits, STORE, peer).await?
+        }
+    };
+    match lane {
+        Some(sock) => {
+            let mut sock = sock.compat();
+            send_body(&mut sock, body, header.total_len, idle, STORE, peer).await?;
+            let _ = tokio::time::timeout(idle, sock.close()).await;
+        }
+        None => send_body(&mut stream, body, header.total_len, idle, STORE, peer).await?,
     }
-    send_body(&mut stream, body, header.total_len, limits.stream_idle_timeout, STORE, peer).await?;
     // The host answers once the object is on its disk; give it the idle allowance to do so.
     let done: StoreDone = with_timeout(limits.stream_idle_timeout, STORE, peer, async {
         frame::read_frame(&mut stream, "store verdict", cap).await.map_err(fe)
@@ -486,10 +656,11 @@ pub(crate) async fn store<R: AsyncRead + Unpin>(
     }
 }
 
-/// Requester side of `/bunker/fetch/1`.
+/// Requester side of `/bunker/fetch/2`.
 pub(crate) async fn fetch(
     mut control: libp2p_stream::Control,
     outbound: &PeerGuard,
+    lanes: &OwnerLanes,
     limits: &Limits,
     peer: PeerId,
     request: FetchRequest,
@@ -497,15 +668,19 @@ pub(crate) async fn fetch(
 ) -> Result<IncomingObject, StreamError> {
     let slot = outbound_slot(outbound, limits, peer, FETCH).await?;
     let (cap, t) = (limits.max_stream_header, limits.stream_header_timeout);
-    let (stream, header): (Stream, FetchHeader) =
+    let (mut stream, header): (Stream, FetchHeader) =
         greet(&mut control, peer, (protocols::FETCH, FETCH), ("fetch request", &request), "fetch header", cap, t).await?;
+    let limit = max_len.min(limits.max_object_bytes);
     match header {
+        FetchHeader::Object { total_len } | FetchHeader::ObjectLane { total_len, .. } if total_len > limit => {
+            Err(StreamError::TooLarge { protocol: FETCH, peer, len: total_len, cap: limit })
+        }
         FetchHeader::Object { total_len } => {
-            let limit = max_len.min(limits.max_object_bytes);
-            if total_len > limit {
-                return Err(StreamError::TooLarge { protocol: FETCH, peer, len: total_len, cap: limit });
-            }
-            Ok(IncomingObject::new(peer, FETCH, stream, total_len, limits, Some(slot), false))
+            Ok(IncomingObject::new(peer, FETCH, (stream, None), total_len, limits, Some(slot), false))
+        }
+        FetchHeader::ObjectLane { total_len, port, ticket } => {
+            let lane = choose_lane(&mut stream, lanes, (port, ticket), limits, FETCH, peer).await?;
+            Ok(IncomingObject::new(peer, FETCH, (stream, lane), total_len, limits, Some(slot), false))
         }
         FetchHeader::NotFound => Err(StreamError::NotFound { protocol: FETCH, peer }),
         FetchHeader::Refused { reason } => Err(StreamError::Refused { protocol: FETCH, peer, reason }),
@@ -582,7 +757,7 @@ async fn inbound_store(ctx: Arc<BulkCtx>, peer: PeerId, mut stream: Stream, slot
         .await;
         return;
     }
-    let req = InboundStore { peer, header, stream, limits: ctx.limits.clone(), slot };
+    let req = InboundStore { peer, header, stream, limits: ctx.limits.clone(), slot, lane: ctx.lane.clone() };
     if let Err(mpsc::error::TrySendError::Full(InboundRequest::Store(req))) =
         ctx.inbound.try_send(InboundRequest::Store(req))
     {
@@ -595,7 +770,7 @@ async fn inbound_fetch(ctx: Arc<BulkCtx>, peer: PeerId, mut stream: Stream, slot
     let Some(request) = read_header::<FetchRequest>(&ctx, peer, &mut stream, "fetch request").await else {
         return;
     };
-    let req = InboundFetch { peer, request, stream, limits: ctx.limits.clone(), _slot: slot };
+    let req = InboundFetch { peer, request, stream, limits: ctx.limits.clone(), _slot: slot, lane: ctx.lane.clone() };
     if let Err(mpsc::error::TrySendError::Full(InboundRequest::Fetch(req))) =
         ctx.inbound.try_send(InboundRequest::Fetch(req))
     {

@@ -47,6 +47,11 @@ pub struct NetConfig {
     pub idle_connection_timeout: Duration,
     /// Inbound requests queued for the engine; when full, new requests are refused as busy.
     pub inbound_queue: usize,
+    /// Port of the lane (plain TCP for the sealed bodies of stores and fetches, see
+    /// `lane.rs`), on the IP of the first TCP listen address; 0 picks a free port, which is
+    /// fine because the port is told to each peer per transfer. `None`: no lane, bodies move on
+    /// the noise stream (as they do anyway with a peer that cannot reach the lane).
+    pub lane_port: Option<u16>,
     /// Size caps and timeouts per protocol.
     pub limits: Limits,
     /// Agent string announced by identify.
@@ -75,6 +80,7 @@ impl NetConfig {
             max_pending_incoming: 64,
             idle_connection_timeout: Duration::from_secs(60),
             inbound_queue: 256,
+            lane_port: Some(0),
             limits: Limits::default(),
             agent: format!("bunker/{}", env!("CARGO_PKG_VERSION")),
         }

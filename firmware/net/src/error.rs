@@ -27,6 +27,14 @@ pub enum StartError {
     /// The listeners did not report their addresses in time.
     #[error("listeners did not come up within {0:?}")]
     ListenTimeout(std::time::Duration),
+    /// The lane (plain TCP for object bodies) could not listen.
+    #[error("cannot listen for the lane on {addr}: {reason}")]
+    Lane {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The node's event loop has stopped (shut down or crashed); no operation can proceed.
@@ -87,7 +95,7 @@ pub enum RequestError {
     NetClosed(#[from] NetClosed),
 }
 
-/// A bulk transfer (`/bunker/store/1`, `/bunker/fetch/1`) failed.
+/// A bulk transfer (`/bunker/store/2`, `/bunker/fetch/2`) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StreamError {

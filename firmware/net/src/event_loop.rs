@@ -103,6 +103,8 @@ pub(crate) enum Command {
     Bootstrap { tx: Tx<Result<(), ProviderError>> },
     Peers { tx: Tx<PeersSummary> },
     ListenAddrs { tx: Tx<Vec<Multiaddr>> },
+    /// The IP a direct connection to `peer` goes to (`None`: not connected, or relayed only).
+    PeerIp { peer: PeerId, tx: Tx<Option<std::net::IpAddr>> },
     Misbehaved { peer: PeerId, what: Misbehaviour },
     Shutdown,
 }
@@ -130,6 +132,20 @@ pub(crate) struct EventLoop {
     dials: HashMap<PeerId, Vec<Tx<Result<(), DialError>>>>,
     kad_queries: HashMap<kad::QueryId, KadQuery>,
     listen_addrs: Vec<Multiaddr>,
+}
+
+/// The IP of a direct connection's remote address; `None` for a relayed one (its address names
+/// the relay, not the peer).
+fn direct_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    use libp2p::multiaddr::Protocol;
+    if addr.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+        return None;
+    }
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+        _ => None,
+    })
 }
 
 fn hex32(k: &Id32) -> String {
@@ -287,6 +303,10 @@ impl EventLoop {
             }
             Command::ListenAddrs { tx } => {
                 let _ = tx.send(self.listen_addrs.clone());
+            }
+            Command::PeerIp { peer, tx } => {
+                let ip = self.connections.get(&peer).and_then(|conns| conns.iter().find_map(|(_, a)| direct_ip(a)));
+                let _ = tx.send(ip);
             }
             Command::Misbehaved { peer, what } => match what {
                 Misbehaviour::TooManyStreams => self.cut_off(peer, "opened too many concurrent streams"),

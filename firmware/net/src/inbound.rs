@@ -81,9 +81,9 @@ pub enum InboundRequest {
         /// Where the page goes.
         reply: Reply<HoldingsResponse>,
     },
-    /// `/bunker/store/1`: an owner wants to upload an object.
+    /// `/bunker/store/2`: an owner wants to upload an object.
     Store(InboundStore),
-    /// `/bunker/fetch/1`: a peer wants a whole object.
+    /// `/bunker/fetch/2`: a peer wants a whole object.
     Fetch(InboundFetch),
 }
 

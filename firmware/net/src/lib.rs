@@ -49,6 +49,7 @@ mod frame;
 mod guard;
 mod identity;
 mod inbound;
+mod lane;
 mod limits;
 mod messages;
 mod net;

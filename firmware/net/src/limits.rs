@@ -40,7 +40,7 @@ pub struct Limits {
     pub holdings: MessageLimits,
     /// Largest header frame of a bulk stream (store/fetch).
     pub max_stream_header: usize,
-    /// Largest object a peer may announce on `/bunker/store/1` or `/bunker/fetch/1`.
+    /// Largest object a peer may announce on `/bunker/store/2` or `/bunker/fetch/2`.
     pub max_object_bytes: u64,
     /// Time allowed to open a bulk stream and exchange its header frames.
     pub stream_header_timeout: Duration,

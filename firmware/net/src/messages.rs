@@ -259,7 +259,7 @@ pub enum ReleaseResponse {
     UnknownContract,
 }
 
-/// First frame of `/bunker/store/1`, sent by the owner.
+/// First frame of `/bunker/store/2`, sent by the owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreHeader {
     /// Contract the object is stored under.
@@ -284,18 +284,30 @@ pub struct StoreReceipt {
 /// Host's answer to a [`StoreHeader`], before any body byte moves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum StoreReady {
+    /// Send the body on this stream.
     Accept,
     Reject { reason: String },
+    /// Send the body on the host's lane (`crate::lane`): connect to `port` at the host's IP,
+    /// write `ticket`, then answer with a [`LaneChoice`] on this stream either way.
+    AcceptLane { port: u16, ticket: Id32 },
 }
 
-/// Host's last frame on `/bunker/store/1`, after the whole body.
+/// The owner's word after a lane offer: whether the body goes on the lane it just opened or,
+/// when that failed, on the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum LaneChoice {
+    Lane,
+    Stream,
+}
+
+/// Host's last frame on `/bunker/store/2`, after the whole body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum StoreDone {
     Stored(StoreReceipt),
     Failed { reason: String },
 }
 
-/// `/bunker/fetch/1` request. The same message serves a periodic full check and a real
+/// `/bunker/fetch/2` request. The same message serves a periodic full check and a real
 /// recovery, so a host cannot tell them apart and price one differently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchRequest {
@@ -305,12 +317,16 @@ pub struct FetchRequest {
     pub object_root: Id32,
 }
 
-/// Host's header frame on `/bunker/fetch/1`.
+/// Host's header frame on `/bunker/fetch/2`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum FetchHeader {
+    /// The body follows on this stream.
     Object { total_len: u64 },
     NotFound,
     Refused { reason: String },
+    /// The body is sent on the host's lane once the requester shows `ticket` there; the
+    /// requester answers with a [`LaneChoice`] either way.
+    ObjectLane { total_len: u64, port: u16, ticket: Id32 },
 }
 
 /// PeerId as its multihash bytes; decoding rejects bytes that are not a PeerId.

@@ -8,17 +8,38 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     behaviour::build_swarm,
-    bulk::{self, BulkCtx, IncomingObject},
+    bulk::{self, BulkCtx, IncomingObject, OwnerLanes},
     config::NetConfig,
     error::{DialError, NetClosed, ProviderError, RequestError, StartError, StreamError},
     event_loop::{Command, EventLoop, OutboundRequest},
     guard::PeerGuard,
     inbound::InboundRequest,
+    lane::{LaneClient, LaneHost},
     limits::Limits,
     messages::*,
     peers::PeersSummary,
     protocols,
 };
+
+/// Where the lane listens: the IP of the first TCP listen address (so a box told to listen on
+/// one interface, or a test on loopback, opens nothing elsewhere), all interfaces otherwise.
+fn lane_ip(listen: &[Multiaddr]) -> std::net::IpAddr {
+    use libp2p::multiaddr::Protocol;
+    let tcp_ip = |a: &Multiaddr| {
+        let mut ip = None;
+        let mut tcp = false;
+        for p in a.iter() {
+            match p {
+                Protocol::Ip4(v) => ip = Some(std::net::IpAddr::V4(v)),
+                Protocol::Ip6(v) => ip = Some(std::net::IpAddr::V6(v)),
+                Protocol::Tcp(_) => tcp = true,
+                _ => {}
+            }
+        }
+        ip.filter(|_| tcp)
+    };
+    listen.iter().find_map(tcp_ip).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
 
 /// How long [`Net::start`] waits for its listeners to report addresses.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +60,8 @@ struct Inner {
     control: libp2p_stream::Control,
     /// Our own bulk streams per peer, kept under what the peer allows.
     outbound: PeerGuard,
+    /// Hosts' lanes we send bodies on.
+    lanes: OwnerLanes,
     local_peer_id: PeerId,
     limits: Arc<Limits>,
 }
@@ -136,11 +159,22 @@ impl Net {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (in_tx, in_rx) = mpsc::channel(config.inbound_queue.max(1));
         let mut control = swarm.behaviour().stream.new_control();
+        let lane = match config.lane_port {
+            Some(port) => {
+                let ip = lane_ip(&config.listen);
+                let host = LaneHost::bind(ip, port)
+                    .await
+                    .map_err(|e| StartError::Lane { addr: std::net::SocketAddr::new(ip, port), reason: e.to_string() })?;
+                Some(Arc::new(host))
+            }
+            None => None,
+        };
         let ctx = Arc::new(BulkCtx {
             limits: limits.clone(),
             guard: PeerGuard::default(),
             inbound: in_tx.clone(),
             commands: cmd_tx.clone(),
+            lane,
         });
         let store_in = control
             .accept(protocols::STORE)
@@ -153,7 +187,8 @@ impl Net {
         let event_loop = EventLoop::new(swarm, cmd_rx, cmd_tx.clone(), in_tx, limits.clone(), listen_addrs);
         tokio::spawn(event_loop.run());
         tracing::info!(peer = %local_peer_id, "network node started");
-        let inner = Inner { commands: cmd_tx, control, outbound: PeerGuard::default(), local_peer_id, limits };
+        let lanes = OwnerLanes { client: LaneClient::default(), commands: cmd_tx.clone() };
+        let inner = Inner { commands: cmd_tx, control, outbound: PeerGuard::default(), lanes, local_peer_id, limits };
         Ok((Net { inner: Arc::new(inner) }, in_rx))
     }
 
@@ -305,7 +340,7 @@ impl Net {
             .await
     }
 
-    /// `/bunker/store/1`: uploads exactly `header.total_len` bytes of `body` and waits for the
+    /// `/bunker/store/2`: uploads exactly `header.total_len` bytes of `body` and waits for the
     /// host to confirm it kept them, returning its signed [`StoreReceipt`] (the caller checks
     /// root and signature). Memory use is one 256 KiB buffer whatever the size.
     pub async fn store<R: AsyncRead + Unpin>(
@@ -314,10 +349,11 @@ impl Net {
         header: StoreHeader,
         body: R,
     ) -> Result<StoreReceipt, StreamError> {
-        bulk::store(self.inner.control.clone(), &self.inner.outbound, &self.inner.limits, peer, header, body).await
+        let inner = &self.inner;
+        bulk::store(inner.control.clone(), &inner.outbound, &inner.lanes, &inner.limits, peer, header, body).await
     }
 
-    /// `/bunker/fetch/1`: asks for a whole object; the body is read from the returned
+    /// `/bunker/fetch/2`: asks for a whole object; the body is read from the returned
     /// [`IncomingObject`]. Objects announced larger than `max_len` (the size the engine expects
     /// from its manifest) or than [`Limits::max_object_bytes`] are refused.
     pub async fn fetch(
@@ -326,7 +362,8 @@ impl Net {
         request: FetchRequest,
         max_len: u64,
     ) -> Result<IncomingObject, StreamError> {
-        bulk::fetch(self.inner.control.clone(), &self.inner.outbound, &self.inner.limits, peer, request, max_len).await
+        let inner = &self.inner;
+        bulk::fetch(inner.control.clone(), &inner.outbound, &inner.lanes, &inner.limits, peer, request, max_len).await
     }
 
     /// Announces in the DHT that we hold the record named by `key` (e.g. a manifest snapshot).

@@ -8,12 +8,14 @@ pub const OFFER: StreamProtocol = StreamProtocol::new("/bunker/offer/1");
 /// `/bunker/contract/2`: propose / accept a contract. Version 2: the terms carry the owner
 /// label, so a box of version 1 cannot decode them.
 pub const CONTRACT: StreamProtocol = StreamProtocol::new("/bunker/contract/2");
-/// `/bunker/store/1`: bulk upload of one object's sealed segments.
-pub const STORE: StreamProtocol = StreamProtocol::new("/bunker/store/1");
+/// `/bunker/store/2`: bulk upload of one object's sealed segments. Version 2: the body may
+/// move on the host's lane (plain TCP, see DESIGN §4) instead of the stream.
+pub const STORE: StreamProtocol = StreamProtocol::new("/bunker/store/2");
 /// `/bunker/audit/1`: one-segment challenge.
 pub const AUDIT: StreamProtocol = StreamProtocol::new("/bunker/audit/1");
-/// `/bunker/fetch/1`: bulk download of a whole object.
-pub const FETCH: StreamProtocol = StreamProtocol::new("/bunker/fetch/1");
+/// `/bunker/fetch/2`: bulk download of a whole object, its body on the lane when the host has
+/// one (version 2, as for store).
+pub const FETCH: StreamProtocol = StreamProtocol::new("/bunker/fetch/2");
 /// `/bunker/manifest/1`: store / fetch an encrypted manifest snapshot.
 pub const MANIFEST: StreamProtocol = StreamProtocol::new("/bunker/manifest/1");
 /// `/bunker/recover/1`: forwarded last-resort manifest search.

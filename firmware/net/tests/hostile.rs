@@ -106,7 +106,7 @@ async fn oversize_message_is_rejected_and_node_keeps_serving() {
 
     // A store header announcing more than max_object_bytes is refused before any body.
     let (_, mut ctl) = raw_peer(&a).await;
-    let mut s = open(&mut ctl, a.id, "/bunker/store/1").await;
+    let mut s = open(&mut ctl, a.id, "/bunker/store/2").await;
     let header = StoreHeader { contract_id: [1; 32], object_root: [1; 32], total_len: u64::MAX };
     let body = postcard::to_stdvec(&header).unwrap();
     s.write_all(&(body.len() as u32).to_be_bytes()).await.unwrap();
@@ -143,7 +143,7 @@ async fn garbage_gets_no_answer_and_repeated_garbage_cuts_the_peer_off() {
     }
     // Bulk protocols: each garbage header is a strike; the fourth cuts the peer off.
     for (i, p) in
-        ["/bunker/store/1", "/bunker/fetch/1", "/bunker/store/1", "/bunker/fetch/1"].iter().enumerate()
+        ["/bunker/store/2", "/bunker/fetch/2", "/bunker/store/2", "/bunker/fetch/2"].iter().enumerate()
     {
         let mut s = open(&mut ctl, a.id, p).await;
         let _ = s.write_all(&garbage).await;
@@ -181,7 +181,7 @@ async fn stalling_streams_time_out_on_both_sides() {
 
     // A stream that never sends its header is closed after the header timeout.
     let (_, mut ctl) = raw_peer(&a).await;
-    let mut s = open(&mut ctl, a.id, "/bunker/store/1").await;
+    let mut s = open(&mut ctl, a.id, "/bunker/store/2").await;
     let t0 = std::time::Instant::now();
     assert!(read_answer(&mut s, 10).await.is_empty());
     assert!(t0.elapsed() < Duration::from_secs(8));
@@ -224,6 +224,40 @@ async fn stalling_streams_time_out_on_both_sides() {
     still_serves(&a).await;
 }
 
+/// An owner that takes the lane offer, says it will send on the lane and never connects: the
+/// host gives up after its header timeout, stores nothing, and still serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_that_never_comes_fails_the_store_in_time() {
+    let a = node_with(fast_timeouts()).await;
+    let (_, mut ctl) = raw_peer(&a).await;
+    let mut s = open(&mut ctl, a.id, "/bunker/store/2").await;
+    let header = StoreHeader { contract_id: [1; 32], object_root: [0x3C; 32], total_len: 1000 };
+    let body = postcard::to_stdvec(&header).unwrap();
+    s.write_all(&(body.len() as u32).to_be_bytes()).await.unwrap();
+    s.write_all(&body).await.unwrap();
+    s.flush().await.unwrap();
+    // The answer frame: postcard variant 2 (`AcceptLane`), a port and a 32-byte ticket.
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.unwrap();
+    let mut ready = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut ready).await.unwrap();
+    assert_eq!(ready[0], 2, "the host offers its lane: {ready:?}");
+    // "Lane" (variant 0) — and then nothing on any lane.
+    s.write_all(&[0, 0, 0, 1, 0]).await.unwrap();
+    s.flush().await.unwrap();
+    let t0 = std::time::Instant::now();
+    assert!(read_answer(&mut s, 10).await.is_empty(), "no verdict without a body");
+    assert!(t0.elapsed() < Duration::from_secs(8));
+    assert!(
+        eventually(10, || async { a.state.lock().unwrap().store_errors.iter().any(|e| e.contains("stalled")) })
+            .await,
+        "{:?}",
+        a.state.lock().unwrap().store_errors
+    );
+    assert!(a.state.lock().unwrap().objects.is_empty());
+    still_serves(&a).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_opening_1000_streams_is_cut_off_while_others_are_served() {
     // A long header timeout, so that "every flood stream ended before it" can only mean the
@@ -241,7 +275,7 @@ async fn peer_opening_1000_streams_is_cut_off_while_others_are_served() {
         tasks.push(tokio::spawn(async move {
             let open = tokio::time::timeout(
                 Duration::from_secs(20),
-                ctl.open_stream(aid, StreamProtocol::new("/bunker/fetch/1")),
+                ctl.open_stream(aid, StreamProtocol::new("/bunker/fetch/2")),
             )
             .await;
             let Ok(Ok(mut s)) = open else { return None };

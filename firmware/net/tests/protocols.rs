@@ -53,13 +53,19 @@ async fn exercise(owner: &Node, host: &Node, tag: u8) {
     let root = [tag.wrapping_add(100); 32];
     let object: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + tag as u32) as u8).collect();
     let header = StoreHeader { contract_id: [tag; 32], object_root: root, total_len: object.len() as u64 };
+    let lane_stores = host.state.lock().unwrap().lane_stores;
     let receipt = owner.net.store(h, header, &object[..]).await.unwrap();
     assert_eq!(receipt, receipt_of(root), "the host's receipt comes back to the owner");
+    // Over a direct connection the body takes the host's lane (plain TCP), unless the host
+    // runs without one; either way the bytes are the same.
+    let lane = host_has_lane(host);
+    assert_eq!(host.state.lock().unwrap().lane_stores, lane_stores + usize::from(lane));
     let mut fetched = owner
         .net
         .fetch(h, FetchRequest { contract_id: [tag; 32], object_root: root }, 1 << 20)
         .await
         .unwrap();
+    assert_eq!(fetched.via_lane(), lane);
     assert_eq!(fetched.len(), object.len() as u64);
     let mut back = Vec::new();
     fetched.read_to_end(&mut back).await.unwrap();
@@ -146,6 +152,34 @@ async fn every_protocol_works_both_ways_between_three_nodes() {
     assert_eq!(serde_json::from_str::<PeersSummary>(&json).unwrap(), peers);
 }
 
+fn host_has_lane(host: &Node) -> bool {
+    !NO_LANE.lock().unwrap().contains(&host.id)
+}
+
+/// Nodes started without a lane (tests of one binary share it).
+static NO_LANE: std::sync::Mutex<Vec<PeerId>> = std::sync::Mutex::new(Vec::new());
+
+/// A node without a lane: bodies to and from it move on the noise stream.
+async fn no_lane_node() -> Node {
+    let mut cfg = NetConfig::loopback(Keypair::generate_ed25519());
+    cfg.lane_port = None;
+    let n = start(cfg).await;
+    NO_LANE.lock().unwrap().push(n.id);
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_lane_bodies_move_on_the_stream() {
+    let a = node().await;
+    let b = no_lane_node().await;
+    connect(&a, &b).await;
+    exercise(&a, &b, 11).await;
+    // B, lane-less itself, still uses A's lane as an owner.
+    exercise(&b, &a, 12).await;
+    assert_eq!(b.state.lock().unwrap().lane_stores, 0);
+    assert_eq!(a.state.lock().unwrap().lane_stores, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_work_over_quic_too() {
     let a = node().await;
@@ -177,6 +211,20 @@ async fn stream_of_256_mib_both_ways() {
     let obj =
         a.net.fetch(b.id, FetchRequest { contract_id: cid, object_root: PATTERN_ROOT }, BIG).await.unwrap();
     assert_eq!(obj.len(), BIG);
+    assert!(obj.via_lane());
+    assert_eq!(check_pattern(obj).await.unwrap(), BIG);
+    assert_eq!(b.state.lock().unwrap().lane_stores, 1);
+
+    // The same both ways on the stream, with a host that has no lane.
+    let c = no_lane_node().await;
+    connect(&a, &c).await;
+    let header = StoreHeader { contract_id: [1; 32], object_root: root, total_len: BIG };
+    a.net.store(c.id, header, PatternReader { pos: 0, len: BIG }).await.unwrap();
+    assert_eq!(c.state.lock().unwrap().big_objects_verified, vec![(root, BIG)]);
+    assert_eq!(c.state.lock().unwrap().lane_stores, 0);
+    let obj =
+        a.net.fetch(c.id, FetchRequest { contract_id: cid, object_root: PATTERN_ROOT }, BIG).await.unwrap();
+    assert!(!obj.via_lane());
     assert_eq!(check_pattern(obj).await.unwrap(), BIG);
 }
 

@@ -114,6 +114,8 @@ pub struct EngineState {
     pub contracts: HashSet<Id32>,
     pub store_errors: Vec<String>,
     pub requests_seen: usize,
+    /// Store bodies that arrived on our lane rather than the stream.
+    pub lane_stores: usize,
 }
 
 pub struct Node {
@@ -270,6 +272,9 @@ async fn answer(me: PeerId, keypair: Keypair, req: InboundRequest, state: Arc<Mu
                     return;
                 }
             };
+            if body.via_lane() {
+                state.lock().unwrap().lane_stores += 1;
+            }
             if give_up {
                 // Verification failed part-way (e.g. a bad segment): give up mid-body.
                 let mut first = vec![0u8; 1 << 20];

@@ -1,4 +1,4 @@
-//! Whole objects in and out: `/bunker/store/1` and `/bunker/fetch/1`.
+//! Whole objects in and out: `/bunker/store/2` and `/bunker/fetch/2`.
 //!
 //! A store is taken only under a contract of that very peer, for exactly the
 //! root and size the contract names; the bytes are hashed as they arrive
