@@ -10,7 +10,11 @@
 //! printed against one seal of the file and against two:
 //! `put vs 2 seals` = (2 × seal s) / put s, where `seal s` is the wall time
 //! of one all-core `Sealer` pass over SIZE_MIB into a sink, measured just
-//! before the put; `get vs seal` = seal s / get s.
+//! before the put; `get vs seal` = seal s / get s. The same two ratios are
+//! printed against a one-core `Sealer` pass too (`1-core`): bunker-core's
+//! own sealing limit is stated per core (its bench: seal on 1 core against
+//! 1/(1/chacha + 1/blake3)), and a put of 2 copies seals each copy on its
+//! own thread.
 //!
 //! `BUNKER_BENCH_HOSTS_DIR=/path` puts the two hosts' object stores there
 //! (e.g. a tmpfs, standing for hosts whose disks are not the owner's; by
@@ -126,7 +130,7 @@ fn main() {
         Some(d) => println!("hosts' stores under {} (owner's under the system temp dir)", d.display()),
         None => println!("owner's and hosts' stores under the system temp dir"),
     }
-    println!("| run | seal MiB/s (all cores) | put s | put MiB/s | put vs 1 seal | put vs 2 seals | put CPU-s | get s | get MiB/s | get vs seal | get CPU-s |");
+    println!("| run | seal MiB/s (all cores / 1 core) | put s | put MiB/s | put vs 1 seal | put vs 2 seals (all / 1-core) | put CPU-s | get s | get MiB/s | get vs seal (all / 1-core) | get CPU-s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for run in 1..=runs {
         // The sealing limit, now, on this machine.
@@ -138,6 +142,12 @@ fn main() {
         let t = Instant::now();
         sealer.seal(Source::new(block.clone(), len), std::io::sink(), NoLeaves).expect("seal");
         let seal_s = t.elapsed().as_secs_f64();
+        let one_core = Sealer::new(&keys.replica_key(&object.file_id, 0), object, len, DEFAULT_SEGMENT_SIZE)
+            .expect("sealer")
+            .threads(1);
+        let t = Instant::now();
+        one_core.seal(Source::new(block.clone(), len), std::io::sink(), NoLeaves).expect("seal");
+        let seal1_s = t.elapsed().as_secs_f64();
 
         let tmp = tempfile::tempdir().expect("tempdir");
         let host_tmp = match &hosts_dir {
@@ -181,13 +191,16 @@ fn main() {
             (put_s, get_s, put_cpu, get_cpu)
         });
         println!(
-            "| {run} | {:.0} | {put_s:.1} | {:.0} | {:.1} % | {:.1} % | {put_cpu:.1} | {get_s:.1} | {:.0} | {:.1} % | {get_cpu:.1} |",
+            "| {run} | {:.0} / {:.0} | {put_s:.2} | {:.0} | {:.1} % | {:.1} % / {:.1} % | {put_cpu:.1} | {get_s:.2} | {:.0} | {:.1} % / {:.1} % | {get_cpu:.1} |",
             mib / seal_s,
+            mib / seal1_s,
             mib / put_s,
             100.0 * seal_s / put_s,
             100.0 * 2.0 * seal_s / put_s,
+            100.0 * 2.0 * seal1_s / put_s,
             mib / get_s,
             100.0 * seal_s / get_s,
+            100.0 * seal1_s / get_s,
         );
     }
     println!("process CPU {:.1} s; load average {} at end", cpu_secs(), load());

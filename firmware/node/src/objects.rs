@@ -908,13 +908,12 @@ impl AsyncObjectReader {
     pub(crate) fn new(mut file: File) -> AsyncObjectReader {
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         tokio::task::spawn_blocking(move || loop {
-            let mut buf = vec![0u8; WRITE_BUFFER];
-            let item = match file.read(&mut buf) {
+            // Read into spare capacity: no zeroing of a buffer the read
+            // overwrites anyway.
+            let mut buf = Vec::with_capacity(WRITE_BUFFER);
+            let item = match (&mut file).take(WRITE_BUFFER as u64).read_to_end(&mut buf) {
                 Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(buf)
-                }
+                Ok(_) => Ok(buf),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => Err(e),
             };

@@ -59,13 +59,15 @@ where
 {
     let (tx, rx) = mpsc::channel(DEPTH);
     tokio::spawn(async move {
+        // One buffer for all reads, and each chunk sized to what arrived: a
+        // network body comes in pieces far smaller than CHUNK, and a fresh
+        // zeroed CHUNK per piece cost more than the copy.
+        let mut buf = vec![0u8; CHUNK];
         loop {
-            let mut chunk = vec![0u8; CHUNK];
-            match body.read(&mut chunk).await {
+            match body.read(&mut buf).await {
                 Ok(0) => break,
                 Ok(n) => {
-                    chunk.truncate(n);
-                    if tx.send(Ok(chunk)).await.is_err() {
+                    if tx.send(Ok(buf[..n].to_vec())).await.is_err() {
                         break;
                     }
                 }
