@@ -34,7 +34,7 @@ pub mod sidecar;
 
 pub use format::{Descriptor, FormatError, Layout, ObjectId, DEFAULT_SEGMENT_SIZE, FORMAT_VERSION};
 pub use keys::{FileId, FileMasterKey, Keys, ManifestKey, ReplicaKey};
-pub use merkle::{leaf_hash, Hash};
+pub use merkle::{leaf_hash, leaf_hasher, Hash};
 pub use open::{OpenError, Opener};
 pub use proof::{verify_segment, Proof, ProofDecodeError, VerifyError};
 pub use seal::{LeafSink, NoLeaves, SealError, Sealer};

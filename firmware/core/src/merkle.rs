@@ -19,10 +19,18 @@ pub const INNER_PREFIX: u8 = 0x01;
 
 /// The leaf hash of one sealed segment: `blake3(0x00 ‖ sealed)`.
 pub fn leaf_hash(sealed: &[u8]) -> Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(&[LEAF_PREFIX]);
+    let mut h = leaf_hasher();
     h.update(sealed);
     *h.finalize().as_bytes()
+}
+
+/// [`leaf_hash`] fed piece by piece: `leaf_hasher()`, `update` with the
+/// segment's bytes as they arrive, `finalize`. For a receiver that would
+/// otherwise copy every segment together before hashing it.
+pub fn leaf_hasher() -> blake3::Hasher {
+    let mut h = blake3::Hasher::new();
+    h.update(&[LEAF_PREFIX]);
+    h
 }
 
 /// An inner node: `blake3(0x01 ‖ left ‖ right)`.

@@ -91,6 +91,8 @@ pub struct IncomingObject {
     total: u64,
     remaining: u64,
     idle: Duration,
+    /// When the last body bytes arrived.
+    last_progress: Instant,
     deadline: Pin<Box<tokio::time::Sleep>>,
     _slot: Option<Slot>,
     /// Store bodies end with our verdict frame; fetch bodies just close.
@@ -129,6 +131,7 @@ impl IncomingObject {
             total,
             remaining: total,
             idle,
+            last_progress: Instant::now(),
             deadline: Box::pin(tokio::time::sleep(idle)),
             _slot: slot,
             send_verdict,
@@ -219,29 +222,6 @@ impl AsyncRead for IncomingObject {
             return Poll::Ready(Ok(0));
         }
         let max = buf.len().min(usize::try_from(this.remaining).unwrap_or(usize::MAX));
-        if this.lane.is_some() && this.send_verdict {
-            // A store body on the lane: the owner sends nothing more on the stream until our
-            // verdict, so anything there (its end, a reset because its node went away) means
-            // the transfer is over; do not keep taking bytes nobody waits a verdict for.
-            let mut probe = [0u8; 1];
-            if let Poll::Ready(r) = Pin::new(&mut this.stream).poll_read(cx, &mut probe) {
-                let why = match r {
-                    Ok(0) => "closed".to_string(),
-                    Ok(_) => "sent bytes out of turn".to_string(),
-                    Err(e) => e.to_string(),
-                };
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    format!(
-                        "{} from {}: object ended after {} of {} bytes: the stream {why} while the body was on the lane",
-                        this.protocol,
-                        this.peer,
-                        this.total - this.remaining,
-                        this.total
-                    ),
-                )));
-            }
-        }
         let read = match this.lane.as_mut() {
             Some(lane) => Pin::new(lane).poll_read(cx, &mut buf[..max]),
             None => Pin::new(&mut this.stream).poll_read(cx, &mut buf[..max]),
@@ -259,25 +239,62 @@ impl AsyncRead for IncomingObject {
             ))),
             Poll::Ready(Ok(n)) => {
                 this.remaining -= n as u64;
-                let next = Instant::now() + this.idle;
-                this.deadline.as_mut().reset(next);
+                // The stall clock restarts from here; the timer itself is moved only when
+                // the read has to wait (resetting it on every read costs more than the read).
+                this.last_progress = Instant::now();
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "{} from {}: stalled for {:?} after {} of {} bytes",
-                        this.protocol,
-                        this.peer,
-                        this.idle,
-                        this.total - this.remaining,
-                        this.total
-                    ),
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                if this.lane.is_some() && this.send_verdict {
+                    // A store body on the lane: the owner sends nothing more on the stream until our
+                    // verdict, so anything there (its end, a reset because its node went away) means
+                    // the transfer is over; do not keep taking bytes nobody waits a verdict for.
+                    let mut probe = [0u8; 1];
+                    if let Poll::Ready(r) = Pin::new(&mut this.stream).poll_read(cx, &mut probe) {
+                        let why = match r {
+                            Ok(0) => "closed".to_string(),
+                            Ok(_) => "sent bytes out of turn".to_string(),
+                            Err(e) => e.to_string(),
+                        };
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            format!(
+                                "{} from {}: object ended after {} of {} bytes: the stream {why} while the body was on the lane",
+                                this.protocol,
+                                this.peer,
+                                this.total - this.remaining,
+                                this.total
+                            ),
+                        )));
+                    }
+                }
+                let due = this.last_progress + this.idle;
+                if this.deadline.deadline() != due {
+                    this.deadline.as_mut().reset(due);
+                }
+                this.poll_stalled(cx)
+            }
+        }
+    }
+}
+
+impl IncomingObject {
+    /// The read is waiting: fails it once nothing moved for the idle timeout.
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{} from {}: stalled for {:?} after {} of {} bytes",
+                    self.protocol,
+                    self.peer,
+                    self.idle,
+                    self.total - self.remaining,
+                    self.total
+                ),
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bunker_core::sidecar::read_sealed_segment;
-use bunker_core::{leaf_hash, Descriptor, FileId, Hash, Layout, LeafSink, Proof, Sidecar, SidecarWriter, FORMAT_VERSION};
+use bunker_core::{leaf_hash, leaf_hasher, Descriptor, FileId, Hash, Layout, LeafSink, Proof, Sidecar, SidecarWriter, FORMAT_VERSION};
 use bunker_net::PeerId;
 
 use crate::data_disks::DiskHealth;
@@ -378,7 +378,7 @@ impl DiskObjects {
             }
             sidecar_io(area, name, "starting the sidecar", err)
         })?;
-        let segment = if hashing { Vec::with_capacity(layout.sealed_len(0)) } else { Vec::new() };
+        let segment = (leaf_hasher(), 0);
         Ok(ObjectWriter {
             store: Arc::clone(self),
             _borrow: std::marker::PhantomData,
@@ -648,8 +648,9 @@ pub(crate) struct ObjectWriter<'s> {
     leaves: ObjectLeaves,
     /// Hash leaves from the bytes (received objects) rather than take them from a sealer.
     hashing: bool,
-    /// The segment being received, until it is complete and hashed.
-    segment: Vec<u8>,
+    /// The segment being received: its leaf hash so far and its length
+    /// (hashed as it comes, never copied together).
+    segment: (blake3::Hasher, usize),
     tmp: TmpDir,
 }
 
@@ -786,13 +787,14 @@ impl ObjectWriter<'_> {
             if index >= self.layout.segment_count() {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, "bytes past the last segment"));
             }
-            let want = self.layout.sealed_len(index) - self.segment.len();
+            let want = self.layout.sealed_len(index) - self.segment.1;
             let take = want.min(buf.len());
-            self.segment.extend_from_slice(&buf[..take]);
+            self.segment.0.update(&buf[..take]);
+            self.segment.1 += take;
             buf = &buf[take..];
-            if self.segment.len() == self.layout.sealed_len(index) {
-                self.leaves.push_leaf(index, &leaf_hash(&self.segment))?;
-                self.segment.clear();
+            if self.segment.1 == self.layout.sealed_len(index) {
+                let leaf = *std::mem::replace(&mut self.segment, (leaf_hasher(), 0)).0.finalize().as_bytes();
+                self.leaves.push_leaf(index, &leaf)?;
             }
         }
         Ok(())

@@ -124,31 +124,48 @@ pub(crate) async fn store(inner: &Arc<Inner>, s: InboundStore) {
 /// signs the receipt when it is whole and has the contract's root.
 async fn receive(inner: &Arc<Inner>, plan: &StorePlan, body: &mut IncomingObject) -> Result<StoreReceipt, String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE);
-    // Bytes read from the stream per step: the device profile's buffer size.
+    // Written buffers come back to be filled again: the bytes are read
+    // straight into what the writer takes, with no copy and no new zeroed
+    // buffer per piece. At most QUEUE + 2 buffers ever exist.
+    let (spent_tx, mut spent_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    // Bytes per step: the device profile's buffer size. Each buffer is
+    // filled whole before it goes (a network read gives much less), so the
+    // writer makes few large writes.
     let chunk = inner.config.tuning.io_buffer_bytes.clamp(16 << 10, 4 << 20);
     let (i, p) = (Arc::clone(inner), plan.clone());
     let writer = tokio::task::spawn_blocking(move || -> Result<Hash, String> {
         let mut w = i.objects.create(Area::Hosted, &p.name, p.layout).map_err(|e| e.to_string())?;
         while let Some(chunk) = rx.blocking_recv() {
             w.write_all(&chunk).map_err(|e| format!("writing the object: {e}"))?;
+            let _ = spent_tx.send(chunk);
         }
         // Short bodies fail here (and the temporary files go): nothing half-kept.
         w.finish_expect(&p.root).map_err(|e| e.to_string())
     });
-    let mut buf = vec![0u8; chunk];
     let mut read_error = None;
-    loop {
-        match body.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => {
-                if tx.send(buf[..n].to_vec()).await.is_err() {
-                    break; // the writer failed; its error says why
+    'body: loop {
+        let mut buf = spent_rx.try_recv().unwrap_or_else(|_| vec![0u8; chunk]);
+        buf.resize(chunk, 0);
+        let mut filled = 0;
+        while filled < chunk {
+            match body.read(&mut buf[filled..]).await {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => {
+                    read_error = Some(e.to_string());
+                    break 'body;
                 }
             }
-            Err(e) => {
-                read_error = Some(e.to_string());
-                break;
-            }
+        }
+        if filled == 0 {
+            break;
+        }
+        buf.truncate(filled);
+        if tx.send(buf).await.is_err() {
+            break; // the writer failed; its error says why
+        }
+        if filled < chunk {
+            break; // the body ended
         }
     }
     drop(tx);
