@@ -33,14 +33,17 @@ use std::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::{oneshot, Semaphore},
+    sync::oneshot,
+    task::AbortHandle,
     time::Instant,
 };
 
 use crate::messages::Id32;
 
 /// Connections that have not yet shown a ticket, at most: a port scanner or a flood of
-/// empty connections holds this many sockets, never more.
+/// empty connections holds this many sockets, never more. When a new one comes and all are
+/// taken, the oldest is dropped: a real owner writes its ticket the moment it connects, so a
+/// flood would have to open this many connections within that instant to push it out.
 const MAX_UNIDENTIFIED: usize = 64;
 /// Time a new lane connection has to write its ticket.
 const TICKET_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,8 +119,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Connections waiting for their ticket, oldest first.
+#[derive(Default)]
+struct Unidentified {
+    next: u64,
+    waiting: std::collections::VecDeque<(u64, AbortHandle)>,
+}
+
 async fn accept_loop(listener: TcpListener, tickets: Tickets) {
-    let unidentified = Arc::new(Semaphore::new(MAX_UNIDENTIFIED));
+    let unidentified: Arc<Mutex<Unidentified>> = Arc::default();
     loop {
         let (mut sock, from) = match listener.accept().await {
             Ok(c) => c,
@@ -128,15 +138,21 @@ async fn accept_loop(listener: TcpListener, tickets: Tickets) {
                 continue;
             }
         };
-        let Ok(permit) = unidentified.clone().try_acquire_owned() else {
-            tracing::debug!(%from, "too many lane connections without a ticket; dropped");
-            continue;
-        };
         let tickets = tickets.clone();
-        tokio::spawn(async move {
+        let mut waiting = lock(&unidentified);
+        if waiting.waiting.len() >= MAX_UNIDENTIFIED {
+            if let Some((_, oldest)) = waiting.waiting.pop_front() {
+                tracing::debug!("too many lane connections without a ticket; dropped the oldest");
+                oldest.abort();
+            }
+        }
+        let me = waiting.next;
+        waiting.next += 1;
+        let list = unidentified.clone();
+        let task = tokio::spawn(async move {
             let mut id: Id32 = [0; 32];
             let shown = tokio::time::timeout(TICKET_TIMEOUT, sock.read_exact(&mut id)).await;
-            drop(permit);
+            lock(&list).waiting.retain(|(n, _)| *n != me);
             if !matches!(shown, Ok(Ok(_))) {
                 tracing::debug!(%from, "lane connection showed no ticket");
                 return;
@@ -149,6 +165,7 @@ async fn accept_loop(listener: TcpListener, tickets: Tickets) {
                 None => tracing::debug!(%from, "lane connection with an unknown or used ticket"),
             }
         });
+        waiting.waiting.push_back((me, task.abort_handle()));
     }
 }
 

@@ -62,6 +62,8 @@ struct Inner {
     outbound: PeerGuard,
     /// Hosts' lanes we send bodies on.
     lanes: OwnerLanes,
+    /// Our own lane's port, if we have one.
+    lane_port: Option<u16>,
     local_peer_id: PeerId,
     limits: Arc<Limits>,
 }
@@ -169,6 +171,7 @@ impl Net {
             }
             None => None,
         };
+        let lane_port = lane.as_ref().map(|l| l.port());
         let ctx = Arc::new(BulkCtx {
             limits: limits.clone(),
             guard: PeerGuard::default(),
@@ -188,8 +191,14 @@ impl Net {
         tokio::spawn(event_loop.run());
         tracing::info!(peer = %local_peer_id, "network node started");
         let lanes = OwnerLanes { client: LaneClient::default(), commands: cmd_tx.clone() };
-        let inner = Inner { commands: cmd_tx, control, outbound: PeerGuard::default(), lanes, local_peer_id, limits };
+        let inner =
+            Inner { commands: cmd_tx, control, outbound: PeerGuard::default(), lanes, lane_port, local_peer_id, limits };
         Ok((Net { inner: Arc::new(inner) }, in_rx))
+    }
+
+    /// The TCP port of our lane (where peers send and fetch object bodies), if we have one.
+    pub fn lane_port(&self) -> Option<u16> {
+        self.inner.lane_port
     }
 
     /// Our PeerId.

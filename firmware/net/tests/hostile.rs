@@ -258,6 +258,36 @@ async fn a_lane_that_never_comes_fails_the_store_in_time() {
     still_serves(&a).await;
 }
 
+/// Anyone can connect to a lane. 300 connections that never show a ticket (more than the 64
+/// the host keeps waiting) do not stop a real transfer: its connection shows its ticket at
+/// once, and the oldest idle ones are dropped to make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_silent_lane_connections_does_not_block_transfers() {
+    let a = node().await;
+    let h = node().await;
+    connect(&h, &a).await;
+    let port = a.net.lane_port().expect("a has a lane");
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            idle.push(s);
+        }
+    }
+    assert!(idle.len() >= 200, "only {} connections", idle.len());
+    let root = [0x4F; 32];
+    let object: Vec<u8> = (0..300_000u32).map(|i| (i * 13) as u8).collect();
+    let header = StoreHeader { contract_id: [2; 32], object_root: root, total_len: object.len() as u64 };
+    h.net.store(a.id, header, &object[..]).await.unwrap();
+    assert_eq!(a.state.lock().unwrap().objects.get(&root), Some(&object));
+    assert_eq!(a.state.lock().unwrap().lane_stores, 1, "the body came on the lane");
+    let mut fetched = h.net.fetch(a.id, FetchRequest { contract_id: [2; 32], object_root: root }, 1 << 20).await.unwrap();
+    assert!(fetched.via_lane());
+    let mut back = Vec::new();
+    fetched.read_to_end(&mut back).await.unwrap();
+    assert_eq!(back, object);
+    drop(idle);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_opening_1000_streams_is_cut_off_while_others_are_served() {
     // A long header timeout, so that "every flood stream ended before it" can only mean the
