@@ -11,10 +11,11 @@
 //! `put vs 2 seals` = (2 × seal s) / put s, where `seal s` is the wall time
 //! of one all-core `Sealer` pass over SIZE_MIB into a sink, measured just
 //! before the put; `get vs seal` = seal s / get s. The same two ratios are
-//! printed against a one-core `Sealer` pass too (`1-core`): bunker-core's
-//! own sealing limit is stated per core (its bench: seal on 1 core against
-//! 1/(1/chacha + 1/blake3)), and a put of 2 copies seals each copy on its
-//! own thread.
+//! printed against a one-core `Sealer` pass (`1-core`) and against
+//! bunker-core's sealing limit itself (`limit`), measured here the way
+//! bunker-core's bench defines it: 1/(1/c + 1/b) on one thread, with c =
+//! XChaCha20-Poly1305 and b = blake3 over the same bytes in 64 KiB messages
+//! (a put of 2 copies seals each copy on its own thread).
 //!
 //! `BUNKER_BENCH_HOSTS_DIR=/path` puts the two hosts' object stores there
 //! (e.g. a tmpfs, standing for hosts whose disks are not the owner's; by
@@ -77,6 +78,42 @@ fn cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// bunker-core's sealing limit in MiB/s, as its bench defines it: one
+/// thread, 1/(1/c + 1/b) with c = XChaCha20-Poly1305 and b = blake3 over
+/// 256 MiB in 64 KiB messages (best of 3 passes each).
+fn sealing_limit() -> f64 {
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+    const LEN: usize = 256 << 20;
+    let mut buf: Vec<u8> = (0..LEN).map(|i| (i as u32).wrapping_mul(2654435761) as u8).collect();
+    let seg = DEFAULT_SEGMENT_SIZE as usize;
+    let cipher = XChaCha20Poly1305::new(Key::from_slice(&[7u8; 32]));
+    let best = |f: &mut dyn FnMut()| {
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let c = best(&mut || {
+        for (i, chunk) in buf.chunks_mut(seg).enumerate() {
+            let mut nonce = [0u8; 24];
+            nonce[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let tag = cipher.encrypt_in_place_detached(XNonce::from_slice(&nonce), b"ad", chunk).expect("aead");
+            std::hint::black_box(tag);
+        }
+    });
+    let b = best(&mut || {
+        for chunk in buf.chunks(seg) {
+            std::hint::black_box(blake3::hash(chunk));
+        }
+    });
+    let mib = (LEN >> 20) as f64;
+    1.0 / (c / mib + b / mib)
+}
+
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?").to_string()
 }
@@ -130,7 +167,7 @@ fn main() {
         Some(d) => println!("hosts' stores under {} (owner's under the system temp dir)", d.display()),
         None => println!("owner's and hosts' stores under the system temp dir"),
     }
-    println!("| run | seal MiB/s (all cores / 1 core) | put s | put MiB/s | put vs 1 seal | put vs 2 seals (all / 1-core) | put CPU-s | get s | get MiB/s | get vs seal (all / 1-core) | get CPU-s |");
+    println!("| run | seal MiB/s (all cores / 1 core / limit) | put s | put MiB/s | put vs 1 seal | put vs 2 seals (all / 1-core / limit) | put CPU-s | get s | get MiB/s | get vs seal (all / 1-core / limit) | get CPU-s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for run in 1..=runs {
         // The sealing limit, now, on this machine.
@@ -148,6 +185,7 @@ fn main() {
         let t = Instant::now();
         one_core.seal(Source::new(block.clone(), len), std::io::sink(), NoLeaves).expect("seal");
         let seal1_s = t.elapsed().as_secs_f64();
+        let limit_s = mib / sealing_limit();
 
         let tmp = tempfile::tempdir().expect("tempdir");
         let host_tmp = match &hosts_dir {
@@ -191,16 +229,19 @@ fn main() {
             (put_s, get_s, put_cpu, get_cpu)
         });
         println!(
-            "| {run} | {:.0} / {:.0} | {put_s:.2} | {:.0} | {:.1} % | {:.1} % / {:.1} % | {put_cpu:.1} | {get_s:.2} | {:.0} | {:.1} % / {:.1} % | {get_cpu:.1} |",
+            "| {run} | {:.0} / {:.0} / {:.0} | {put_s:.2} | {:.0} | {:.1} % | {:.1} % / {:.1} % / {:.1} % | {put_cpu:.1} | {get_s:.2} | {:.0} | {:.1} % / {:.1} % / {:.1} % | {get_cpu:.1} |",
             mib / seal_s,
             mib / seal1_s,
+            mib / limit_s,
             mib / put_s,
             100.0 * seal_s / put_s,
             100.0 * 2.0 * seal_s / put_s,
             100.0 * 2.0 * seal1_s / put_s,
+            100.0 * 2.0 * limit_s / put_s,
             mib / get_s,
             100.0 * seal_s / get_s,
             100.0 * seal1_s / get_s,
+            100.0 * limit_s / get_s,
         );
     }
     println!("process CPU {:.1} s; load average {} at end", cpu_secs(), load());
