@@ -227,16 +227,7 @@ impl AsyncRead for IncomingObject {
             None => Pin::new(&mut this.stream).poll_read(cx, &mut buf[..max]),
         };
         match read {
-            Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} from {}: object ended after {} of {} bytes",
-                    this.protocol,
-                    this.peer,
-                    this.total - this.remaining,
-                    this.total
-                ),
-            ))),
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(this.cut_short(io::ErrorKind::UnexpectedEof, "object ended", ""))),
             Poll::Ready(Ok(n)) => {
                 this.remaining -= n as u64;
                 // The stall clock restarts from here; the timer itself is moved only when
@@ -246,56 +237,51 @@ impl AsyncRead for IncomingObject {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                if this.lane.is_some() && this.send_verdict {
-                    // A store body on the lane: the owner sends nothing more on the stream until our
-                    // verdict, so anything there (its end, a reset because its node went away) means
-                    // the transfer is over; do not keep taking bytes nobody waits a verdict for.
-                    let mut probe = [0u8; 1];
-                    if let Poll::Ready(r) = Pin::new(&mut this.stream).poll_read(cx, &mut probe) {
-                        let why = match r {
-                            Ok(0) => "closed".to_string(),
-                            Ok(_) => "sent bytes out of turn".to_string(),
-                            Err(e) => e.to_string(),
-                        };
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::ConnectionAborted,
-                            format!(
-                                "{} from {}: object ended after {} of {} bytes: the stream {why} while the body was on the lane",
-                                this.protocol,
-                                this.peer,
-                                this.total - this.remaining,
-                                this.total
-                            ),
-                        )));
-                    }
+                if let Some(e) = this.poll_owner_gone(cx) {
+                    return Poll::Ready(Err(e));
                 }
                 let due = this.last_progress + this.idle;
                 if this.deadline.deadline() != due {
                     this.deadline.as_mut().reset(due);
                 }
-                this.poll_stalled(cx)
+                match this.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        let what = format!("stalled for {:?}", this.idle);
+                        Poll::Ready(Err(this.cut_short(io::ErrorKind::TimedOut, &what, "")))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
             }
         }
     }
 }
 
 impl IncomingObject {
-    /// The read is waiting: fails it once nothing moved for the idle timeout.
-    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "{} from {}: stalled for {:?} after {} of {} bytes",
-                    self.protocol,
-                    self.peer,
-                    self.idle,
-                    self.total - self.remaining,
-                    self.total
-                ),
-            ))),
-            Poll::Pending => Poll::Pending,
+    /// The error of a body that stops before its end: `what` happened after so many bytes.
+    fn cut_short(&self, kind: io::ErrorKind, what: &str, tail: &str) -> io::Error {
+        let (got, total) = (self.total - self.remaining, self.total);
+        io::Error::new(kind, format!("{} from {}: {what} after {got} of {total} bytes{tail}", self.protocol, self.peer))
+    }
+
+    /// A store body on the lane, while we wait for more of it: the owner sends nothing more on
+    /// the stream until our verdict, so anything there (its end, a reset because its node
+    /// went away) means the transfer is over; do not keep taking bytes nobody waits a verdict
+    /// for. Registers for the stream's wake-up otherwise.
+    fn poll_owner_gone(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        if self.lane.is_none() || !self.send_verdict {
+            return None;
         }
+        let mut probe = [0u8; 1];
+        let Poll::Ready(r) = Pin::new(&mut self.stream).poll_read(cx, &mut probe) else {
+            return None;
+        };
+        let why = match r {
+            Ok(0) => "closed".to_string(),
+            Ok(_) => "sent bytes out of turn".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let tail = format!(": the stream {why} while the body was on the lane");
+        Some(self.cut_short(io::ErrorKind::ConnectionAborted, "object ended", &tail))
     }
 }
 
