@@ -190,16 +190,12 @@ impl LaneClient {
             sock.write_all(ticket).await?;
             Ok::<_, io::Error>(sock)
         })
-        .await;
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, format!("no connection within {CONNECT_TIMEOUT:?}"))));
         match attempt {
-            Ok(Ok(sock)) => Some(sock),
-            Ok(Err(e)) => {
+            Ok(sock) => Some(sock),
+            Err(e) => {
                 tracing::debug!(%addr, error = %e, "lane unreachable; body goes on the stream");
-                lock(&self.unreachable).insert(addr, Instant::now() + RETRY_AFTER);
-                None
-            }
-            Err(_) => {
-                tracing::debug!(%addr, "lane connect timed out; body goes on the stream");
                 lock(&self.unreachable).insert(addr, Instant::now() + RETRY_AFTER);
                 None
             }
